@@ -1,0 +1,110 @@
+"""Geometric region sources used as baselines: tiling, random and oracle regions.
+
+They implement :class:`SensingPolicy` so evaluation swaps them in by name; they are not
+model calls (``is_model_call = False``) and so do not inflate model-call counts.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from active_o3_ros.backends.base import SensingOutput, SensingPolicy
+from active_o3_ros.core.geometry import ScaleOffset, tile_boxes
+from active_o3_ros.core.parsing import format_regions_answer
+from active_o3_ros.core.types import Box, Region
+
+
+class TilingPolicy(SensingPolicy):
+    """Uniform ``rows x cols`` tiles (SAHI-style); ignores K: the crop budget is the grid."""
+
+    name = "tiling"
+    is_model_call = False
+
+    def __init__(self, rows: int = 3, cols: int = 3, overlap: float = 0.0, **_: Any) -> None:
+        self.rows, self.cols, self.overlap = int(rows), int(cols), float(overlap)
+
+    def propose(self, images, instructions, max_regions, context=None):
+        out = []
+        for img in images:
+            h, w = img.shape[:2]
+            boxes = tile_boxes(w, h, self.rows, self.cols, self.overlap)
+            out.append(SensingOutput([Region(b, "tile", i) for i, b in enumerate(boxes)],
+                                     format_regions_answer(boxes)))
+        return out
+
+
+class RandomPolicy(SensingPolicy):
+    """K random regions, each covering 1-50 % of the image (the area term's valid range)."""
+
+    name = "random"
+    is_model_call = False
+
+    def __init__(self, seed: int = 0, min_area: float = 0.01, max_area: float = 0.5, **_: Any) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.min_area, self.max_area = float(min_area), float(max_area)
+
+    def propose(self, images, instructions, max_regions, context=None):
+        out = []
+        for img in images:
+            h, w = img.shape[:2]
+            boxes = []
+            for _ in range(max_regions):
+                frac = self.rng.uniform(self.min_area, self.max_area)
+                aspect = self.rng.uniform(0.5, 2.0)
+                bw = min(w, np.sqrt(frac * w * h * aspect))
+                bh = min(h, frac * w * h / max(bw, 1.0))
+                x1 = self.rng.uniform(0, max(w - bw, 0))
+                y1 = self.rng.uniform(0, max(h - bh, 0))
+                boxes.append(Box(x1, y1, x1 + bw, y1 + bh))
+            out.append(SensingOutput([Region(b, "random", i) for i, b in enumerate(boxes)],
+                                     format_regions_answer(boxes)))
+        return out
+
+
+def cluster_boxes(boxes: Sequence[Box], k: int) -> list[Box]:
+    """Greedily merge boxes into at most ``k`` groups, each time joining the pair whose
+    union box grows least; returns the groups' enclosing boxes (largest group first)."""
+    groups = [[b] for b in boxes]
+    hulls = list(boxes)
+    while len(hulls) > k:
+        best, pair = None, (0, 1)
+        for i in range(len(hulls)):
+            for j in range(i + 1, len(hulls)):
+                a, b = hulls[i], hulls[j]
+                u = Box(min(a.x1, b.x1), min(a.y1, b.y1), max(a.x2, b.x2), max(a.y2, b.y2))
+                cost = u.area - a.area - b.area + a.intersection(b)
+                if best is None or cost < best:
+                    best, pair = cost, (i, j)
+        i, j = pair
+        a, b = hulls[i], hulls[j]
+        hulls[i] = Box(min(a.x1, b.x1), min(a.y1, b.y1), max(a.x2, b.x2), max(a.y2, b.y2))
+        groups[i] += groups.pop(j)
+        hulls.pop(j)
+    order = sorted(range(len(hulls)), key=lambda g: -len(groups[g]))
+    return [hulls[g] for g in order]
+
+
+class OraclePolicy(SensingPolicy):
+    """Regions around the ground truth (an upper bound): ``context[i]['gt_boxes']`` holds
+    frame-pixel boxes and ``context[i]['thumbnail_transform']`` the thumbnail mapping."""
+
+    name = "oracle"
+    is_model_call = False
+
+    def __init__(self, margin: float = 8.0, **_: Any) -> None:
+        self.margin = float(margin)
+
+    def propose(self, images, instructions, max_regions, context=None):
+        out = []
+        for i, img in enumerate(images):
+            ctx = (context or [{}] * len(images))[i] or {}
+            tf: ScaleOffset = ctx.get("thumbnail_transform", ScaleOffset())
+            gts = [tf.from_frame(b) for b in ctx.get("gt_boxes", [])]
+            h, w = img.shape[:2]
+            hulls = cluster_boxes(gts, max_regions) if gts else []
+            m = self.margin
+            boxes = [Box(b.x1 - m, b.y1 - m, b.x2 + m, b.y2 + m).clip(w, h) for b in hulls]
+            out.append(SensingOutput([Region(b, "oracle", r) for r, b in enumerate(boxes)],
+                                     format_regions_answer(boxes)))
+        return out
