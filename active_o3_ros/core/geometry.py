@@ -229,7 +229,7 @@ def map_mask_to_frame(mask: np.ndarray, offset: tuple[int, int], transform: Scal
     win = transform.to_frame(Box(float(ox), float(oy), float(ox + mw), float(oy + mh)))
     x1, y1 = int(math.floor(win.x1)), int(math.floor(win.y1))
     x2, y2 = max(x1 + 1, int(math.ceil(win.x2))), max(y1 + 1, int(math.ceil(win.y2)))
-    resized = cv2.resize(mask.astype(np.uint8), (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST) > 0
+    resized = cv2.resize(mask.astype(np.uint8), (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST_EXACT) > 0
     cx1, cy1 = max(x1, 0), max(y1, 0)
     cx2, cy2 = min(x2, frame_width), min(y2, frame_height)
     if cx2 <= cx1 or cy2 <= cy1:

@@ -1,0 +1,128 @@
+"""The pipeline with real region sources and a real (deterministic) task model.
+
+The task model here is a genuine TaskModel implementation — a bright-blob detector with
+OpenCV — not a mock: it gives the pipeline's mapping and merging something checkable.
+"""
+import cv2
+import numpy as np
+import pytest
+
+from active_o3_ros.backends.base import TaskModel, TaskOutput, available_backends, build_sensing
+from active_o3_ros.backends.region_sources import OraclePolicy, RandomPolicy, TilingPolicy, cluster_boxes
+from active_o3_ros.core.config import PerceptionConfig, PipelineConfig
+from active_o3_ros.core.geometry import ResizeCropConfig
+from active_o3_ros.core.pipeline import ActivePerception
+from active_o3_ros.core.types import Box, Detection
+
+
+class BlobDetector(TaskModel):
+    """Finds white blobs at least ``min_side`` px tall in each crop (so zoom matters)."""
+
+    name = "blob"
+
+    def __init__(self, min_side=12):
+        self.min_side, self.calls, self.batch_sizes = min_side, 0, []
+
+    def detect(self, images, instructions):
+        self.calls += 1
+        self.batch_sizes.append(len(images))
+        outs = []
+        for img in images:
+            mask = (img[:, :, 0] > 200).astype(np.uint8)
+            n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+            dets = [Detection(Box.from_xywh(x, y, w, h), "blob", 0.9) for x, y, w, h, _ in stats[1:]
+                    if h >= self.min_side]
+            outs.append(TaskOutput(dets))
+        return outs
+
+
+def frame_with_blobs():
+    f = np.zeros((2160, 3840, 3), np.uint8)
+    gts = [Box(500, 400, 520, 408), Box(560, 420, 580, 428), Box(3000, 1800, 3020, 1808)]
+    for b in gts:
+        f[int(b.y1):int(b.y2), int(b.x1):int(b.x2)] = 255
+    return f, gts
+
+
+def test_parallel_oracle_finds_small_blobs_and_maps_back():
+    frame, gts = frame_with_blobs()
+    task = BlobDetector()
+    cfg = PipelineConfig(max_regions=2, thumbnail_short_side=540, crop=ResizeCropConfig(840, 3.0))
+    p = ActivePerception(OraclePolicy(), task, cfg)
+    r = p(frame, "blob", context={"gt_boxes": gts})
+    assert task.calls == 1 and task.batch_sizes == [2]     # 2 clusters, ONE batched call
+    assert r.model_calls == 1                              # oracle is not a model call
+    assert len(r.detections) == 3
+    for g in gts:
+        assert max(d.box.iou(g) for d in r.detections) > 0.8
+    assert all(d.region_index in (0, 1) for d in r.detections)
+    t = r.timings
+    assert t.total_s >= t.sensing_s + t.task_s > 0
+
+
+def test_full_frame_misses_what_zoom_finds():
+    frame, gts = frame_with_blobs()
+    r = ActivePerception(None, BlobDetector(), PipelineConfig(mode="full_frame"))(frame, "blob")
+    assert r.detections == [] and r.model_calls == 1 and r.regions == []
+
+
+def test_serial_makes_one_call_per_region():
+    frame, gts = frame_with_blobs()
+    task = BlobDetector()
+    p = ActivePerception(TilingPolicy(rows=2, cols=2), task, PipelineConfig(mode="serial", thumbnail_short_side=540))
+    r = p(frame, "blob")
+    assert task.calls == 4 and r.model_calls == 4 and len(r.regions) == 4
+
+
+def test_full_frame_pass_in_same_batch_and_merge_dedups():
+    frame = np.zeros((1080, 1920, 3), np.uint8)
+    gts = [Box(400, 400, 480, 480), Box(1000, 200, 1080, 280), Box(1500, 800, 1580, 880)]
+    for b in gts:
+        frame[int(b.y1):int(b.y2), int(b.x1):int(b.x2)] = 255
+    task = BlobDetector(min_side=1)
+    cfg = PipelineConfig(full_frame_pass=True, thumbnail_short_side=540)
+    r = ActivePerception(OraclePolicy(), task, cfg)(frame, "blob", context={"gt_boxes": gts})
+    assert task.batch_sizes == [4]  # 3 oracle regions + the full frame
+    assert len(r.detections) == 3  # found in crops AND the full frame, merged to one each
+
+
+def test_no_regions_falls_back_to_full_frame():
+    frame, _ = frame_with_blobs()
+    task = BlobDetector(min_side=1)
+    r = ActivePerception(OraclePolicy(), task, PipelineConfig())(frame, "blob", context={"gt_boxes": []})
+    assert r.regions == [] and task.batch_sizes == [1] and len(r.detections) >= 1
+    task2 = BlobDetector(min_side=1)
+    r = ActivePerception(OraclePolicy(), task2, PipelineConfig(fallback_full_frame=False))(frame, "blob", context={})
+    assert task2.calls == 0 and r.detections == []
+
+
+def test_random_and_tiling_regions_valid():
+    frame = np.zeros((1080, 1920, 3), np.uint8)
+    for policy in (RandomPolicy(seed=1), TilingPolicy()):
+        r = ActivePerception(policy, BlobDetector(), PipelineConfig(thumbnail_short_side=270))(frame, "x")
+        for reg in r.regions:
+            assert 0 <= reg.box.x1 < reg.box.x2 <= 1920 and 0 <= reg.box.y1 < reg.box.y2 <= 1080
+
+
+def test_bad_inputs_clear_errors():
+    p = ActivePerception(TilingPolicy(), BlobDetector())
+    with pytest.raises(ValueError, match="empty"):
+        p(np.zeros((0, 5, 3), np.uint8), "x")
+    with pytest.raises(ValueError, match="instruction"):
+        p(np.zeros((5, 5, 3), np.uint8), "   ")
+    with pytest.raises(ValueError, match="sensing"):
+        ActivePerception(None, BlobDetector(), PipelineConfig(mode="parallel"))
+
+
+def test_registry_errors_are_clear():
+    assert "tiling" in available_backends()["sensing"]
+    with pytest.raises(ValueError, match="unknown sensing backend"):
+        build_sensing("nope")
+    cfg = PerceptionConfig.from_flat({"sensing_backend": "tiling", "task_module": "text"})
+    assert cfg.backend.sensing == "tiling"
+
+
+def test_cluster_boxes_merges_nearest():
+    boxes = [Box(0, 0, 1, 1), Box(2, 0, 3, 1), Box(100, 100, 101, 101)]
+    hulls = cluster_boxes(boxes, 2)
+    assert hulls[0] == Box(0, 0, 3, 1) and hulls[1] == Box(100, 100, 101, 101)
