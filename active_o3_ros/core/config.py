@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from active_o3_ros.core.geometry import ResizeCropConfig
 from active_o3_ros.core.merge import MERGE_METHODS, MergeConfig
@@ -177,6 +177,9 @@ class Parameter:
     choices: tuple[Any, ...] | None = None
     min_value: float | None = None
     max_value: float | None = None
+    #: Names accepted besides ``choices``: backends registered at run time by a plugin
+    #: (``register_sensing`` / ``register_task``) are valid without editing this table.
+    dynamic_choices: Callable[[], Sequence[Any]] | None = None
 
     @property
     def type(self) -> type:
@@ -210,7 +213,8 @@ class Parameter:
                     raise ValueError(value)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"parameter {self.name!r} must be a {t.__name__}, got {value!r}") from exc
-        if self.choices is not None and value not in self.choices:
+        if (self.choices is not None and value not in self.choices
+                and not (self.dynamic_choices is not None and value in self.dynamic_choices())):
             raise ConfigError(f"parameter {self.name!r} must be one of {list(self.choices)}, got {value!r}")
         if self.min_value is not None and value < self.min_value:
             raise ConfigError(f"parameter {self.name!r} must be >= {self.min_value}, got {value!r}")
@@ -219,12 +223,21 @@ class Parameter:
         return value
 
 
+def _registered(role: str) -> Callable[[], Sequence[str]]:
+    def names() -> Sequence[str]:
+        from active_o3_ros.backends.base import available_backends
+
+        return available_backends()[role]
+    return names
+
+
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter("instruction", "text", "What to find: class names (comma separated) or free text."),
     Parameter("sensing_backend", "small_policy", "Sensing policy M_O that proposes zoom regions.",
-              choices=("small_policy", "qwen_vl", "tiling", "random", "oracle")),
+              choices=("small_policy", "qwen_vl", "tiling", "random", "oracle"),
+              dynamic_choices=_registered("sensing")),
     Parameter("task_module", "text", "Task model M_A run on the zoomed crops.",
-              choices=("text", "qwen_vl", "sam", "grounding_dino")),
+              choices=("text", "qwen_vl", "sam", "grounding_dino"), dynamic_choices=_registered("task")),
     Parameter("model", "", "Local directory or hub id of the multimodal model (qwen_vl backends)."),
     Parameter("sensing_model", "", "Overrides 'model' for the sensing role (e.g. small-policy weights)."),
     Parameter("task_model", "", "Overrides 'model' for the task role (e.g. a SAM checkpoint)."),
