@@ -1,0 +1,1 @@
+"""Datasets: generators and readers that turn data into frames + ground-truth boxes."""
