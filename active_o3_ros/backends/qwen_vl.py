@@ -166,7 +166,7 @@ class QwenVLModel:
         self.model = model
         self.processor = processor
         self.key = key
-        self.refs = 0
+        self.refs = 1  # the creator holds one reference; release() drops it
         self.stats = _Stats()
         self._gen_lock = threading.Lock()
 
@@ -224,7 +224,8 @@ class QwenVLModel:
             if inst is None:
                 inst = cls.load(model, device, dtype, **kwargs)
                 cls._cache[key] = inst
-            inst.refs += 1
+            else:
+                inst.refs += 1
             return inst
 
     def release(self) -> None:
