@@ -1,0 +1,47 @@
+"""Process defaults shared by every ROS entry point (node, camera, bag, listener, tests).
+
+Why: the project's rule is that all DDS traffic stays on loopback unless a user decides
+otherwise, and large frames should travel over shared memory.  Each entry point calls
+:func:`ros_defaults` *before* ``rclpy.init`` so these hold without the user exporting anything;
+explicit user settings are never overridden.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+PACKAGE = "active_o3_ros"
+
+
+def data_path(relative: str) -> Path | None:
+    """Find a shipped data file (``config/...``, ``msg/...``, ``launch/...``).
+
+    Looks in the source checkout first (``<repo>/relative``), then in the installed share
+    directory (``<prefix>/share/active_o3_ros/relative``).  Returns None when absent.
+    """
+    candidates = [Path(__file__).resolve().parents[2] / relative,
+                  Path(sys.prefix) / "share" / PACKAGE / relative]
+    for c in candidates:
+        if c.exists():
+            return c
+    return None
+
+
+def ros_defaults() -> None:
+    """Loopback discovery and the shared-memory FastDDS profile, unless already set."""
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    if "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ:
+        profile = data_path("config/fastdds_shm.xml")
+        if profile is not None:
+            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+    # rclpy buffers stdout when piped; console tools should print promptly.
+    os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
+
+
+def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``argv`` at ``--ros-args`` into (our CLI args, ROS args incl. the marker)."""
+    if "--ros-args" in argv:
+        i = argv.index("--ros-args")
+        return argv[:i], argv[i:]
+    return argv, []
