@@ -1,0 +1,263 @@
+"""COCO / LVIS / SODA-D / SODA-A annotations -> sensing-policy training samples.
+
+One sample = one (image, queried class) pair: the policy is asked for regions likely to
+contain that class and is rewarded against that class's ground-truth boxes.  The paper's
+subsets are options, not separate loaders:
+
+* ``small``  (LVIS small): only instances whose area is below ``small_area`` (COCO's 32^2)
+  count as ground truth; a pair is kept when it has at least one.
+* ``dense``  : pairs with MORE than ``dense_min_instances`` (paper: 15) instances.
+* ``all``    : every non-crowd instance.
+
+SODA-A stores oriented boxes (8-number polygons ``poly`` or ``[cx, cy, w, h, angle]``);
+:func:`oriented_to_aligned` turns them into the enclosing axis-aligned box, since the
+pipeline, rewards and metrics are axis-aligned.
+
+Why records + :func:`records_to_dataset` rather than loading pixels: the dataset keeps the
+image *path* in a ``datasets.Image`` column, decoded only when a row is read, so LVIS-sized
+sets never load into memory at once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from active_o3_ros.core.prompts import PromptSet
+from active_o3_ros.core.types import Box
+
+log = logging.getLogger(__name__)
+
+SUBSETS = ("all", "small", "dense")
+
+
+@dataclass(frozen=True)
+class CocoSubsetConfig:
+    """Which (image, class) pairs become samples and which instances count as ground truth."""
+
+    subset: str = "all"
+    small_area: float = 32.0 ** 2
+    dense_min_instances: int = 15
+    classes: tuple[str, ...] = ()          # empty: every category
+    min_instances: int = 1
+    max_samples: int = 0                    # 0: no cap
+    include_crowd: bool = False
+
+    def __post_init__(self) -> None:
+        if self.subset not in SUBSETS:
+            raise ValueError(f"subset must be one of {SUBSETS}, got {self.subset!r}")
+        if self.small_area <= 0:
+            raise ValueError(f"small_area must be > 0, got {self.small_area}")
+        if self.dense_min_instances < 0 or self.min_instances < 1 or self.max_samples < 0:
+            raise ValueError("dense_min_instances >= 0, min_instances >= 1 and max_samples >= 0 are required")
+
+
+def oriented_to_aligned(obb: Sequence[float]) -> Box:
+    """Enclosing axis-aligned box of an oriented box.
+
+    Accepts an 8-number polygon ``[x1, y1, ..., x4, y4]`` (SODA-A ``poly``/DOTA) or
+    ``[cx, cy, w, h, angle]`` with the angle in radians (degrees when |angle| > 2*pi).
+    """
+    vals = [float(v) for v in obb]
+    if not all(math.isfinite(v) for v in vals):
+        raise ValueError(f"oriented box has non-finite values: {obb}")
+    if len(vals) >= 8 and len(vals) % 2 == 0:
+        xs, ys = vals[0::2], vals[1::2]
+        return Box(min(xs), min(ys), max(xs), max(ys))
+    if len(vals) == 5:
+        cx, cy, w, h, a = vals
+        if abs(a) > 2 * math.pi:
+            a = math.radians(a)
+        c, s = abs(math.cos(a)), abs(math.sin(a))
+        hw, hh = 0.5 * (w * c + h * s), 0.5 * (w * s + h * c)
+        return Box(cx - hw, cy - hh, cx + hw, cy + hh)
+    raise ValueError(f"oriented box must be an 8+-number polygon or [cx, cy, w, h, angle], got {len(vals)} numbers")
+
+
+def annotation_box(ann: dict[str, Any]) -> Box | None:
+    """Axis-aligned box of one annotation: COCO ``bbox`` (xywh), else SODA-A ``poly`` /
+    ``rbox`` / polygon ``segmentation``.  None (with a log line) when unusable."""
+    try:
+        if "poly" in ann:
+            return oriented_to_aligned(ann["poly"])
+        if "rbox" in ann:
+            return oriented_to_aligned(ann["rbox"])
+        bbox = ann.get("bbox")
+        if isinstance(bbox, (list, tuple)) and len(bbox) == 4:
+            x, y, w, h = (float(v) for v in bbox)
+            if w < 0 or h < 0:
+                raise ValueError(f"negative size in bbox {bbox}")
+            return Box.from_xywh(x, y, w, h)
+        if isinstance(bbox, (list, tuple)) and len(bbox) in (5, 8):
+            return oriented_to_aligned(bbox)
+        seg = ann.get("segmentation")
+        if isinstance(seg, list) and seg and isinstance(seg[0], list):
+            pts = [v for poly in seg for v in poly]
+            return oriented_to_aligned(pts)
+    except (TypeError, ValueError) as exc:
+        log.warning("annotation %s skipped: %s", ann.get("id"), exc)
+        return None
+    log.warning("annotation %s has no usable box", ann.get("id"))
+    return None
+
+
+def _area(ann: dict[str, Any], box: Box) -> float:
+    """COCO's ``area`` field (segment area) when present, else the box area.  For SODA-A
+    (oriented) the polygon's own area is the honest size, so use it when given."""
+    if "area" in ann and isinstance(ann["area"], (int, float)) and ann["area"] > 0:
+        return float(ann["area"])
+    if "poly" in ann and len(ann["poly"]) >= 6:
+        xs, ys = ann["poly"][0::2], ann["poly"][1::2]
+        return 0.5 * abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(xs))))
+    return box.area
+
+
+def load_coco_json(path: str | Path) -> dict[str, Any]:
+    """Read and sanity-check a COCO-style annotation file (clear errors, no deep traces)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"annotation file not found: {p}")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p} is not valid JSON: {exc}") from exc
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise ValueError(f"{p} is not COCO-style: missing list {key!r}")
+    return data
+
+
+def coco_records(data: dict[str, Any], image_dir: str | Path, cfg: CocoSubsetConfig = CocoSubsetConfig(),
+                 prompts: PromptSet = PromptSet(), max_regions: int = 3, source: str = "coco") -> list[dict[str, Any]]:
+    """Per-class samples from a loaded COCO dict.
+
+    Each record: ``image`` (path), ``image_id``, ``width``, ``height``, ``instruction``
+    (the class name), ``gt_boxes`` (frame-pixel xyxy lists), ``gt_labels``, ``prompt``
+    (chat messages with the sensing prompt), ``source``.
+    """
+    image_dir = Path(image_dir)
+    cats = {c["id"]: str(c.get("name", c["id"])) for c in data["categories"]}
+    wanted = set(cfg.classes)
+    unknown = wanted - set(cats.values())
+    if unknown:
+        raise ValueError(f"classes {sorted(unknown)} are not in the annotation file; known: {sorted(cats.values())[:20]}...")
+    per_pair: dict[tuple[int, int], list[Box]] = {}
+    counts: dict[tuple[int, int], int] = {}
+    for ann in data["annotations"]:
+        if ann.get("iscrowd", 0) and not cfg.include_crowd:
+            continue
+        cid, iid = ann.get("category_id"), ann.get("image_id")
+        if cid not in cats:
+            log.warning("annotation %s has unknown category %s; skipped", ann.get("id"), cid)
+            continue
+        if wanted and cats[cid] not in wanted:
+            continue
+        box = annotation_box(ann)
+        if box is None:
+            continue
+        key = (iid, cid)
+        counts[key] = counts.get(key, 0) + 1
+        if cfg.subset == "small" and _area(ann, box) >= cfg.small_area:
+            continue
+        per_pair.setdefault(key, []).append(box)
+    images = {im["id"]: im for im in data["images"]}
+    records: list[dict[str, Any]] = []
+    for (iid, cid), boxes in sorted(per_pair.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        if len(boxes) < cfg.min_instances:
+            continue
+        if cfg.subset == "dense" and counts[(iid, cid)] <= cfg.dense_min_instances:
+            continue
+        im = images.get(iid)
+        if im is None:
+            log.warning("annotations reference missing image id %s; skipped", iid)
+            continue
+        w, h = int(im.get("width", 0)), int(im.get("height", 0))
+        if w <= 0 or h <= 0:
+            log.warning("image %s has no valid width/height; skipped", iid)
+            continue
+        name = cats[cid]
+        records.append({
+            "image": str(image_dir / im["file_name"]),
+            "image_id": str(iid),
+            "width": w,
+            "height": h,
+            "instruction": name,
+            "gt_boxes": [[b.x1, b.y1, b.x2, b.y2] for b in (bb.clip(w, h) for bb in boxes)],
+            "gt_labels": [name] * len(boxes),
+            "prompt": sensing_messages(name, prompts, max_regions),
+            "source": source,
+        })
+        if cfg.max_samples and len(records) >= cfg.max_samples:
+            break
+    return records
+
+
+def sensing_messages(instruction: str, prompts: PromptSet = PromptSet(), max_regions: int = 3) -> list[dict[str, Any]]:
+    """The chat prompt the sensing policy is trained on — the same text and system prompt
+    ``QwenVLSensing`` uses at inference (TRL inserts the image before the user text)."""
+    return [{"role": "system", "content": prompts.system},
+            {"role": "user", "content": prompts.sensing_prompt(instruction, max_regions)}]
+
+
+def records_to_dataset(records: Iterable[dict[str, Any]], check_files: bool = True):
+    """``datasets.Dataset`` with a lazily decoded ``image`` column.
+
+    ``check_files``: drop (and report) records whose image file is missing, so training
+    does not die an hour in on one absent file.
+    """
+    from datasets import Dataset, Image
+
+    rows = list(records)
+    if check_files:
+        missing = [r["image"] for r in rows if not Path(r["image"]).is_file()]
+        if missing:
+            log.warning("%d sample(s) dropped: image file missing (first: %s)", len(missing), missing[0])
+            rows = [r for r in rows if Path(r["image"]).is_file()]
+    if not rows:
+        raise ValueError("no samples: check the annotation file, image folder and subset options")
+    columns = {k: [r[k] for r in rows] for k in rows[0]}
+    return Dataset.from_dict(columns).cast_column("image", Image())
+
+
+def coco_dataset(ann_file: str | Path, image_dir: str | Path, cfg: CocoSubsetConfig = CocoSubsetConfig(),
+                 prompts: PromptSet = PromptSet(), max_regions: int = 3, source: str = "coco"):
+    """COCO/LVIS/SODA-D (and SODA-A via ``poly``) file + image folder -> ``datasets.Dataset``."""
+    return records_to_dataset(coco_records(load_coco_json(ann_file), image_dir, cfg, prompts, max_regions, source))
+
+
+def soda_a_to_coco(ann_dir: str | Path, image_dir: str | Path) -> dict[str, Any]:
+    """Merge SODA-A's per-image JSON files into one COCO dict with axis-aligned ``bbox``.
+
+    SODA-A ships one JSON per image (``images`` with one entry, ``annotations`` with
+    ``poly``, ``categories``).  Files already in single COCO form work too.
+    """
+    ann_dir = Path(ann_dir)
+    files = sorted(ann_dir.glob("*.json")) if ann_dir.is_dir() else [ann_dir]
+    if not files:
+        raise FileNotFoundError(f"no SODA-A JSON files in {ann_dir}")
+    images, anns, cats = [], [], {}
+    next_img, next_ann = 1, 1
+    for f in files:
+        d = load_coco_json(f)
+        idmap = {}
+        for im in d["images"]:
+            idmap[im["id"]] = next_img
+            images.append({**im, "id": next_img})
+            next_img += 1
+        for c in d["categories"]:
+            cats[c["id"]] = c
+        for a in d["annotations"]:
+            box = annotation_box(a)
+            if box is None or a.get("image_id") not in idmap:
+                continue
+            anns.append({**a, "id": next_ann, "image_id": idmap[a["image_id"]], "bbox": box.as_xywh(),
+                         "area": _area(a, box)})
+            next_ann += 1
+    return {"images": images, "annotations": anns, "categories": list(cats.values())}
+
+
+__all__ = ["CocoSubsetConfig", "SUBSETS", "annotation_box", "coco_dataset", "coco_records", "load_coco_json",
+           "oriented_to_aligned", "records_to_dataset", "sensing_messages", "soda_a_to_coco"]
