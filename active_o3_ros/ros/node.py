@@ -1,0 +1,521 @@
+"""The ``active_o3`` lifecycle node: a thin ROS adapter over :class:`ActivePerception`.
+
+Lifecycle (as yolo_ros): *configure* validates parameters and loads the models, *activate*
+subscribes to images and starts the worker, *deactivate* stops both, *cleanup* frees the
+models.  ``auto_activate`` (default true) does configure+activate at start for users
+without a lifecycle manager.
+
+Latest frame wins: the image callback only stores the message in a one-slot buffer; a
+worker thread converts and processes it.  A newer frame arriving while one is pending
+replaces it (counted as dropped), so memory stays bounded however slow the model is, and
+the published detections are always about the most recent frame.
+
+Topics (relative to the node, so ``/active_o3/...`` by default; namespace/remap as usual):
+``~/detections`` (DetectionArray), ``~/regions`` (ZoomRegionArray), ``~/masks``
+(InstanceMaskArray, only for task modules with masks), ``~/debug_image`` (by parameter),
+``/diagnostics`` (diagnostic_msgs/DiagnosticArray: fps, latency per stage, drops, rejects,
+failures), input ``image_topic`` and ``~/instruction`` (std_msgs/String).
+
+Parameters: every entry of :data:`active_o3_ros.core.config.PARAMETERS` (same names,
+defaults, descriptions and ranges as the CLI and YAML) plus :data:`ROS_PARAMETERS`.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import rclpy
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter as RosParameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from active_o3_ros.core.config import PARAMETER_INDEX, PARAMETERS, ConfigError, Parameter, PerceptionConfig
+from active_o3_ros.ros.env import data_path, ros_defaults
+from active_o3_ros.ros.images import DEFAULT_MAX_PIXELS, ImageConversionError, msg_to_rgb
+
+NODE_NAME = "active_o3"
+
+#: Parameters of the ROS adapter only (the pipeline's are in core.config.PARAMETERS).
+ROS_PARAMETERS: tuple[Parameter, ...] = (
+    Parameter("image_topic", "/camera/image_raw", "Input image topic (sensor_msgs/Image); with 'compressed' "
+              "the node subscribes to '<image_topic>/compressed' (sensor_msgs/CompressedImage)."),
+    Parameter("compressed", False, "Subscribe to sensor_msgs/CompressedImage (jpeg/png) instead of raw Image."),
+    Parameter("qos_reliability", "best_effort", "Image subscription reliability; best_effort matches every "
+              "camera driver, reliable only reliable publishers.", choices=("best_effort", "reliable")),
+    Parameter("qos_depth", 1, "Image subscription queue depth (1: latest frame only).", min_value=1, max_value=100),
+    Parameter("publish_debug_image", False, "Publish ~/debug_image: the frame with regions and detections drawn."),
+    Parameter("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", min_value=0.1, max_value=60.0),
+    Parameter("auto_activate", True, "Configure and activate at start (no lifecycle manager needed)."),
+    Parameter("max_image_pixels", DEFAULT_MAX_PIXELS, "Largest accepted width*height; bigger frames are "
+              "skipped with a warning (default 4096x4096: 4K yes, 8K no).", min_value=1, max_value=16384 * 16384),
+    Parameter("plugins", "", "Comma-separated Python modules imported at configure; they may register extra "
+              "backends (register_sensing / register_task)."),
+)
+ROS_PARAMETER_INDEX = {p.name: p for p in ROS_PARAMETERS}
+ALL_PARAMETERS: tuple[Parameter, ...] = PARAMETERS + ROS_PARAMETERS
+#: Changing these while configured only takes effect at the next configure (models are reloaded).
+RELOAD_PARAMETERS = {"sensing_backend", "task_module", "model", "sensing_model", "task_model", "device", "dtype",
+                     "trust_remote_code", "sensing_options", "task_options", "plugins"}
+#: These take effect at the next activate (the subscription is recreated).
+REACTIVATE_PARAMETERS = {"image_topic", "compressed", "qos_reliability", "qos_depth", "publish_debug_image",
+                         "max_image_pixels"}
+
+
+def descriptor(p: Parameter) -> ParameterDescriptor:
+    """ParameterDescriptor with description, ranges and choices from one Parameter row."""
+    d = ParameterDescriptor(name=p.name, description=p.description)
+    if p.choices:
+        d.additional_constraints = "one of: " + ", ".join(map(str, p.choices))
+    if p.type is int and (p.min_value is not None or p.max_value is not None):
+        d.integer_range = [IntegerRange(from_value=int(p.min_value if p.min_value is not None else -2**63),
+                                        to_value=int(p.max_value if p.max_value is not None else 2**63 - 1), step=0)]
+    elif p.type is float and (p.min_value is not None or p.max_value is not None):
+        d.floating_point_range = [FloatingPointRange(
+            from_value=float(p.min_value if p.min_value is not None else -sys.float_info.max),
+            to_value=float(p.max_value if p.max_value is not None else sys.float_info.max), step=0.0)]
+    return d
+
+
+class LatestSlot:
+    """A one-item buffer where a newer item replaces the pending one (latest frame wins)."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._item: Any = None
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, item: Any) -> None:
+        with self._cv:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._cv.notify()
+
+    def take(self, timeout: float) -> Any:
+        with self._cv:
+            self._cv.wait_for(lambda: self._item is not None or self._closed, timeout)
+            item, self._item = self._item, None
+            return item
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._item = None
+            self._cv.notify_all()
+
+
+@dataclass
+class Stats:
+    """Counters behind /diagnostics (read by the timer, written by callback/worker)."""
+
+    received: int = 0
+    processed: int = 0
+    rejected: int = 0
+    failed: int = 0
+    published_detections: int = 0
+    last_error: str = ""
+    last_latency: float = 0.0
+    stage_sums: dict[str, float] = field(default_factory=dict)
+    done_times: deque = field(default_factory=lambda: deque(maxlen=200))
+    consecutive_failures: int = 0
+
+
+class ActiveO3Node(LifecycleNode):
+    """See the module docstring."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        for p in ALL_PARAMETERS:
+            try:
+                self.declare_parameter(p.name, p.default, descriptor(p))
+            except Exception as exc:  # e.g. a YAML value of the wrong type
+                raise ConfigError(f"parameter {p.name!r}: {exc} (expected a {p.type.__name__}, "
+                                  f"default {p.default!r})") from exc
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._pipeline: Any = None
+        self._config: PerceptionConfig | None = None
+        self._instruction = str(self.get_parameter("instruction").value)
+        self._slot = LatestSlot()
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._image_sub: Any = None
+        self._instruction_sub: Any = None
+        self._pubs: dict[str, Any] = {}
+        self._stats = Stats()
+        self._stats_lock = threading.Lock()
+        self._state = "unconfigured"
+        self._last_diag = (time.monotonic(), 0, 0, 0, 0)
+        self._diag_timer = self.create_timer(float(self.get_parameter("diagnostics_period").value), self._publish_diag)
+        if self.get_parameter("auto_activate").value:
+            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                self.trigger_activate()
+
+    # -- parameters --------------------------------------------------------------------
+    def _flat(self, changes: dict[str, Any] | None = None) -> dict[str, Any]:
+        flat = {p.name: self.get_parameter(p.name).value for p in PARAMETERS}
+        flat.update({k: v for k, v in (changes or {}).items() if k in PARAMETER_INDEX})
+        return flat
+
+    def _validate_parameters(self, params: list[RosParameter]) -> SetParametersResult:
+        """Reject bad values with the same message the CLI/YAML would give."""
+        changes = {p.name: p.value for p in params}
+        try:
+            for name, value in changes.items():
+                if name in ROS_PARAMETER_INDEX:
+                    ROS_PARAMETER_INDEX[name].coerce(value)
+            if "plugins" in changes:
+                self._import_plugins(str(changes["plugins"]))
+            if any(k in PARAMETER_INDEX for k in changes):
+                cfg = PerceptionConfig.from_flat(self._flat(changes))
+                from active_o3_ros.core.prompts import normalize_instruction
+
+                normalize_instruction(cfg.instruction)
+        except (ConfigError, ValueError, ImportError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, params: list[RosParameter]) -> None:
+        names = {p.name for p in params}
+        if "instruction" in names:
+            self._instruction = str(self.get_parameter("instruction").value)
+            self.get_logger().info(f"instruction is now {self._instruction!r}")
+        if self._pipeline is not None and names & (set(PARAMETER_INDEX) - RELOAD_PARAMETERS - {"instruction"}):
+            cfg = PerceptionConfig.from_flat(self._flat())
+            self._pipeline.config = cfg.pipeline  # pipeline-only settings apply from the next frame
+            self._config = cfg
+        if self._pipeline is not None and names & RELOAD_PARAMETERS:
+            self.get_logger().info(f"{sorted(names & RELOAD_PARAMETERS)} take effect at the next configure")
+        if self._state == "active" and names & REACTIVATE_PARAMETERS:
+            self.get_logger().info(f"{sorted(names & REACTIVATE_PARAMETERS)} take effect at the next activate")
+
+    @staticmethod
+    def _import_plugins(spec: str) -> None:
+        for mod in [m.strip() for m in spec.split(",") if m.strip()]:
+            importlib.import_module(mod)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from active_o3_ros.core.pipeline import ActivePerception
+        from active_o3_ros.msg import DetectionArray, InstanceMaskArray, ZoomRegionArray
+
+        try:
+            self._import_plugins(str(self.get_parameter("plugins").value))
+            cfg = PerceptionConfig.from_flat(self._flat())
+            t = time.perf_counter()
+            self._pipeline = ActivePerception.from_config(cfg)
+            self._config = cfg
+        except Exception as exc:  # bad config, missing weights, backend not installed...
+            self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
+            self._stats.last_error = f"configure failed: {exc}"
+            return TransitionCallbackReturn.FAILURE
+        self._instruction = cfg.instruction
+        self.get_logger().info(f"models loaded in {time.perf_counter() - t:.2f}s: sensing={cfg.backend.sensing} "
+                               f"task={cfg.backend.task} mode={cfg.pipeline.mode} K={cfg.pipeline.max_regions}")
+        out_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self._pubs = {
+            "detections": self.create_lifecycle_publisher(DetectionArray, "~/detections", out_qos),
+            "regions": self.create_lifecycle_publisher(ZoomRegionArray, "~/regions", out_qos),
+        }
+        if getattr(self._pipeline.task, "produces_masks", False):
+            self._pubs["masks"] = self.create_lifecycle_publisher(InstanceMaskArray, "~/masks", out_qos)
+        if self.get_parameter("publish_debug_image").value:
+            from sensor_msgs.msg import Image
+
+            self._pubs["debug_image"] = self.create_lifecycle_publisher(Image, "~/debug_image", 2)
+        from std_msgs.msg import String
+
+        self._instruction_sub = self.create_subscription(String, "~/instruction", self._on_instruction, 10)
+        self._state = "inactive"
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        reliable = self.get_parameter("qos_reliability").value == "reliable"
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(self.get_parameter("qos_depth").value),
+                         reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        topic = str(self.get_parameter("image_topic").value)
+        if self.get_parameter("compressed").value:
+            from sensor_msgs.msg import CompressedImage as msg_type
+
+            topic = topic.rstrip("/") + "/compressed"
+        else:
+            from sensor_msgs.msg import Image as msg_type
+        self._slot = LatestSlot()
+        self._stop.clear()
+        self._max_pixels = int(self.get_parameter("max_image_pixels").value)
+        self._debug = bool(self.get_parameter("publish_debug_image").value) and "debug_image" in self._pubs
+        self._worker = threading.Thread(target=self._work, name="active_o3_worker", daemon=True)
+        self._worker.start()
+        self._image_sub = self.create_subscription(msg_type, topic, self._on_image, qos)
+        self._state = "active"
+        self.get_logger().info(f"active: listening on {self.resolve_topic_name(topic)} "
+                               f"({'reliable' if reliable else 'best_effort'}, depth {qos.depth})")
+        return super().on_activate(state)
+
+    def _stop_processing(self) -> None:
+        if self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+            self._image_sub = None
+        self._stop.set()
+        self._slot.close()
+        if self._worker is not None:
+            self._worker.join(timeout=30)
+            if self._worker.is_alive():
+                self.get_logger().warning("worker still busy with a frame after 30 s; it will exit after it")
+            self._worker = None
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._state = "inactive"
+        return super().on_deactivate(state)
+
+    def _release(self) -> None:
+        self._stop_processing()
+        for pub in self._pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._pubs = {}
+        if self._instruction_sub is not None:
+            self.destroy_subscription(self._instruction_sub)
+            self._instruction_sub = None
+        if self._pipeline is not None:
+            self._pipeline.close()
+            self._pipeline = None
+        import gc
+
+        gc.collect()
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self._state = "unconfigured"
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self._state = "finalized"
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error("lifecycle error; releasing resources")
+        self._release()
+        self._state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    # -- callbacks ----------------------------------------------------------------------
+    def _on_image(self, msg: Any) -> None:
+        """Never does work: store the message, the worker picks the latest."""
+        with self._stats_lock:
+            self._stats.received += 1
+        self._slot.put((msg, time.monotonic()))
+
+    def _on_instruction(self, msg: Any) -> None:
+        result = self.set_parameters([RosParameter("instruction", value=str(msg.data))])[0]
+        if not result.successful:
+            self.get_logger().warning(f"instruction {msg.data!r} refused: {result.reason}")
+
+    # -- worker -------------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            item = self._slot.take(timeout=0.2)
+            if item is None:
+                continue
+            try:
+                self._process(*item)
+            except Exception as exc:  # last resort: the worker must never die
+                self.get_logger().error(f"unexpected error while publishing: {type(exc).__name__}: {exc}")
+
+    def _process(self, msg: Any, t_arrival: float) -> None:
+        from active_o3_ros.ros import convert
+
+        try:
+            frame = msg_to_rgb(msg, self._max_pixels)
+        except ImageConversionError as exc:
+            with self._stats_lock:
+                self._stats.rejected += 1
+                self._stats.last_error = f"image rejected: {exc}"
+            self.get_logger().warning(f"skipping image ({self._stats.rejected} so far): {exc}",
+                                      throttle_duration_sec=5.0)
+            return
+        pipeline = self._pipeline
+        if pipeline is None:
+            return
+        try:
+            result = pipeline(frame, self._instruction)
+        except Exception as exc:  # model OOM, backend bug: log, count, keep going with the next frame
+            with self._stats_lock:
+                self._stats.failed += 1
+                self._stats.consecutive_failures += 1
+                self._stats.last_error = f"pipeline failed: {type(exc).__name__}: {exc}"
+            self.get_logger().error(f"frame failed ({self._stats.failed} so far): {type(exc).__name__}: {exc}",
+                                    throttle_duration_sec=5.0)
+            return
+        types = convert.rclpy_types()
+        latency = time.monotonic() - t_arrival
+        header = msg.header
+        self._pubs["detections"].publish(convert.to_detection_array(types, result, header, latency))
+        self._pubs["regions"].publish(convert.to_region_array(types, result, header))
+        if "masks" in self._pubs:
+            masks = convert.to_mask_array(types, result, header)
+            if masks is not None:
+                self._pubs["masks"].publish(masks)
+        if self._debug:
+            self._publish_debug(frame, result, header)
+        with self._stats_lock:
+            s = self._stats
+            s.processed += 1
+            s.consecutive_failures = 0
+            s.published_detections += len(result.detections)
+            s.last_latency = latency
+            for k, v in result.timings.as_dict().items():
+                s.stage_sums[k] = s.stage_sums.get(k, 0.0) + v
+            s.done_times.append(time.monotonic())
+
+    def _publish_debug(self, frame: Any, result: Any, header: Any) -> None:
+        from active_o3_ros.ros.images import rgb_to_image
+
+        drawn = draw_debug(frame, result)
+        self._pubs["debug_image"].publish(rgb_to_image(drawn, header, "rgb8"))
+
+    # -- diagnostics --------------------------------------------------------------------
+    def _publish_diag(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+        now = time.monotonic()
+        with self._stats_lock:
+            s = self._stats
+            dropped = self._slot.dropped
+            t0, rec0, proc0, rej0, fail0 = self._last_diag
+            self._last_diag = (now, s.received, s.processed, s.rejected, s.failed)
+            recent = [t for t in s.done_times if t > now - 5.0]
+            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+            means = {k: v / s.processed for k, v in s.stage_sums.items()} if s.processed else {}
+            values = {
+                "state": self._state, "instruction": self._instruction, "frames_received": s.received,
+                "frames_processed": s.processed, "frames_dropped": dropped, "frames_rejected": s.rejected,
+                "frames_failed": s.failed, "fps": f"{fps:.2f}", "latency_last_s": f"{s.last_latency:.4f}",
+                "detections_published": s.published_detections, "last_error": s.last_error,
+                **{f"mean_{k}": f"{v:.4f}" for k, v in means.items()},
+            }
+            new_rec, new_proc, new_rej, new_fail = s.received - rec0, s.processed - proc0, s.rejected - rej0, s.failed - fail0
+            consecutive = s.consecutive_failures
+        level, message = DiagnosticStatus.OK, "processing"
+        if self._state != "active":
+            level, message = DiagnosticStatus.OK, self._state
+        elif new_fail and not new_proc:
+            level, message = DiagnosticStatus.ERROR, f"every frame failing ({consecutive} in a row): {values['last_error']}"
+        elif new_fail or new_rej:
+            level, message = DiagnosticStatus.WARN, f"{new_fail} failed, {new_rej} rejected frames: {values['last_error']}"
+        elif not new_rec:
+            level, message = DiagnosticStatus.STALE, "no images received"
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        arr.status = [DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: perception",
+                                       message=message[:500], hardware_id="",
+                                       values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])]
+        self._diag_pub.publish(arr)
+
+    def stats(self) -> dict[str, Any]:
+        with self._stats_lock:
+            return {"received": self._stats.received, "processed": self._stats.processed,
+                    "dropped": self._slot.dropped, "rejected": self._stats.rejected, "failed": self._stats.failed}
+
+
+def draw_debug(frame: Any, result: Any) -> Any:
+    """Frame with zoom regions (yellow) and detections (green) drawn.
+
+    Uses ``active_o3_ros.draw.draw_result`` when that module exists (one drawing style
+    across CLI and node); otherwise this minimal cv2 fallback.
+    """
+    try:
+        from active_o3_ros.draw import draw_result  # type: ignore[import-not-found]
+
+        return draw_result(frame, result)
+    except (ImportError, TypeError, AttributeError):
+        pass
+    import cv2
+
+    img = frame.copy()
+    thick = max(1, round(max(img.shape[:2]) / 500))
+    for r in result.regions:
+        cv2.rectangle(img, (int(r.box.x1), int(r.box.y1)), (int(r.box.x2), int(r.box.y2)), (255, 220, 0), thick)
+    for d in result.detections:
+        p1, p2 = (int(d.box.x1), int(d.box.y1)), (int(d.box.x2), int(d.box.y2))
+        cv2.rectangle(img, p1, p2, (0, 255, 0), thick)
+        cv2.putText(img, f"{d.text or d.label} {d.score:.2f}"[:40], (p1[0], max(12, p1[1] - 4)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, (0, 255, 0), thick)
+    return img
+
+
+def _params_file_args(argv: list[str]) -> list[str]:
+    """``--params-file X`` before ``--ros-args`` becomes a ROS params-file argument."""
+    out: list[str] = []
+    ros: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--ros-args":
+            ros = argv[i:]
+            break
+        if a == "--params-file" and i + 1 < len(argv):
+            out += ["--params-file", argv[i + 1]]
+            i += 2
+            continue
+        if a in ("-h", "--help"):
+            print(HELP)
+            raise SystemExit(0)
+        raise SystemExit(f"active-o3-node: unknown argument {a!r} (use --params-file FILE and/or --ros-args ...)")
+    if not out and not any(x == "--params-file" for x in ros):
+        default = data_path("config/perceive.yaml")
+        if default is not None:
+            out = ["--params-file", str(default)]
+    return (["--ros-args", *out] + ros[1:]) if (out or ros) else []
+
+
+HELP = """usage: active-o3-node [--params-file FILE] [--ros-args ...]
+
+Start the ACTIVE-o3 lifecycle node 'active_o3' (same node and parameters as
+launch/perceive.launch.py).  Default parameters come from config/perceive.yaml; override with
+--params-file or ROS arguments, e.g.:
+  active-o3-node --ros-args -p instruction:="person, car" -p max_regions:=3 -r image:=/cam/image
+
+Parameters:
+""" + "\n".join(f"  {p.name} (default {p.default!r}): {p.description}" for p in ALL_PARAMETERS)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ros_defaults()
+    args = _params_file_args(list(sys.argv[1:] if argv is None else argv))
+    rclpy.init(args=["active-o3-node", *args])
+    node = None
+    try:
+        node = ActiveO3Node()
+        executor = rclpy.executors.SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except ConfigError as exc:
+        print(f"active-o3-node: error: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node._release()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
