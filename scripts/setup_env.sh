@@ -16,7 +16,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${VENV:-$ROOT/.venv}"
+# Absolute: the steps cd around, and the venv path is part of the message-build stamp.
+VENV="$(realpath -m "${VENV:-$ROOT/.venv}")"
 JOBS="${JOBS:-2}"
 STAMPS="$VENV/.stamps"
 BUILD_DIR="$ROOT/build/msgs"
@@ -155,6 +156,14 @@ PY
 }
 
 t_start=$SECONDS
+# Several shells (engineers, CI, tests) may run this at once; the message build dir and pip are
+# not safe to share concurrently, so serialise whole runs.
+mkdir -p "$ROOT/build"
+exec 9>"$ROOT/build/setup_env.lock"
+if command -v flock >/dev/null 2>&1 && ! flock -n 9; then
+  log "another setup_env.sh is running; waiting for it"
+  flock 9
+fi
 step_apt
 step_venv
 step_pip
