@@ -19,4 +19,6 @@ fi
 IMAGE="$("$PY" -c 'import skimage, os; print(os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png"))')"
 MODEL="$OUT/tiny_qwen"
 "$PY" -m active_o3_ros.backends.tiny_qwen "$MODEL" >/dev/null
-"$VENV/bin/active-o3" detect "$IMAGE" --target person --model "$MODEL" --output "$OUT/astronaut_annotated.png"
+"$VENV/bin/active-o3" detect "$IMAGE" --target person --sensing qwen_vl --task qwen_vl --model "$MODEL" \
+  --output "$OUT/astronaut_annotated.png"
+echo "demo: annotated image written to ${OUT#"$ROOT"/}/astronaut_annotated.png" >&2
