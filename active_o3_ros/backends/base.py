@@ -82,10 +82,12 @@ _SENSING: dict[str, str | Callable[..., SensingPolicy]] = {
     "oracle": "active_o3_ros.backends.region_sources:OraclePolicy",
     "full_frame": "active_o3_ros.backends.region_sources:FullFramePolicy",
     "qwen_vl": "active_o3_ros.backends.qwen_vl:QwenVLSensing",
+    "qwen_vllm": "active_o3_ros.backends.vllm_qwen:VLLMQwenSensing",
     "small_policy": "active_o3_ros.backends.small_policy:SmallSensingPolicy",
 }
 _TASK: dict[str, str | Callable[..., TaskModel]] = {
     "qwen_vl": "active_o3_ros.backends.qwen_vl:QwenVLTask",
+    "qwen_vllm": "active_o3_ros.backends.vllm_qwen:VLLMQwenTask",
     "text": "active_o3_ros.backends.text:TextTaskModel",
     "sam": "active_o3_ros.backends.sam:SamTaskModel",
     "grounding_dino": "active_o3_ros.backends.grounding_dino:GroundingDinoTask",

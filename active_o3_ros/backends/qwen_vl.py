@@ -328,6 +328,10 @@ class QwenVLModel:
                                       (gw * patch, gh * patch), seconds))
         return results
 
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor.tokenizer
+
     def count(self, status: ParseStatus) -> None:
         self.stats.parse_status[status.value] = self.stats.parse_status.get(status.value, 0) + 1
 
@@ -385,19 +389,24 @@ class _QwenRole:
     """Shared plumbing of the two roles: options, the shared model, scoring."""
 
     role = "role"
+    options_class: type[QwenVLOptions] = QwenVLOptions
 
     def __init__(self, model: str = "", device: str = "cpu", dtype: str = "auto", trust_remote_code: bool = False,
-                 shared_model: QwenVLModel | None = None, **options: Any) -> None:
-        self.options = QwenVLOptions.from_kwargs(self.role, options)
+                 shared_model: Any = None, **options: Any) -> None:
+        self.options = self.options_class.from_kwargs(self.role, options)
         self.prompts = self.options.prompts()
         if shared_model is not None:
             self.qwen = shared_model
             shared_model.refs += 1
         else:
-            self.qwen = QwenVLModel.shared(model, device, dtype, trust_remote_code=trust_remote_code,
-                                           attn_implementation=self.options.attn_implementation,
-                                           min_pixels=self.options.min_pixels, max_pixels=self.options.max_pixels)
+            self.qwen = self._load_shared(model, device, dtype, trust_remote_code)
         self._closed = False
+
+    def _load_shared(self, model: str, device: str, dtype: str, trust_remote_code: bool) -> Any:
+        """The engine both roles share (transformers here; vLLM in ``vllm_qwen``)."""
+        return QwenVLModel.shared(model, device, dtype, trust_remote_code=trust_remote_code,
+                                  attn_implementation=self.options.attn_implementation,
+                                  min_pixels=self.options.min_pixels, max_pixels=self.options.max_pixels)
 
     def _run(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> list[Generation]:
         o = self.options
@@ -413,7 +422,7 @@ class _QwenRole:
         if self.options.score_mode == "constant" or not gen.token_ids:
             scores = [1.0] * len(res.items)
         else:
-            ends = token_char_ends(self.qwen.processor.tokenizer, gen.token_ids)
+            ends = token_char_ends(self.qwen.tokenizer, gen.token_ids)
             table, whole = span_scores(gen.text, ends, gen.token_logprobs, iw, ih)
             scores = [table.get(_box_key(it.box), whole) if it.box is not None else whole for it in res.items]
         h, w = image.shape[:2]
