@@ -16,11 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from active_o3_ros.core.metrics import ap50_ar50
+import numpy as np
+
+from active_o3_ros.core.metrics import ap50_ar50, mask_iou
 from active_o3_ros.core.parsing import is_well_formatted
 from active_o3_ros.core.types import Box, Detection
 
 REWARD_MODES = ("both", "task", "heuristic")
+TASK_METRICS = ("detection", "segmentation")
 
 
 def format_reward(text: str, max_regions: int) -> float:
@@ -63,6 +66,43 @@ def detection_task_reward(detections: Sequence[Detection], gt_boxes: Sequence[Bo
     return ap + ar
 
 
+def detection_frame_mask(d: Detection, width: int, height: int) -> np.ndarray:
+    """A detection's mask (frame pixels, cropped at ``mask_offset``) pasted into a full
+    ``height x width`` boolean image; its box when it carries no mask."""
+    full = np.zeros((height, width), bool)
+    if d.mask is None:
+        x1, y1 = max(int(np.floor(d.box.x1)), 0), max(int(np.floor(d.box.y1)), 0)
+        x2, y2 = min(int(np.ceil(d.box.x2)), width), min(int(np.ceil(d.box.y2)), height)
+        full[y1:y2, x1:x2] = True
+        return full
+    x0, y0 = d.mask_offset
+    m = np.asarray(d.mask, bool)
+    x1, y1 = max(x0, 0), max(y0, 0)
+    x2, y2 = min(x0 + m.shape[1], width), min(y0 + m.shape[0], height)
+    if x2 > x1 and y2 > y1:
+        full[y1:y2, x1:x2] = m[y1 - y0:y2 - y0, x1 - x0:x2 - x0]
+    return full
+
+
+def segmentation_task_reward(detections: Sequence[Detection], gt_masks: Sequence[np.ndarray], width: int,
+                             height: int, region_budget: int | None = None) -> float:
+    """mIoU task term (range 0..1) for interactive segmentation (paper: ThinObjects mIoU).
+
+    Mean over ground-truth instances of the best IoU any predicted mask reaches (0 when
+    none does) — the same definition as evaluation's ``instance_miou``.  With
+    ``region_budget`` only detections from regions ``< region_budget`` (or the full-frame
+    pass, index -1) count, so a proposal over the budget cannot buy extra masks.  No
+    ground truth: 1.0 when nothing was predicted, else 0.0 (false positives still cost).
+    """
+    if region_budget is not None:
+        detections = [d for d in detections if d.region_index < region_budget]
+    if not gt_masks:
+        return 1.0 if not detections else 0.0
+    preds = [detection_frame_mask(d, width, height) for d in detections]
+    ious = [max((mask_iou(p, g) for p in preds), default=0.0) for g in gt_masks]
+    return float(np.mean(ious))
+
+
 @dataclass(frozen=True)
 class RewardConfig:
     """Weights and thresholds of the dual reward; ``mode`` selects the paper's ablation."""
@@ -73,12 +113,16 @@ class RewardConfig:
     min_area_frac: float = 0.01
     max_area_frac: float = 0.5
     coverage_min_inside: float = 1.0
+    #: "detection": AP@0.5 + AR@0.5; "segmentation": mIoU under the K-region budget.
+    task_metric: str = "detection"
     weights: dict[str, float] = field(default_factory=lambda: {
         "format": 1.0, "non_overlap": 1.0, "area": 1.0, "coverage": 1.0, "task": 1.0})
 
     def __post_init__(self) -> None:
         if self.mode not in REWARD_MODES:
             raise ValueError(f"reward mode must be one of {REWARD_MODES}, got {self.mode!r}")
+        if self.task_metric not in TASK_METRICS:
+            raise ValueError(f"task_metric must be one of {TASK_METRICS}, got {self.task_metric!r}")
         unknown = set(self.weights) - {"format", "non_overlap", "area", "coverage", "task"}
         if unknown:
             raise ValueError(f"unknown reward terms {sorted(unknown)}")
@@ -92,10 +136,12 @@ class RewardBreakdown:
 
 def region_rewards(cfg: RewardConfig, regions: Sequence[Box], width: int, height: int,
                    gt_boxes: Sequence[Box], text: str | None = None,
-                   detections: Sequence[Detection] | None = None) -> RewardBreakdown:
+                   detections: Sequence[Detection] | None = None,
+                   gt_masks: Sequence[np.ndarray] | None = None) -> RewardBreakdown:
     """All reward terms for one proposal.  ``text`` is the raw policy answer (format term;
     policies without text pass None and the term is 1 when 1..K regions were proposed).
-    ``detections``: task-model output on these regions, in frame pixels (task term)."""
+    ``detections``: task-model output on these regions, in frame pixels (task term).
+    ``gt_masks``: full-frame boolean masks, needed when ``cfg.task_metric == "segmentation"``."""
     terms: dict[str, float] = {}
     if cfg.mode in ("both", "heuristic"):
         if text is not None:
@@ -108,6 +154,11 @@ def region_rewards(cfg: RewardConfig, regions: Sequence[Box], width: int, height
     if cfg.mode in ("both", "task"):
         if detections is None:
             raise ValueError("task reward needs the task model's detections on the regions")
-        terms["task"] = detection_task_reward(detections, gt_boxes, width, height)
+        if cfg.task_metric == "segmentation":
+            if gt_masks is None:
+                raise ValueError("segmentation task reward needs ground-truth masks (gt_masks)")
+            terms["task"] = segmentation_task_reward(detections, gt_masks, width, height, cfg.max_regions)
+        else:
+            terms["task"] = detection_task_reward(detections, gt_boxes, width, height)
     total = sum(cfg.weights.get(k, 1.0) * v for k, v in terms.items())
     return RewardBreakdown(terms, total)
