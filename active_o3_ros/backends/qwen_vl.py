@@ -417,7 +417,7 @@ class _QwenRole:
         """Parse in model-input pixels; return the result, per-item scores and the x/y
         factors that map model-input pixels to the given image's pixels."""
         iw, ih = gen.input_size
-        res = parse_answer(gen.text, iw, ih, max_items=max_items)
+        res = parse_answer(gen.text, iw, ih, max_items=max_items, tagged=self.role == "sensing")
         self.qwen.count(res.status)
         if self.options.score_mode == "constant" or not gen.token_ids:
             scores = [1.0] * len(res.items)

@@ -148,12 +148,14 @@ def _loads_lenient(answer: str, problems: list[str]) -> list[Any] | None:
 
 
 def parse_answer(text: Any, image_width: float | None = None, image_height: float | None = None,
-                 max_items: int | None = None, min_size: float = 1.0) -> ParseResult:
+                 max_items: int | None = None, min_size: float = 1.0, tagged: bool = True) -> ParseResult:
     """Recover boxes/points from model text; never raises.
 
     Coordinates are clipped to ``[0, image_width] x [0, image_height]`` when the size is
     given; boxes smaller than ``min_size`` pixels on a side after clipping are dropped as
-    degenerate.  ``max_items`` keeps the first items (the model's ranking).
+    degenerate.  ``max_items`` keeps the first items (the model's ranking).  ``tagged=False``
+    is for task answers, whose prompt asks for plain JSON: missing think/answer tags are then
+    not a problem.
     """
     if not isinstance(text, str):
         return ParseResult([], ParseStatus.FAILED, problems=[f"model output is {type(text).__name__}, not text"])
@@ -162,7 +164,8 @@ def parse_answer(text: Any, image_width: float | None = None, image_height: floa
         problems.append(f"output truncated from {len(text)} chars")
         text = text[:MAX_TEXT_CHARS]
     think, answer, tag_problems = extract_answer(text)
-    problems += tag_problems
+    if tagged:
+        problems += tag_problems
     raw = _loads_lenient(answer, problems)
     if raw is None:
         # last resort: every {...} object, then bare 4-number lists
@@ -206,7 +209,7 @@ def parse_answer(text: Any, image_width: float | None = None, image_height: floa
         items = items[:max_items]
     if items:
         status = ParseStatus.OK if not problems or problems == ["no <think> block"] else ParseStatus.RECOVERED
-    elif raw is not None and answer.strip() in ("[]", "") and "no <answer> block" not in problems:
+    elif answer.strip() == "[]" or (answer.strip() == "" and tagged and "no <answer> block" not in problems):
         status = ParseStatus.EMPTY
     else:
         status = ParseStatus.FAILED

@@ -96,3 +96,11 @@ def test_never_raises_on_adversarial_json(value):
     assert r.status in tuple(ParseStatus)
     for b in r.boxes:
         assert 0 <= b.x1 <= b.x2 <= 100
+
+
+def test_untagged_task_answer_is_ok():
+    text = '```json\n[{"bbox_2d": [1, 2, 30, 40], "label": "a"}]\n```'
+    assert parse_answer(text, 100, 100, tagged=False).status is ParseStatus.OK
+    assert parse_answer(text, 100, 100).status is ParseStatus.RECOVERED
+    assert parse_answer("[]", 100, 100, tagged=False).status is ParseStatus.EMPTY
+    assert parse_answer("", 100, 100, tagged=False).status is ParseStatus.FAILED
