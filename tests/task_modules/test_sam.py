@@ -201,7 +201,6 @@ def test_real_name_segment_anything_untouched(tiny_sa_checkpoint):
     assert mod is None or hasattr(mod, "sam_model_registry")
 
 
-@pytest.mark.slow
 def test_package_registry_vit_b_builds_without_checkpoint():
     """The package's own registry builds the real vit_b (random weights, no checkpoint)."""
     model = SamTaskModel(random_init=True, model_type="vit_b")
