@@ -104,13 +104,16 @@ class ActivePerception:
         t = time.perf_counter()
         outputs: list[TaskOutput] = []
         if crops:
+            # A task module that chains two models (SAM prompted by a detector) reports its
+            # true count per call in ``extra["model_calls"]``; the default is one.
             if mode == "serial":
                 for c in crops:
-                    outputs += self.task.detect([c.image], [text])
-                    model_calls += 1
+                    out = self.task.detect([c.image], [text])
+                    outputs += out
+                    model_calls += _calls(out)
             else:
                 outputs = self.task.detect([c.image for c in crops], [text] * len(crops))
-                model_calls += 1
+                model_calls += _calls(outputs)
         timings.task_s = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -142,6 +145,10 @@ class ActivePerception:
             out.append(replace(d, box=box, region_index=crop.region_index, mask=mask, mask_offset=offset,
                                points=points))
         return out
+
+
+def _calls(outputs: list[TaskOutput]) -> int:
+    return max((int(o.extra.get("model_calls", 1)) for o in outputs), default=1)
 
 
 __all__ = ["ActivePerception", "Box"]
