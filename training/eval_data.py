@@ -114,30 +114,36 @@ def load_coco(annotations: str | Path, images: str | Path | None = None, with_ma
     return DatasetInfo(ann_path.stem, sorted(set(cats.values())), samples)
 
 
-def load_bag(bag: str | Path, instruction: str | None = None, max_images: int = 0) -> DatasetInfo:
-    """A labelled rosbag via the training data adapter (frames + ground-truth boxes)."""
+def load_bag(bag: str | Path, instruction: str | None = None, max_images: int = 0,
+             camera_topic: str = "/camera/image_raw", labels_topic: str = "/active_o3/detections") -> DatasetInfo:
+    """A labelled rosbag2 (camera images + ``DetectionArray`` labels paired by stamp) via the
+    training adapter :func:`active_o3_training.data.rosbag.iter_labeled_frames`.
+
+    Frames are decoded once and kept: a labelled bag for evaluation is small, and re-reading
+    the bag per mode would cost more than the memory.
+    """
+    from active_o3_training.data.rosbag import BagDatasetConfig, BagReport, iter_labeled_frames
+
+    cfg = BagDatasetConfig(camera_topic=camera_topic, labels_topic=labels_topic, instruction=instruction or "",
+                           max_samples=max_images)
+    report = BagReport()
+    samples: list[EvalSample] = []
+    cats: set[str] = set()
     try:
-        from active_o3_training.data import rosbag as bag_data  # noqa: PLC0415
-    except ImportError as exc:
-        raise EvalError(f"reading labelled rosbags needs active_o3_training.data.rosbag: {exc}") from exc
-    reader = getattr(bag_data, "iter_labelled_frames", None)
-    if reader is None:
-        raise EvalError("active_o3_training.data.rosbag has no iter_labelled_frames(bag) reader")
-    samples, cats = [], set()
-    for i, item in enumerate(reader(str(bag))):
-        frame = np.ascontiguousarray(item["image"])
-        h, w = frame.shape[:2]
-        boxes = [b if isinstance(b, Box) else Box.from_any(*b) for b in item.get("boxes", [])]
-        labels = list(item.get("labels") or ["object"] * len(boxes))
-        cats.update(labels)
-        gt = ImageAnnotations(i + 1, w, h, boxes, labels)
-        samples.append(EvalSample(i + 1, f"frame_{i:06d}", w, h, gt,
-                                  str(item.get("instruction") or instruction or ", ".join(sorted(set(labels))) or "object"),
-                                  (lambda f=frame: f)))
-        if max_images and len(samples) >= max_images:
-            break
+        for i, f in enumerate(iter_labeled_frames(bag, cfg, report)):
+            frame = np.ascontiguousarray(f.image)
+            h, w = frame.shape[:2]
+            cats.update(f.labels)
+            gt = ImageAnnotations(i + 1, w, h, list(f.boxes), list(f.labels))
+            instr = instruction or f.instruction or ", ".join(sorted(set(f.labels))) or "object"
+            samples.append(EvalSample(i + 1, f"{f.frame_id or 'frame'}@{f.stamp_ns}", w, h, gt, instr,
+                                      (lambda fr=frame: fr)))
+            if max_images and len(samples) >= max_images:
+                break
+    except (FileNotFoundError, ValueError) as exc:
+        raise EvalError(f"cannot read labelled bag {bag}: {exc}") from exc
     if not samples:
-        raise EvalError(f"no labelled frames in {bag}")
+        raise EvalError(f"no labelled frames in {bag} ({report.summary()})")
     return DatasetInfo(Path(bag).name, sorted(cats), samples)
 
 

@@ -103,10 +103,18 @@ def _build_backends(cfg: PerceptionConfig, need_policy: bool) -> tuple[SensingPo
     built once and shared by every mode (so the comparison is one task module)."""
     b = cfg.backend
     common = dict(device=b.device, dtype=b.dtype, trust_remote_code=b.trust_remote_code)
-    task = build_task(b.task, model=b.task_model or b.model, **common, **b.task_options)
+    try:
+        task = build_task(b.task, model=b.task_model or b.model, **common, **b.task_options)
+    except (ValueError, TypeError, OSError) as exc:
+        raise EvalError(f"cannot build task module {b.task!r}: {exc}") from exc
     sensing = None
     if need_policy:
-        sensing = build_sensing(b.sensing, model=b.sensing_model or b.model, **common, **b.sensing_options)
+        try:
+            sensing = build_sensing(b.sensing, model=b.sensing_model or b.model, **common, **b.sensing_options)
+        except (ValueError, TypeError, OSError) as exc:
+            task.close()
+            raise EvalError(f"cannot build sensing policy {b.sensing!r} (needed by modes "
+                            f"{', '.join(POLICY_MODES)}): {exc}") from exc
     return sensing, task
 
 
@@ -139,7 +147,10 @@ def run_mode(pipe: ActivePerception, samples: Sequence[EvalSample], warmup: int 
     from tqdm import tqdm
 
     for s in samples[:warmup]:
-        pipe(s.load(), s.instruction, {"gt_boxes": s.gt.boxes})
+        try:
+            pipe(s.load(), s.instruction, {"gt_boxes": s.gt.boxes})
+        except (ValueError, TypeError):
+            pass  # reported (and counted) in the timed pass below
     out = []
     for s in tqdm(samples, desc=progress, leave=False, disable=progress is None):
         try:
@@ -385,6 +396,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     src.add_argument("--coco", help="COCO-style annotation JSON (LVIS and SODA exports use the same format)")
     src.add_argument("--images", help="image folder (default: the JSON's folder)")
     src.add_argument("--bag", help="labelled rosbag2 (read with the training data adapter)")
+    src.add_argument("--camera-topic", default="/camera/image_raw", help="image topic of --bag")
+    src.add_argument("--labels-topic", default="/active_o3/detections", help="DetectionArray labels topic of --bag")
     src.add_argument("--synthetic", type=int, default=0, metavar="N",
                      help="generate N images of the embedded small-text benchmark (test split) and evaluate on them")
     src.add_argument("--synthetic-size", metavar="WxH", help="frame size of --synthetic images "
@@ -455,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise EvalError("give exactly one data source: --coco JSON, --bag BAG or --synthetic N")
         instr = args.instruction
         if args.bag:
-            data = load_bag(args.bag, instr, args.max_images)
+            data = load_bag(args.bag, instr, args.max_images, args.camera_topic, args.labels_topic)
         else:
             coco, images = (args.coco, args.images) if args.coco else synthetic_dataset(
                 args.synthetic, Path(args.out) / "data", _size(args.synthetic_size) if args.synthetic_size else None)

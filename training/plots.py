@@ -109,29 +109,17 @@ def plot_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, str]:
 
 
 def draw_result(frame: np.ndarray, result: Any, gt_boxes: Sequence[Any] = ()) -> np.ndarray:
-    """RGB copy of ``frame`` with ground truth (green), zoom regions (blue, numbered) and
-    detections (red) drawn; line width scales with the frame so 4K frames stay legible."""
-    try:  # the shared drawing helper, when the package provides one
-        from active_o3_ros.draw import draw_result as shared_draw  # type: ignore[attr-defined]
-
-        return shared_draw(frame, result, gt_boxes=gt_boxes)
-    except (ImportError, TypeError):
-        pass
+    """RGB copy of ``frame`` with ground truth (thin white) under the package's own drawing
+    of zoom regions and detections (:mod:`active_o3_ros.draw`, as the CLI and node draw)."""
     import cv2
 
+    from active_o3_ros.draw import draw_annotations
+
     img = np.ascontiguousarray(frame.copy())
-    t = max(1, round(max(img.shape[:2]) / 800))
+    t = max(1, round(max(img.shape[:2]) / 1000))
     for b in gt_boxes:
-        cv2.rectangle(img, (int(b.x1), int(b.y1)), (int(b.x2), int(b.y2)), (0, 200, 0), t)
-    for r in result.regions:
-        b = r.box
-        cv2.rectangle(img, (int(b.x1), int(b.y1)), (int(b.x2), int(b.y2)), (30, 90, 255), 2 * t)
-        cv2.putText(img, f"R{r.rank}", (int(b.x1) + 3 * t, int(b.y1) + 14 * t), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.5 * t, (30, 90, 255), t)
-    for d in result.detections:
-        b = d.box
-        cv2.rectangle(img, (int(b.x1), int(b.y1)), (int(b.x2), int(b.y2)), (230, 20, 20), t)
-    return img
+        cv2.rectangle(img, (int(b.x1), int(b.y1)), (int(round(b.x2)), int(round(b.y2))), (255, 255, 255), t)
+    return draw_annotations(img, result.regions, result.detections, show_scores=False)
 
 
 def plot_examples(runs: Sequence[Any], samples: Sequence[Any], out_dir: str | Path, n: int = 3) -> dict[str, str]:
@@ -159,7 +147,7 @@ def plot_examples(runs: Sequence[Any], samples: Sequence[Any], out_dir: str | Pa
             ax.imshow(draw_result(frame, res, s.gt.boxes))
             ax.set_title(f"{mode}" + (f" K={run.k}" if run.k else "") +
                          f": {len(res.detections)} det, {res.timings.total_s * 1000:.0f} ms", fontsize=8)
-        fig.suptitle(f"{s.file_name} — green: ground truth, blue: regions, red: detections", fontsize=9)
+        fig.suptitle(f"{s.file_name} — white: ground truth, yellow: zoom regions, coloured: detections", fontsize=9)
         fig.tight_layout()
         p = out / f"example_{i}.png"
         fig.savefig(p, dpi=100)
