@@ -131,7 +131,11 @@ step_msgs() {
 
 # ---------------------------------------------------------------- 5. editable install
 step_editable() {
-  local h; h="$(printf '%s\n' "$(hash_of "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/pyproject.toml")" "$ROOT" | sha256sum | cut -d' ' -f1)"
+  # launch/ and config/ are copied into <venv>/share/active_o3_ros by setup.py's data_files, so
+  # editing them must refresh the install (get_package_share_directory() reads the copies).
+  local inputs=("$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/pyproject.toml" "$ROOT/package.xml"
+                "$ROOT"/launch/* "$ROOT"/config/*)
+  local h; h="$(printf '%s\n' "$(hash_of "${inputs[@]}")" "$ROOT" | sha256sum | cut -d' ' -f1)"
   local site; site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
   if ! stamp_ok editable "$h"; then
     log "pip install -e . (distribution active-o3-ros-py)"
