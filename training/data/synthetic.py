@@ -81,8 +81,13 @@ class SyntheticTextConfig:
     word_height: tuple[int, int] = (8, 24)
     #: Number of text clusters (signs, shelf rows, bare lettering) per frame.
     clusters: tuple[int, int] = (2, 4)
-    #: Words per cluster.
+    #: Text items (one line each: a word or a short phrase) per cluster.
     words_per_cluster: tuple[int, int] = (3, 8)
+    #: Most words in one item (sign lines like "FRESH BREAD"); shelf cards hold one word.
+    max_words_per_item: int = 2
+    #: Cap height is at most this fraction of the frame height (so 1080p frames get 8 px
+    #: words, 4K frames up to 16 px: small *relative to the frame* everywhere).
+    max_word_height_fraction: float = 0.0075
     #: Cluster kinds to draw from.  "sign": words on a plate; "shelf": a row of small label
     #: cards on a shelf edge; "bare": words directly on the photo with a contrasting colour.
     cluster_kinds: tuple[str, ...] = ("sign", "shelf", "bare")
@@ -207,6 +212,12 @@ def _make_background(rng: np.random.Generator, w: int, h: int, cfg: SyntheticTex
 
 
 # -- text rendering -----------------------------------------------------------------------
+def _random_phrase(rng: np.random.Generator, max_words: int = 1) -> str:
+    """One text item: 1..``max_words`` words on one line (a detector's unit is the line)."""
+    n = int(rng.integers(1, max_words + 1))
+    return " ".join(_random_word(rng) for _ in range(n))
+
+
 def _random_word(rng: np.random.Generator) -> str:
     r = rng.random()
     if r < 0.15:
@@ -282,10 +293,10 @@ class _Layout:
         return None
 
 
-def _word_glyphs(rng, cfg, n, cap_px, font_name, stroke):
+def _word_glyphs(rng, cfg, n, cap_px, font_name, stroke, max_words=1):
     out = []
     for _ in range(n):
-        word = _random_word(rng)
+        word = _random_phrase(rng, max_words)
         fill, outer = _render_mask(word, font_name, cap_px, stroke)
         if fill.size:
             out.append((word, fill, outer))
@@ -296,7 +307,8 @@ def _draw_cluster(rng: np.random.Generator, img: np.ndarray, layout: _Layout, cf
                   kind: str, boxes: list[Box], words: list[str]) -> Box | None:
     """Draw one cluster; appends the tight word boxes and returns the cluster's box."""
     H, W = img.shape[:2]
-    cap_px = int(rng.integers(cfg.word_height[0], cfg.word_height[1] + 1))
+    hi = max(cfg.word_height[0], min(cfg.word_height[1], int(cfg.max_word_height_fraction * H)))
+    cap_px = int(rng.integers(cfg.word_height[0], hi + 1))
     font_name = cfg.fonts[int(rng.integers(len(cfg.fonts)))]
     n = int(rng.integers(cfg.words_per_cluster[0], cfg.words_per_cluster[1] + 1))
     gap = max(3, int(round(cap_px * 0.6)))
@@ -307,7 +319,7 @@ def _draw_cluster(rng: np.random.Generator, img: np.ndarray, layout: _Layout, cf
             return None
         pad = max(2, cap_px // 3)
         cards = [(g, g[1].shape[1] + 2 * pad, g[1].shape[0] + 2 * pad) for g in glyphs]
-        spacing = int(rng.integers(cap_px, 6 * cap_px))
+        spacing = int(rng.integers(2 * cap_px, 6 * cap_px))
         row_w = sum(c[1] for c in cards) + spacing * (len(cards) - 1) + 2 * pad
         row_h = max(c[2] for c in cards) + 2 * pad
         where = layout.place(rng, row_w, row_h)
@@ -332,14 +344,14 @@ def _draw_cluster(rng: np.random.Generator, img: np.ndarray, layout: _Layout, cf
     stroke = 0
     if kind == "bare" and cap_px >= 10 and rng.random() < 0.5:
         stroke = 1
-    glyphs = _word_glyphs(rng, cfg, n, cap_px, font_name, stroke)
+    glyphs = _word_glyphs(rng, cfg, n, cap_px, font_name, stroke, cfg.max_words_per_item)
     if not glyphs:
         return None
-    # lines of at most ~3 words
-    per_line = int(rng.integers(1, 4))
-    lines = [glyphs[i:i + per_line] for i in range(0, len(glyphs), per_line)]
+    # one item per line: a text detector's unit is the line, so items sharing a line
+    # would be found as one box and could never match the per-item ground truth
+    lines = [[g] for g in glyphs]
     line_h = max(g[2].shape[0] for g in glyphs) + gap
-    line_ws = [sum(g[2].shape[1] for g in ln) + gap * (len(ln) - 1) for ln in lines]
+    line_ws = [ln[0][2].shape[1] for ln in lines]
     pad = gap if kind == "sign" else 2
     bw, bh = max(line_ws) + 2 * pad, line_h * len(lines) - gap + 2 * pad
     where = layout.place(rng, bw, bh)

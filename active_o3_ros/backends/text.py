@@ -1,0 +1,221 @@
+"""``text`` task module: RapidOCR (PP-OCR ONNX, shipped inside the ``rapidocr`` wheel) on crops.
+
+WHY this backend: it is the embedded default's task model M_A — a real pretrained detector
+that runs offline on CPU, so the README's first command shows real detections with no
+model download.  Small text is exactly where ACTIVE-o3's zoom pays: the detector cannot see
+8-px words on a downscaled 4K frame, but finds them once a region is enlarged 2-3x.
+
+Configuration (measured, see the README section "Embedded CPU default"):
+
+* ``max_side_len`` high: RapidOCR otherwise *silently* shrinks every input to 2000 px,
+  which undoes the zoom.
+* ``unclip_ratio`` ~1.0 and ``box_thresh`` ~0.3: the default polygon dilation (1.6) makes
+  boxes so loose that IoU-0.5 matching against tight word boxes fails.
+
+Semantics: the detector is class-agnostic, so the instruction is ignored; every detection
+carries the ``label`` option (default "text") and the string read in ``Detection.text``;
+its score is the recogniser's confidence (``recognize=True``) or the detector's box score.
+One :meth:`TextTaskModel.detect` call runs the engine over each crop in turn (RapidOCR has
+no batched detection API) — still one task-model call in the pipeline's accounting.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from active_o3_ros.backends.base import TaskModel, TaskOutput
+from active_o3_ros.core.types import Box, Detection, ParseStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TextEngineConfig:
+    """The RapidOCR settings that matter; one engine per distinct config per process."""
+
+    recognize: bool = True
+    box_thresh: float = 0.3
+    unclip_ratio: float = 1.0
+    det_thresh: float = 0.3
+    text_score: float = 0.5
+    max_side_len: int = 16384
+    #: Detector input: its short side is scaled up to this when smaller (RapidOCR's
+    #: ``limit_type: min``), so tiny crops are still seen at a usable size.
+    det_limit_side_len: int = 736
+    use_cls: bool = False
+    threads: int = 0
+    use_cuda: bool = False
+    det_model_path: str = ""
+    rec_model_path: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("box_thresh", "det_thresh", "text_score"):
+            v = getattr(self, name)
+            if not 0.0 <= float(v) <= 1.0:
+                raise ValueError(f"text task option {name} must be in [0, 1], got {v!r}")
+        if not 0.1 <= float(self.unclip_ratio) <= 5.0:
+            raise ValueError(f"text task option unclip_ratio must be in [0.1, 5], got {self.unclip_ratio!r}")
+        if int(self.max_side_len) < 32:
+            raise ValueError(f"text task option max_side_len must be >= 32, got {self.max_side_len!r}")
+        if int(self.det_limit_side_len) < 32:
+            raise ValueError(f"text task option det_limit_side_len must be >= 32, got {self.det_limit_side_len!r}")
+        if int(self.threads) < 0:
+            raise ValueError(f"text task option threads must be >= 0 (0: onnxruntime default), got {self.threads!r}")
+
+    def params(self) -> dict[str, Any]:
+        """RapidOCR's dotted ``params`` overrides."""
+        threads = int(self.threads) or -1
+        p: dict[str, Any] = {
+            "Global.log_level": "warning",
+            "Global.max_side_len": int(self.max_side_len),
+            "Global.text_score": float(self.text_score),
+            "Global.use_cls": bool(self.use_cls),
+            "Global.use_rec": bool(self.recognize),
+            "Det.box_thresh": float(self.box_thresh),
+            "Det.unclip_ratio": float(self.unclip_ratio),
+            "Det.thresh": float(self.det_thresh),
+            "Det.limit_side_len": int(self.det_limit_side_len),
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1 if threads > 0 else -1,
+            "EngineConfig.onnxruntime.use_cuda": bool(self.use_cuda),
+        }
+        if self.det_model_path:
+            p["Det.model_path"] = self.det_model_path
+        if self.rec_model_path:
+            p["Rec.model_path"] = self.rec_model_path
+        return p
+
+
+_ENGINES: dict[TextEngineConfig, tuple[Any, threading.Lock]] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def get_engine(cfg: TextEngineConfig) -> tuple[Any, threading.Lock]:
+    """The process-wide RapidOCR engine for ``cfg`` and the lock that serialises its use.
+
+    WHY cached: building the engine loads three ONNX sessions (~1 s); the node, the
+    benchmark and GRPO training's reward all ask for the same one.  WHY a lock: RapidOCR
+    keeps per-call state on the engine (``update_params``), so concurrent calls from the
+    node's worker thread and e.g. a service would race."""
+    with _ENGINES_LOCK:
+        if cfg not in _ENGINES:
+            try:
+                from rapidocr import RapidOCR
+            except ImportError as exc:  # pragma: no cover - depends on install
+                raise RuntimeError("the 'text' task module needs rapidocr and onnxruntime: "
+                                   "pip install 'active-o3-ros-py[text]'") from exc
+            logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+            _ENGINES[cfg] = (RapidOCR(params=cfg.params()), threading.Lock())
+        return _ENGINES[cfg]
+
+
+def quad_to_box(quad: np.ndarray | Sequence[Sequence[float]], width: int, height: int) -> Box | None:
+    """Axis-aligned bounds of a (possibly rotated) quadrilateral, clipped to the image;
+    None when nothing of it is inside."""
+    q = np.asarray(quad, dtype=np.float64).reshape(-1, 2)
+    if q.size == 0 or not np.isfinite(q).all():
+        return None
+    b = Box(float(q[:, 0].min()), float(q[:, 1].min()), float(q[:, 0].max()), float(q[:, 1].max()))
+    b = b.clip(width, height)
+    return b if b.width > 0 and b.height > 0 else None
+
+
+class TextTaskModel(TaskModel):
+    """RapidOCR text detection (+ recognition) behind the :class:`TaskModel` interface.
+
+    ``model``, ``dtype`` and ``trust_remote_code`` are accepted for interface symmetry and
+    ignored: the weights are the ONNX files inside the rapidocr wheel (override them with
+    ``det_model_path`` / ``rec_model_path``) and no remote code is ever run.  ``device``
+    "cuda*" uses onnxruntime's CUDA provider when that build is installed, else the CPU
+    with a warning.
+    """
+
+    name = "text"
+
+    def __init__(self, model: str = "", device: str = "cpu", dtype: str = "auto", trust_remote_code: bool = False,
+                 recognize: bool = True, box_thresh: float = 0.3, unclip_ratio: float = 1.0,
+                 det_thresh: float = 0.3, text_score: float = 0.5, max_side_len: int = 16384,
+                 det_limit_side_len: int = 736, use_cls: bool = False, threads: int = 0,
+                 det_model_path: str = "", rec_model_path: str = "", label: str = "text",
+                 min_score: float = 0.0, **unknown: Any) -> None:
+        if unknown:
+            raise ValueError(f"unknown text task option(s) {sorted(unknown)}; known: recognize, box_thresh, "
+                             "unclip_ratio, det_thresh, text_score, max_side_len, det_limit_side_len, use_cls, "
+                             "threads, det_model_path, rec_model_path, label, min_score")
+        use_cuda = str(device).startswith("cuda")
+        if use_cuda:
+            try:
+                import onnxruntime
+
+                use_cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+            except ImportError:  # pragma: no cover
+                use_cuda = False
+            if not use_cuda:
+                log.warning("text task: device %r requested but onnxruntime has no CUDA provider; using the CPU",
+                            device)
+        self.config = TextEngineConfig(
+            recognize=bool(recognize), box_thresh=float(box_thresh), unclip_ratio=float(unclip_ratio),
+            det_thresh=float(det_thresh), text_score=float(text_score), max_side_len=int(max_side_len),
+            det_limit_side_len=int(det_limit_side_len), use_cls=bool(use_cls), threads=int(threads),
+            use_cuda=use_cuda, det_model_path=str(det_model_path), rec_model_path=str(rec_model_path))
+        if not str(label).strip():
+            raise ValueError("text task option label must be a non-empty string")
+        self.label = str(label).strip()
+        self.min_score = float(min_score)
+        self._engine, self._lock = get_engine(self.config)
+
+    def detect(self, images: Sequence[np.ndarray], instructions: Sequence[str]) -> list[TaskOutput]:
+        """Detections in each crop's own pixels; a crop the engine cannot handle yields an
+        empty output with status FAILED and the reason in ``extra['error']`` (never raises
+        on image content)."""
+        return [self._detect_one(img) for img in images]
+
+    def _detect_one(self, image: np.ndarray) -> TaskOutput:
+        try:
+            img = np.asarray(image)
+            if img.ndim == 2:
+                img = np.repeat(img[:, :, None], 3, axis=2)
+            if img.ndim != 3 or img.shape[2] not in (3, 4) or img.shape[0] == 0 or img.shape[1] == 0:
+                raise ValueError(f"crop must be HxWx3 RGB, got shape {img.shape}")
+            if img.dtype != np.uint8:
+                raise ValueError(f"crop must be uint8, got {img.dtype}")
+            h, w = img.shape[:2]
+            if min(h, w) < 4:  # below the detector's stride; nothing legible fits
+                return TaskOutput([], "[]", ParseStatus.EMPTY)
+            bgr = cv2.cvtColor(np.ascontiguousarray(img[:, :, :3]), cv2.COLOR_RGB2BGR)
+            with self._lock:
+                res = self._engine(bgr)
+        except Exception as exc:  # noqa: BLE001 - a bad crop must not take the node down
+            log.warning("text task failed on a crop: %s", exc)
+            return TaskOutput([], "", ParseStatus.FAILED, extra={"error": str(exc)})
+        boxes = getattr(res, "boxes", None)
+        if boxes is None or len(boxes) == 0:
+            return TaskOutput([], "[]", ParseStatus.EMPTY)
+        txts = getattr(res, "txts", None) if self.config.recognize else None
+        scores = getattr(res, "scores", None)
+        dets: list[Detection] = []
+        for i, quad in enumerate(boxes):
+            box = quad_to_box(quad, w, h)
+            if box is None:
+                continue
+            score = float(scores[i]) if scores is not None and i < len(scores) else 1.0
+            if score < self.min_score:
+                continue
+            text = str(txts[i]) if txts is not None and i < len(txts) else ""
+            dets.append(Detection(box=box, label=self.label, score=min(max(score, 0.0), 1.0), text=text))
+        answer = [{"bbox_2d": [round(v, 1) for v in d.box.as_list()], "label": d.label, "text": d.text,
+                   "score": round(d.score, 4)} for d in dets]
+        return TaskOutput(dets, json.dumps(answer), ParseStatus.OK if dets else ParseStatus.EMPTY)
+
+    def describe(self) -> dict[str, Any]:
+        """The effective engine settings (for logs and benchmark JSON)."""
+        return {"label": self.label, "min_score": self.min_score, **asdict(self.config)}
+
+
+__all__ = ["TextTaskModel", "TextEngineConfig", "get_engine", "quad_to_box"]

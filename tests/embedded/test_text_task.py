@@ -1,0 +1,105 @@
+"""The ``text`` task module: real RapidOCR (in-wheel ONNX weights) behind the TaskModel interface."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rapidocr")
+
+from PIL import Image, ImageDraw  # noqa: E402
+
+from active_o3_ros.backends import build_task  # noqa: E402
+from active_o3_ros.backends.text import TextTaskModel, get_engine, quad_to_box  # noqa: E402
+from active_o3_ros.core.types import Box, ParseStatus  # noqa: E402
+from active_o3_training.data.synthetic import _font  # noqa: E402
+
+
+def _word_image(word: str = "HELLO", size: int = 40) -> tuple[np.ndarray, Box]:
+    img = Image.new("RGB", (320, 120), (255, 255, 255))
+    font = _font("DejaVuSans-Bold.ttf", size)
+    ImageDraw.Draw(img).text((40, 30), word, font=font, fill=(0, 0, 0))
+    a = np.asarray(img)
+    ys, xs = np.nonzero(a[:, :, 0] < 128)
+    return a, Box(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+@pytest.fixture(scope="module")
+def model() -> TextTaskModel:
+    return build_task("text", model="", device="cpu", dtype="auto", trust_remote_code=False, threads=1)
+
+
+def test_finds_a_large_clear_word_with_a_tight_box_and_reads_it(model: TextTaskModel) -> None:
+    img, gt = _word_image()
+    out = model.detect([img], ["anything: the instruction is ignored"])
+    assert len(out) == 1 and out[0].status is ParseStatus.OK
+    best = max(out[0].detections, key=lambda d: d.box.iou(gt))
+    assert best.box.iou(gt) > 0.5, (best.box, gt)
+    assert best.label == "text" and 0.0 < best.score <= 1.0
+    assert "HELLO" in best.text.upper()
+    assert '"bbox_2d"' in out[0].text
+
+
+def test_one_call_over_a_batch_keeps_order_and_odd_crops_do_not_crash(model: TextTaskModel) -> None:
+    img, gt = _word_image("EXIT")
+    odd = [
+        np.zeros((1, 1, 3), np.uint8),                      # 1x1
+        np.full((64, 64, 3), 128, np.uint8),                 # flat gray
+        np.full((50, 70), 200, np.uint8),                    # 2-D gray
+        np.zeros((30, 1, 3), np.uint8),                      # 1 px wide
+        np.zeros((20, 20, 3), np.float32),                   # wrong dtype
+        np.zeros((0, 5, 3), np.uint8),                       # empty
+    ]
+    outs = model.detect([img] + odd + [img], ["text"] * (len(odd) + 2))
+    assert len(outs) == len(odd) + 2
+    for o in (outs[0], outs[-1]):
+        assert any(d.box.iou(gt) > 0.5 for d in o.detections)
+    for o in outs[1:-1]:
+        assert o.detections == []
+    assert outs[5].status is ParseStatus.FAILED and "uint8" in outs[5].extra["error"]
+    assert outs[6].status is ParseStatus.FAILED and "shape" in outs[6].extra["error"]
+
+
+def test_detection_only_mode_scores_from_the_detector() -> None:
+    m = TextTaskModel(recognize=False, threads=1)
+    img, gt = _word_image("OPEN")
+    dets = m.detect([img], ["text"])[0].detections
+    assert any(d.box.iou(gt) > 0.5 and d.text == "" and 0 < d.score <= 1 for d in dets)
+
+
+def test_engine_is_cached_per_config_and_options_are_validated(model: TextTaskModel) -> None:
+    assert get_engine(model.config)[0] is get_engine(TextTaskModel(threads=1).config)[0]
+    assert get_engine(model.config)[0] is not get_engine(TextTaskModel(threads=1, box_thresh=0.6).config)[0]
+    with pytest.raises(ValueError, match="unknown text task option"):
+        TextTaskModel(unclip=1.0)
+    with pytest.raises(ValueError, match="box_thresh"):
+        TextTaskModel(box_thresh=2.0)
+    assert model.describe()["max_side_len"] >= 4096  # never the silent 2000-px downscale
+
+
+def test_concurrent_calls_from_threads_give_the_same_answer(model: TextTaskModel) -> None:
+    img, gt = _word_image("STOP")
+    ref = [d.box for d in model.detect([img], ["text"])[0].detections]
+    got: list[list[Box]] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            got.append([d.box for d in model.detect([img], ["text"])[0].detections])
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and got == [ref] * 3
+
+
+def test_quad_to_box_bounds_rotated_quads_and_rejects_garbage() -> None:
+    b = quad_to_box([[10, 5], [30, 8], [28, 20], [8, 17]], 100, 100)
+    assert b == Box(8, 5, 30, 20)
+    assert quad_to_box([[-10, -10], [-5, -10], [-5, -5], [-10, -5]], 100, 100) is None
+    assert quad_to_box([[np.nan, 1], [2, 2]], 100, 100) is None
