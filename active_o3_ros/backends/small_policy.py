@@ -1,0 +1,413 @@
+"""A small CPU sensing policy (the embedded default M_O), trained with GRPO.
+
+Why this exists: on a CPU-only robot no multimodal LLM can be fetched or run at frame
+rate, yet the ACTIVE-o3 job -- *where* to zoom so a frozen detector finds small things --
+still has to be done.  This policy does that job with a ~50 k-parameter CNN:
+
+* It looks at the thumbnail (resized to a fixed ``input_width x input_height``) and scores
+  a fixed set of **anchor regions** (a few grid scales/aspects in normalised image
+  coordinates).  Each anchor's score comes from features pooled inside the anchor (mean
+  and max over a CNN feature map), the frame's global mean feature (so scores are relative
+  to the rest of the frame) and a learned per-anchor prior.
+* The instruction is hashed into a bag of word buckets whose embeddings are added to every
+  anchor's feature vector.  With the shipped weights, trained on one target ("text"), it is
+  a learned constant; it is there so one network can be trained for several targets
+  without a tokenizer or vocabulary download.
+* **Stochastic** for GRPO: K distinct anchors are drawn sequentially without replacement
+  (each draw masks the chosen anchor); the ordered draw's log-probability is the sum of the
+  per-draw log-softmaxes, so a group of sampled sets gets exact log-probs and an exact KL
+  to a frozen reference policy.
+* **Deterministic** at inference (the mode): greedy top-K, skipping anchors whose IoU with
+  an already chosen one exceeds ``overlap_tau`` (0.3, the reward's non-overlap threshold).
+
+It answers in the paper's ``<think>/<answer>`` JSON format so the same format reward and
+parser apply as for the MLLM.  Weights are safetensors only; the network's configuration
+(anchors, input size, widths) is stored in the safetensors header so a weights file is
+self-describing.
+"""
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from active_o3_ros.backends.base import SensingOutput, SensingPolicy
+from active_o3_ros.core.geometry import resize_image, validate_image
+from active_o3_ros.core.parsing import format_regions_answer
+from active_o3_ros.core.types import Box, Region
+
+#: The weights that ship in the package (trained by ``training/grpo_policy.py``).
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "data" / "small_policy.safetensors"
+#: ``model``/``weights`` value that builds the untrained, seeded reference initialisation.
+INIT_WEIGHTS = "init"
+_METADATA_KEY = "small_policy_config"
+
+
+# -- anchors -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AnchorGrid:
+    """``cols x rows`` anchors of size ``w x h`` (fractions of image width/height), centres
+    spread evenly so the outer anchors touch the image border."""
+
+    w: float
+    h: float
+    cols: int
+    rows: int
+
+    def boxes(self) -> list[tuple[float, float, float, float]]:
+        xs = np.linspace(self.w / 2, 1 - self.w / 2, self.cols) if self.cols > 1 else np.array([0.5])
+        ys = np.linspace(self.h / 2, 1 - self.h / 2, self.rows) if self.rows > 1 else np.array([0.5])
+        return [(float(cx - self.w / 2), float(cy - self.h / 2), float(cx + self.w / 2), float(cy + self.h / 2))
+                for cy in ys for cx in xs]
+
+
+#: Default anchors (24) for 16:9 frames of 1080p-4K with a 840 px, <= 3x ResizeCrop:
+#: twenty square-ish regions (384x324 px at 1080p: ~2.2x zoom) and four big quadrant-like
+#: regions (768x540 px at 1080p) for long signs and shelf rows.  Few anchors on purpose:
+#: training caches the real detector's output on every anchor of every frame, and square
+#: crops are the detector's cheapest input (rapidocr scales the short side to 736 px).
+DEFAULT_ANCHOR_GRIDS: tuple[AnchorGrid, ...] = (
+    AnchorGrid(0.20, 0.30, 5, 4),
+    AnchorGrid(0.40, 0.50, 2, 2),
+)
+
+
+def make_anchors(grids: Sequence[AnchorGrid]) -> np.ndarray:
+    """``(N, 4)`` normalised ``xyxy`` anchors of all grids, clipped to ``[0, 1]``."""
+    boxes = [b for g in grids for b in g.boxes()]
+    return np.clip(np.asarray(boxes, dtype=np.float64), 0.0, 1.0)
+
+
+def anchor_iou_matrix(anchors: np.ndarray, aspect: float = 16 / 9) -> np.ndarray:
+    """Pairwise IoU of normalised anchors measured in pixels of an image of this aspect
+    (IoU is aspect-invariant for axis-aligned boxes scaled per axis, so any aspect works)."""
+    a = anchors * np.array([aspect, 1.0, aspect, 1.0])
+    x1, y1, x2, y2 = a.T
+    area = (x2 - x1) * (y2 - y1)
+    iw = np.clip(np.minimum(x2[:, None], x2[None]) - np.maximum(x1[:, None], x1[None]), 0, None)
+    ih = np.clip(np.minimum(y2[:, None], y2[None]) - np.maximum(y1[:, None], y1[None]), 0, None)
+    inter = iw * ih
+    return inter / np.maximum(area[:, None] + area[None] - inter, 1e-12)
+
+
+def anchor_flip_permutation(anchors: np.ndarray) -> np.ndarray:
+    """Index of each anchor's horizontal mirror (for flip augmentation during training)."""
+    mirrored = anchors.copy()
+    mirrored[:, 0], mirrored[:, 2] = 1 - anchors[:, 2], 1 - anchors[:, 0]
+    d = np.abs(mirrored[:, None, :] - anchors[None, :, :]).sum(-1)
+    perm = d.argmin(1)
+    if not np.allclose(d[np.arange(len(anchors)), perm], 0, atol=1e-6):
+        raise ValueError("anchor set is not left-right symmetric")
+    return perm
+
+
+def anchor_boxes_px(anchors: np.ndarray, width: float, height: float) -> list[Box]:
+    return [Box(float(a[0] * width), float(a[1] * height), float(a[2] * width), float(a[3] * height))
+            for a in anchors]
+
+
+# -- network -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SmallPolicyConfig:
+    """Everything needed to rebuild the network (stored inside the weights file)."""
+
+    input_width: int = 512
+    input_height: int = 288
+    channels: tuple[int, ...] = (16, 32, 48, 64)
+    hidden: int = 64
+    instruction_buckets: int = 64
+    grids: tuple[AnchorGrid, ...] = DEFAULT_ANCHOR_GRIDS
+    overlap_tau: float = 0.3
+    init_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.input_width < 32 or self.input_height < 32:
+            raise ValueError("input size must be at least 32x32")
+        if not self.grids:
+            raise ValueError("at least one anchor grid is needed")
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        return json.dumps(d, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SmallPolicyConfig":
+        d = json.loads(text)
+        d["channels"] = tuple(int(c) for c in d["channels"])
+        d["grids"] = tuple(AnchorGrid(**g) for g in d["grids"])
+        return cls(**d)
+
+
+def instruction_buckets(instruction: str, n_buckets: int) -> list[int]:
+    """Stable hash (crc32, not Python's salted ``hash``) of each lower-cased word."""
+    words = instruction.lower().replace(",", " ").split() or [""]
+    return sorted({zlib.crc32(w.encode("utf-8")) % n_buckets for w in words})
+
+
+class SmallPolicyNet(nn.Module):
+    """Thumbnail (+ instruction) -> one logit per anchor."""
+
+    def __init__(self, cfg: SmallPolicyConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        layers: list[nn.Module] = []
+        c_in = 3
+        for c in cfg.channels:
+            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(4, c), nn.ReLU(inplace=True)]
+            c_in = c
+        self.backbone = nn.Sequential(*layers)
+        c = cfg.channels[-1]
+        self.word_embedding = nn.Embedding(cfg.instruction_buckets, 3 * c)
+        nn.init.zeros_(self.word_embedding.weight)
+        self.head = nn.Sequential(nn.Linear(3 * c, cfg.hidden), nn.ReLU(inplace=True), nn.Linear(cfg.hidden, 1))
+        anchors = make_anchors(cfg.grids)
+        self.anchor_prior = nn.Parameter(torch.zeros(len(anchors)))
+        # Feature-map cell masks of every anchor (fixed input size -> fixed map size).
+        fh, fw = cfg.input_height, cfg.input_width
+        for _ in cfg.channels:
+            fh, fw = (fh + 1) // 2, (fw + 1) // 2
+        ys = (torch.arange(fh, dtype=torch.float64) + 0.5) / fh
+        xs = (torch.arange(fw, dtype=torch.float64) + 0.5) / fw
+        masks = []
+        for x1, y1, x2, y2 in anchors:
+            m = ((ys >= y1) & (ys <= y2))[:, None] & ((xs >= x1) & (xs <= x2))[None, :]
+            if not m.any():  # an anchor smaller than a cell still sees its nearest cell
+                m[int(min(fh - 1, (y1 + y2) / 2 * fh)), int(min(fw - 1, (x1 + x2) / 2 * fw))] = True
+            masks.append(m.flatten())
+        self.register_buffer("anchor_masks", torch.stack(masks).float(), persistent=False)
+        self.register_buffer("anchors", torch.as_tensor(anchors, dtype=torch.float32), persistent=False)
+        self.register_buffer("pixel_mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def num_anchors(self) -> int:
+        return int(self.anchors.shape[0])
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """RGB uint8 images of any size -> normalised ``(B, 3, H, W)`` at the fixed input size."""
+        cfg = self.cfg
+        arr = np.stack([resize_image(validate_image(im, "thumbnail"), cfg.input_width, cfg.input_height)
+                        for im in images])
+        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255.0)
+        return (x - self.pixel_mean) / self.pixel_std
+
+    def forward(self, x: torch.Tensor, instructions: Sequence[str]) -> torch.Tensor:
+        """``x``: preprocessed ``(B, 3, H, W)``; returns ``(B, N)`` anchor logits."""
+        feat = self.backbone(x)                                      # B, C, h, w
+        b, c = feat.shape[:2]
+        flat = feat.flatten(2)                                       # B, C, hw
+        masks = self.anchor_masks                                    # N, hw
+        mean = torch.einsum("bcp,np->bnc", flat, masks) / masks.sum(1)[None, :, None]
+        neg = (1.0 - masks)[None, :, None, :] * -1e4                 # 1, N, 1, hw
+        mx = (flat[:, None, :, :] + neg).amax(-1)                    # B, N, C
+        glob = flat.mean(-1)[:, None, :].expand(-1, mean.shape[1], -1)
+        h = torch.cat([mean, mx, glob - mean], -1)                   # B, N, 3C
+        emb = torch.stack([
+            self.word_embedding(torch.tensor(instruction_buckets(t, self.cfg.instruction_buckets),
+                                             device=x.device)).mean(0)
+            for t in instructions])                                  # B, 3C
+        h = h + emb[:, None, :]
+        return self.head(h).squeeze(-1) + self.anchor_prior[None, :]
+
+
+def build_net(cfg: SmallPolicyConfig) -> SmallPolicyNet:
+    """Seeded initialisation (the "untrained/reference" policy is reproducible)."""
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(cfg.init_seed)
+    try:
+        net = SmallPolicyNet(cfg)
+    finally:
+        torch.random.set_rng_state(gen_state)
+    return net
+
+
+def save_weights(net: SmallPolicyNet, path: str | Path, provenance: dict[str, Any] | None = None) -> Path:
+    """safetensors with the network config (and optional provenance) in its header."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {_METADATA_KEY: net.cfg.to_json()}
+    if provenance:
+        meta["provenance"] = json.dumps(provenance, sort_keys=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(path), metadata=meta)
+    return path
+
+
+def load_weights(path: str | Path) -> SmallPolicyNet:
+    """Rebuild the network from a safetensors file; any problem raises a ValueError that
+    says which file and what is wrong (never a bare deserialisation trace)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"small_policy weights not found: {path} (train them with "
+                         "`python -m active_o3_training.grpo_policy`, or use model='' for the bundled ones)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"small_policy weights {path} are not a readable safetensors file: {exc}") from exc
+    if _METADATA_KEY not in meta:
+        raise ValueError(f"small_policy weights {path} lack the '{_METADATA_KEY}' header entry; "
+                         "they were not written by save_weights()")
+    try:
+        cfg = SmallPolicyConfig.from_json(meta[_METADATA_KEY])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"small_policy weights {path} carry an invalid config: {exc}") from exc
+    net = SmallPolicyNet(cfg)
+    try:
+        net.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"small_policy weights {path} do not match their config: {exc}") from exc
+    return net
+
+
+def read_provenance(path: str | Path) -> dict[str, Any]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    return json.loads(meta.get("provenance", "{}"))
+
+
+# -- sampling (GRPO) and the mode (inference) ---------------------------------------------
+def sample_sets(logits: torch.Tensor, k: int, group: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw ``group`` ordered sets of ``k`` distinct anchors per row of ``(B, N)`` logits by
+    sequential sampling without replacement; returns ``(B, group, k)`` anchor indices."""
+    b, n = logits.shape
+    k = min(k, n)
+    lg = logits.detach()[:, None, :].expand(b, group, n).reshape(b * group, n).clone()
+    out = torch.empty(b * group, k, dtype=torch.long)
+    for step in range(k):
+        probs = torch.softmax(lg, -1)
+        idx = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        out[:, step] = idx
+        lg[torch.arange(b * group), idx] = float("-inf")
+    return out.view(b, group, k)
+
+
+def set_log_probs(logits: torch.Tensor, sets: torch.Tensor, ref_logits: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Log-probability of each ordered draw in ``sets`` ``(B, G, k)`` under ``logits``
+    ``(B, N)`` (differentiable), plus the exact KL to ``ref_logits`` and the entropy,
+    both summed over the k draws given the same prefixes.  Returns ``(logp, kl, entropy)``
+    each ``(B, G)``."""
+    b, g, k = sets.shape
+    n = logits.shape[1]
+    lg = logits[:, None, :].expand(b, g, n)
+    rl = ref_logits[:, None, :].expand(b, g, n) if ref_logits is not None else None
+    mask = torch.zeros(b, g, n, dtype=torch.bool)
+    logp = torch.zeros(b, g)
+    kl = torch.zeros(b, g)
+    ent = torch.zeros(b, g)
+    for step in range(k):
+        lsm = torch.log_softmax(lg.masked_fill(mask, float("-inf")), -1)
+        p = lsm.exp()
+        safe = lsm.masked_fill(mask, 0.0)
+        logp = logp + lsm.gather(-1, sets[:, :, step:step + 1]).squeeze(-1)
+        ent = ent - (p * safe).sum(-1)
+        if rl is not None:
+            rlsm = torch.log_softmax(rl.masked_fill(mask, float("-inf")), -1).masked_fill(mask, 0.0)
+            kl = kl + (p * (safe - rlsm)).sum(-1)
+        mask = mask.scatter(-1, sets[:, :, step:step + 1], True)
+    return logp, kl, ent
+
+
+def greedy_sets(logits: torch.Tensor, k: int, iou: np.ndarray, tau: float) -> list[list[int]]:
+    """The mode: best-first anchors, skipping any with IoU > ``tau`` to one already kept."""
+    out = []
+    for row in logits.detach().cpu().numpy():
+        chosen: list[int] = []
+        for a in np.argsort(-row, kind="stable"):
+            if len(chosen) >= k:
+                break
+            if all(iou[a, c] <= tau for c in chosen):
+                chosen.append(int(a))
+        out.append(chosen)
+    return out
+
+
+# -- the SensingPolicy -------------------------------------------------------------------
+class SmallSensingPolicy(SensingPolicy):
+    """Registered as ``small_policy``.
+
+    ``model``: a safetensors weights file; ``""`` = the bundled weights, ``"init"`` = the
+    untrained seeded initialisation (the benchmarks' reference row).  ``weights`` is an
+    alias for ``model`` (handy in ``sensing_options``).  ``sample=True`` makes ``propose``
+    draw instead of returning the mode (seeded by ``seed``).
+    """
+
+    name = "small_policy"
+    is_model_call = True
+
+    def __init__(self, model: str = "", device: str = "cpu", dtype: str = "auto",
+                 trust_remote_code: bool = False, weights: str | None = None, sample: bool = False,
+                 seed: int = 0, num_threads: int = 0, **_: Any) -> None:
+        src = weights if weights is not None else model
+        if src in ("", None):
+            self.net = load_weights(BUNDLED_WEIGHTS)
+            self.weights = str(BUNDLED_WEIGHTS)
+        elif src == INIT_WEIGHTS:
+            self.net = build_net(SmallPolicyConfig())
+            self.weights = INIT_WEIGHTS
+        else:
+            self.net = load_weights(src)
+            self.weights = str(src)
+        if dtype not in ("auto", "float32"):
+            # Why: a 50 k-parameter CNN gains nothing from half precision on CPU, and the
+            # option exists for the MLLM backends; accept but say so rather than ignore.
+            import warnings
+            warnings.warn(f"small_policy runs in float32; dtype={dtype!r} ignored", stacklevel=2)
+        if num_threads:
+            torch.set_num_threads(int(num_threads))
+        self.device = torch.device(device)
+        self.net.to(self.device).eval()
+        self.sample = bool(sample)
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.anchors = self.net.anchors.cpu().numpy().astype(np.float64)
+        self.iou = anchor_iou_matrix(self.anchors)
+        # The net sees ``input_height`` rows; a bigger thumbnail only costs resize time.
+        self.preferred_thumbnail_short_side = int(self.net.cfg.input_height)
+
+    @torch.no_grad()
+    def logits(self, images: Sequence[np.ndarray], instructions: Sequence[str]) -> torch.Tensor:
+        x = self.net.preprocess(images).to(self.device)
+        return self.net(x, list(instructions)).float().cpu()
+
+    def propose(self, images, instructions, max_regions, context=None):
+        if len(images) != len(instructions):
+            raise ValueError("propose needs one instruction per image")
+        if not images:
+            return []
+        lg = self.logits(images, instructions)
+        if self.sample:
+            chosen = [s.tolist() for s in sample_sets(lg, max_regions, 1, self.generator)[:, 0]]
+        else:
+            chosen = greedy_sets(lg, max_regions, self.iou, self.net.cfg.overlap_tau)
+        probs = torch.softmax(lg, -1).numpy()
+        out = []
+        for img, idx, p in zip(images, chosen, probs):
+            h, w = img.shape[:2]
+            boxes = anchor_boxes_px(self.anchors[idx], w, h)
+            think = "anchors " + ", ".join(f"#{a} p={p[a]:.3f}" for a in idx)
+            out.append(SensingOutput(
+                [Region(b, "small_policy", r, float(p[a])) for r, (b, a) in enumerate(zip(boxes, idx))],
+                format_regions_answer(boxes, ["region that may contain the target"] * len(boxes), think)))
+        return out
+
+
+__all__ = [
+    "AnchorGrid", "SmallPolicyConfig", "SmallPolicyNet", "SmallSensingPolicy", "build_net", "load_weights",
+    "save_weights", "sample_sets", "set_log_probs", "greedy_sets", "make_anchors", "anchor_iou_matrix",
+    "anchor_flip_permutation", "anchor_boxes_px", "BUNDLED_WEIGHTS", "INIT_WEIGHTS",
+]
