@@ -72,7 +72,7 @@ class TextEngineConfig:
         """RapidOCR's dotted ``params`` overrides."""
         threads = int(self.threads) or -1
         p: dict[str, Any] = {
-            "Global.log_level": "warning",
+            "Global.log_level": "error",
             "Global.max_side_len": int(self.max_side_len),
             "Global.text_score": float(self.text_score),
             "Global.use_cls": bool(self.use_cls),

@@ -17,8 +17,8 @@ rendering), so splits are seed ranges (:data:`SPLIT_OFFSETS`) and nothing is sto
 
 Writers: COCO JSON + images (:func:`write_coco`) and a rosbag2 camera recording of a
 panning camera over a big canvas (:func:`write_bag`) with the per-frame ground truth as our
-``active_o3_ros/msg/DetectionArray`` (types registered from the ``msg/*.msg`` text, so no
-rclpy or built message package is needed).
+``active_o3_ros/msg/DetectionArray`` (types registered from the ``msg/*.msg`` text by the ROS
+room's rclpy-free helper, so no ROS install or built message package is needed).
 
 CLI: ``python -m active_o3_training.data.synthetic --help``.
 """
@@ -489,31 +489,13 @@ def _jsonable(x):
 
 
 # -- rosbag2 writer -------------------------------------------------------------------------
-def msg_dir() -> Path:
-    """The repo's / installed package's ``msg`` folder (our .msg definitions)."""
-    import active_o3_ros
-
-    for base in [Path(p) for p in active_o3_ros.__path__]:
-        for cand in (base.parent / "msg", base / "msg", base.parent / "share" / "active_o3_ros" / "msg"):
-            if (cand / "DetectionArray.msg").is_file():
-                return cand
-    here = Path(__file__).resolve().parents[2] / "msg"
-    if (here / "DetectionArray.msg").is_file():
-        return here
-    raise FileNotFoundError("could not find active_o3_ros msg/DetectionArray.msg")
-
-
 def make_typestore():
     """A rosbags typestore (ROS 2 Kilted) with our ``active_o3_ros/msg/*`` types registered
-    from the .msg text (ROS-free: no rclpy or built messages needed)."""
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+    from the .msg text: the ROS room's helper (``active_o3_ros.ros.bags.typestore``), which
+    imports no rclpy, so writing a bag needs no ROS install or built messages."""
+    from active_o3_ros.ros.bags import typestore
 
-    store = get_typestore(Stores.ROS2_KILTED)
-    types = {}
-    for p in sorted(msg_dir().glob("*.msg")):
-        types.update(get_types_from_msg(p.read_text(), f"active_o3_ros/msg/{p.stem}"))
-    store.register(types)
-    return store
+    return typestore()
 
 
 @dataclass(frozen=True)
