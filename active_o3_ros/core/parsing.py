@@ -24,7 +24,9 @@ _THINK_RE = re.compile(r"<think>(.*?)</think>", re.S)
 _ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.S)
 _FENCE_RE = re.compile(r"```(?:json|JSON)?\s*(.*?)(?:```|$)", re.S)
 _OBJECT_RE = re.compile(r"\{[^{}]*\}")
-_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+# Possessive quantifiers (Python >= 3.11): with ``\d+\.?\d*`` a long digit run (a runaway
+# generation) was split every possible way -- quadratic time; ``\d++`` never backtracks.
+_NUM = r"[-+]?(?:\d++(?:\.\d*+)?|\.\d++)(?:[eE][-+]?\d++)?"
 _BBOX_KEY_RE = re.compile(r"bbox_2d\s*\[\s*(" + _NUM + r")\s*,\s*(" + _NUM + r")\s*,\s*(" + _NUM + r")\s*,\s*(" + _NUM + r")\s*\]")
 _BBOX_ANY_RE = re.compile(r"\[\s*(" + _NUM + r")\s*,\s*(" + _NUM + r")\s*,\s*(" + _NUM + r")\s*,\s*(" + _NUM + r")\s*\]")
 _STRICT_FORMAT_RE = re.compile(r"^\s*<think>.*?</think>\s*<answer>(.*?)</answer>\s*$", re.S)
@@ -52,12 +54,39 @@ class ParseResult:
         return [i.box for i in self.items if i.box is not None]
 
 
+def _find_think(text: str) -> str | None:
+    """Body of the first ``<think>…</think>`` (None if none), in linear time.
+
+    WHY not ``_THINK_RE.search``: on text with thousands of unclosed ``<think>`` tags the
+    regex retries from every tag to the end of the text -- quadratic (minutes for 200 kB).
+    """
+    start = text.find("<think>")
+    if start == -1:
+        return None
+    end = text.find("</think>", start + 7)
+    return None if end == -1 else text[start + 7:end]
+
+
+def _strip_think(text: str) -> str:
+    """``_THINK_RE.sub("", text)`` (remove every closed think block) in linear time."""
+    out: list[str] = []
+    pos = 0
+    while True:
+        start = text.find("<think>", pos)
+        end = text.find("</think>", start + 7) if start != -1 else -1
+        if end == -1:
+            out.append(text[pos:])
+            return "".join(out)
+        out.append(text[pos:start])
+        pos = end + 8
+
+
 def extract_answer(text: str) -> tuple[str, str, list[str]]:
     """Return ``(think, answer_text, problems)``, tolerating missing or unclosed tags."""
     problems: list[str] = []
-    think_m = _THINK_RE.search(text)
-    think = think_m.group(1).strip() if think_m else ""
-    if not think_m:
+    think_m = _find_think(text)
+    think = think_m.strip() if think_m is not None else ""
+    if think_m is None:
         problems.append("no <think> block")
     ans_m = _ANSWER_RE.search(text)
     if ans_m:
@@ -66,7 +95,7 @@ def extract_answer(text: str) -> tuple[str, str, list[str]]:
             problems.append("unclosed <answer>")
     else:
         problems.append("no <answer> block")
-        answer = _THINK_RE.sub("", text)
+        answer = _strip_think(text)
     fence = _FENCE_RE.search(answer)
     if fence:
         answer = fence.group(1)
@@ -216,16 +245,44 @@ def parse_answer(text: Any, image_width: float | None = None, image_height: floa
     return ParseResult(items, status, think, problems)
 
 
+def strict_answer_body(text: str) -> str | None:
+    """What ``_STRICT_FORMAT_RE.match(text).group(1)`` gives (None for no match), in linear time.
+
+    WHY: the regex's lazy ``.*?`` retries the rest of the text after every ``</think><answer>``
+    candidate -- quadratic on a runaway generation repeating that pair (found by
+    ``benchmarks/fuzz.py``).  Same semantics: the think block ends at the first ``</think>``
+    followed (after whitespace) by ``<answer>``; the answer runs to the final ``</answer>``.
+    """
+    s = text.lstrip()
+    if not s.startswith("<think>"):
+        return None
+    end = len(s.rstrip())
+    if not s.endswith("</answer>", 0, end):
+        return None
+    final = end - len("</answer>")
+    pos = len("<think>")
+    while True:
+        j = s.find("</think>", pos)
+        if j == -1:
+            return None
+        k = j + len("</think>")
+        while k < len(s) and s[k].isspace():
+            k += 1
+        if s.startswith("<answer>", k):
+            return s[k + len("<answer>"):final] if k + len("<answer>") <= final else None
+        pos = j + 1
+
+
 def is_well_formatted(text: str, max_items: int) -> bool:
     """The paper's format reward: ``<think>…</think><answer>[…]</answer>`` with a valid JSON
     list of at most ``max_items`` objects, each with a 4-number ``bbox_2d``."""
     if not isinstance(text, str):
         return False
-    m = _STRICT_FORMAT_RE.match(text)
-    if not m:
+    body = strict_answer_body(text)
+    if body is None:
         return False
     try:
-        data = json.loads(m.group(1))
+        data = json.loads(body)
     except (ValueError, RecursionError):
         return False
     if not isinstance(data, list) or not (1 <= len(data) <= max_items):
