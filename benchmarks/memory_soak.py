@@ -96,8 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sample-every", type=int, default=10, help="frames between RSS samples")
     p.add_argument("--tolerance-mib", type=float, default=16.0, help="second-half growth still called flat")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="short soak (60 frames) for run_all --quick")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "memory_soak.json"))
     args = p.parse_args(argv)
+    if args.quick:
+        args.frames, args.warmup, args.distinct, args.sample_every = 60, 3, 6, 5
     from tqdm import tqdm
 
     from active_o3_ros.core.config import PerceptionConfig

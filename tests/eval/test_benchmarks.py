@@ -1,0 +1,100 @@
+"""The benchmark runner, the memory soak and the GPU script, run as real processes/code."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fixtures_models import tiny_qwen_dir  # noqa: F401  (session fixture)
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import memory_soak  # noqa: E402
+import run_all  # noqa: E402
+
+GOOD = '''
+import json, sys
+from pathlib import Path
+if __name__ == "__main__":
+    quick = "--quick" in sys.argv
+    out = Path(__file__).parent / "results" / "good.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"quick": quick, "speedup": 2.5, "nested": {"ms": 12.25},
+                               "rows": [{"mode": "parallel", "calls": 2}, {"mode": "serial", "calls": 4}]}))
+'''
+BAD = '''
+if __name__ == "__main__":
+    raise SystemExit("this benchmark broke")
+'''
+
+
+def test_run_all_runs_each_script_and_summarises(tmp_path: Path) -> None:
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    (bench / "good.py").write_text(GOOD + '\nparser_flag = "--quick"\n')
+    (bench / "bad.py").write_text(BAD)
+    (bench / "_helper.py").write_text("X = 1\n")  # not a benchmark
+    results = bench / "results"
+    rc = run_all.main(["--bench-dir", str(bench), "--results", str(results), "--quick", "--timeout", "60"])
+    assert rc == 1  # one script failed: the runner says so, after running the other
+    status = {r["script"]: r for r in json.loads((results / "run_all.json").read_text())["runs"]}
+    assert set(status) == {"good.py", "bad.py"}
+    assert status["good.py"]["status"] == "ok" and status["good.py"]["command"].endswith("--quick")
+    assert status["bad.py"]["status"] == "failed" and "this benchmark broke" in "\n".join(status["bad.py"]["tail"])
+    assert json.loads((results / "good.json").read_text())["quick"] is True
+    md = (results / "SUMMARY.md").read_text()
+    assert "### good" in md and "| speedup | 2.5 |" in md and "| nested.ms | 12.25 |" in md
+    assert "| parallel | 2 |" in md and "| bad.py | failed |" in md
+    assert run_all.main(["--bench-dir", str(bench), "--only", "nope"]) == 2
+
+
+def test_run_all_discovers_the_repo_benchmarks() -> None:
+    names = {p.stem for p in run_all.discover()}
+    assert {"memory_soak", "gpu_qwen7b"} <= names and "run_all" not in names
+
+
+def test_soak_verdict_by_hand() -> None:
+    flat = memory_soak.verdict([(0, 100.0), (10, 110.0), (20, 111.0), (30, 111.0), (40, 112.0)], 4.0)
+    assert flat["rss_middle_mib"] == 111.0 and flat["growth_second_half_mib"] == 1.0 and flat["flat"]
+    leak = memory_soak.verdict([(0, 100.0), (10, 120.0), (20, 140.0), (30, 160.0), (40, 180.0)], 4.0)
+    assert not leak["flat"] and leak["slope_second_half_mib_per_100_frames"] == pytest.approx(200.0)
+
+
+@pytest.mark.slow
+def test_memory_soak_runs_the_real_pipeline(tmp_path: Path, tiny_qwen_dir: Path) -> None:  # noqa: F811
+    out = tmp_path / "soak.json"
+    opts = json.dumps({"max_new_tokens": 4, "max_pixels": 20000})
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "memory_soak.py"), "--frames", "8",
+                           "--warmup", "1", "--distinct", "3", "--sample-every", "2", "--size", "320x180",
+                           "--sensing", "tiling", "--sensing-options", '{"rows": 1, "cols": 3}', "--task", "qwen_vl",
+                           "--model", str(tiny_qwen_dir), "--task-options", opts, "--crop-size", "112",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert [s["frame"] for s in res["samples"]] == [0, 2, 4, 6, 8]
+    assert res["rss_start_mib"] > 50 and res["sensing"] == "tiling" and isinstance(res["flat"], bool)
+
+
+def test_gpu_qwen7b_skips_without_cuda(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the real benchmark runs instead of the skip path")
+    out = tmp_path / "gpu.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_qwen7b.py"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0 and "skipped: no CUDA device" in proc.stdout
+    res = json.loads(out.read_text())
+    assert res["skipped"] is True and res["reason"] == "no CUDA device"
+
+
+def test_gpu_qwen7b_config_is_the_real_7b(tmp_path: Path) -> None:
+    """Built on the meta device (no memory): the parameter count is Qwen2.5-VL-7B's 8.29 B."""
+    import gpu_qwen7b
+
+    model, _ = gpu_qwen7b.build_model_dir("7b", tmp_path, "bfloat16", "meta")
+    n = sum(p.numel() for p in model.parameters())
+    assert 8.25e9 < n < 8.35e9
+    assert model.config.vision_config.depth == 32 and model.config.text_config.num_hidden_layers == 28
