@@ -140,3 +140,26 @@ def test_hand_computed_soda_loose_iou() -> None:
     loose = coco_evaluate(*_one_image([(shifted, 1.0)], [G1]), iou_thresholds=[0.1])
     assert strict["AP50"] == 0.0
     assert loose["AP"] == pytest.approx(1.0) and loose["AR"] == pytest.approx(1.0)
+
+
+def test_masks_pasted_and_miou_by_hand() -> None:
+    """A detection's box-cropped mask lands at its offset in the frame; mIoU pairs each GT
+    instance with its best-overlapping prediction (0 when none covers it)."""
+    from active_o3_training.evaluate import detection_mask, instance_miou
+
+    crop = np.ones((4, 6), bool)  # 6 wide x 4 high, placed at x=10, y=20
+    d = Detection(Box(10, 20, 16, 24), "obj", 1.0, mask=crop, mask_offset=(10, 20))
+    full = detection_mask(d, 40, 30)
+    assert full.sum() == 24 and full[20:24, 10:16].all()
+    edge = Detection(Box(36, 28, 40, 30), "obj", 1.0, mask=np.ones((4, 6), bool), mask_offset=(36, 28))
+    assert detection_mask(edge, 40, 30).sum() == 2 * 4  # clipped at the frame border
+
+    gt_a = np.zeros((30, 40), bool)
+    gt_a[20:24, 10:18] = True  # 32 px, the prediction covers 24 of them
+    gt_b = np.zeros((30, 40), bool)
+    gt_b[0:5, 0:5] = True      # nobody predicts this one
+    g = ImageAnnotations(1, 40, 30, [Box(10, 20, 18, 24), Box(0, 0, 5, 5)], masks=[gt_a, gt_b])
+    p = ImageAnnotations(1, 40, 30, [d.box], scores=[1.0], masks=[full])
+    assert instance_miou([g], [p]) == pytest.approx((24 / 32 + 0.0) / 2)
+    seg = coco_evaluate([g], [p], iou_type="segm", iou_thresholds=[0.5])
+    assert seg["AR"] == pytest.approx(0.5)  # mask IoU 0.75 >= 0.5 for A, B missed
