@@ -41,7 +41,8 @@ def policy_available(sensing: str) -> str:
     try:
         build_sensing(sensing).close()
     except (ValueError, RuntimeError, OSError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+        # repo-relative: results files are committed and must not carry this machine's paths
+        return f"{type(exc).__name__}: {exc}".replace(str(ROOT) + os.sep, "").replace(str(ROOT), ".")
     return ""
 
 
