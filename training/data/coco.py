@@ -124,10 +124,49 @@ def load_coco_json(path: str | Path) -> dict[str, Any]:
         data = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{p} is not valid JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{p} is not UTF-8 text (a binary or corrupt file?): {exc}") from exc
+    except RecursionError as exc:
+        raise ValueError(f"{p} nests JSON too deeply to be an annotation file") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{p} is not COCO-style: the top level is a {type(data).__name__}, not an object")
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise ValueError(f"{p} is not COCO-style: missing list {key!r}")
+    _check_entries(p, data)
     return data
+
+
+def _check_entries(p: Path, data: dict[str, Any]) -> None:
+    """The fields every reader indexes, checked once so a bad file fails here with the entry
+    named instead of a KeyError/TypeError deep inside a loader (found by the reliability tests)."""
+    def bad(section: str, i: int, what: str) -> ValueError:
+        return ValueError(f"{p}: {section}[{i}] {what}")
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    for i, im in enumerate(data["images"]):
+        if not isinstance(im, dict):
+            raise bad("images", i, f"is a {type(im).__name__}, not an object")
+        if not is_int(im.get("id")) and not isinstance(im.get("id"), str):
+            raise bad("images", i, f"has no integer/string 'id' (got {im.get('id')!r})")
+        if not isinstance(im.get("file_name"), str):
+            raise bad("images", i, f"has no string 'file_name' (got {im.get('file_name')!r})")
+        for key in ("width", "height"):
+            if key in im and not (is_int(im[key]) and im[key] >= 0):
+                raise bad("images", i, f"'{key}' must be a non-negative integer, got {im[key]!r}")
+    for i, c in enumerate(data["categories"]):
+        if not isinstance(c, dict) or not is_int(c.get("id")):
+            raise bad("categories", i, f"needs an integer 'id', got {c!r:.80}")
+        if not isinstance(c.get("name", ""), str):
+            raise bad("categories", i, f"'name' must be a string, got {c.get('name')!r:.80}")
+    for i, a in enumerate(data["annotations"]):
+        if not isinstance(a, dict):
+            raise bad("annotations", i, f"is a {type(a).__name__}, not an object")
+        for key in ("image_id", "category_id"):
+            if not (is_int(a.get(key)) or isinstance(a.get(key), str)):
+                raise bad("annotations", i, f"has no integer '{key}' (got {a.get(key)!r:.80})")
 
 
 def coco_records(data: dict[str, Any], image_dir: str | Path, cfg: CocoSubsetConfig = CocoSubsetConfig(),
