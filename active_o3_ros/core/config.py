@@ -211,7 +211,7 @@ class Parameter:
                     value = json.dumps(value)
                 if not isinstance(value, str):
                     raise ValueError(value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # float(10**400) overflows
             raise ConfigError(f"parameter {self.name!r} must be a {t.__name__}, got {value!r}") from exc
         if (self.choices is not None and value not in self.choices
                 and not (self.dynamic_choices is not None and value in self.dynamic_choices())):
