@@ -1,0 +1,95 @@
+"""Helpers for the reliability tests: loopback ROS env with a random domain, the shared ROS
+test helpers (``tests/ros``: Probe, test backends) on the path, /proc readings.
+
+WHY no conftest.py here: ``tests/ros`` already has a rootless ``conftest`` module that its
+tests import by name; a second one would shadow it depending on collection order.
+"""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+ROS_TESTS = REPO / "tests" / "ros"
+for p in (str(ROS_TESTS), str(HERE)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+
+def ros_env(domain: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain), OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(HERE), str(ROS_TESTS), str(REPO), env.get("PYTHONPATH", "")]),
+               PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
+    profile = REPO / "config" / "fastdds_shm.xml"
+    if profile.is_file():
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+    return env
+
+
+@pytest.fixture
+def ros_domain(monkeypatch) -> int:
+    """A random ROS_DOMAIN_ID (loopback only) for this test and its child processes."""
+    domain = random.randint(1, 100)
+    for k, v in ros_env(domain).items():
+        monkeypatch.setenv(k, v)
+    return domain
+
+
+def start(module: str, *args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    fh = open(log, "wb")
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, env=env or dict(os.environ),
+                            stdout=fh, stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(2)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait(5)
+    return proc.returncode
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS (kB) and Threads of a process, from /proc/<pid>/status."""
+    out: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, val = line.partition(":")
+        if key in ("VmRSS", "Threads"):
+            out[key] = int(val.split()[0])
+    return out
+
+
+def node_args(*extra: str, task: str = "blob", task_options: str = "{}", plugins: str = "ros_test_backends") -> list[str]:
+    """The node on tiling sensing + a test task (fast, deterministic), reliable QoS."""
+    return ["--ros-args", "-p", "sensing_backend:=tiling", "-p", "sensing_options:='{\"rows\": 1, \"cols\": 2}'",
+            "-p", f"task_module:={task}", "-p", f"task_options:='{task_options}'", "-p", f"plugins:={plugins}",
+            "-p", "qos_reliability:=reliable", "-p", "max_regions:=2", "-p", "instruction:=bright blobs",
+            "-p", "diagnostics_period:=0.5", "-p", "crop_size:=160", *extra]
+
+
+def diag(probe, key: str) -> str | None:
+    for arr in reversed(probe.got("/diagnostics")):
+        for s in arr.status:
+            if s.name.startswith("/active_o3"):
+                return {kv.key: kv.value for kv in s.values}.get(key)
+    return None
+
+
+def diag_levels(probe) -> list[tuple[int, str]]:
+    out = []
+    for arr in probe.got("/diagnostics"):
+        for s in arr.status:
+            if s.name.startswith("/active_o3"):
+                lvl = s.level if isinstance(s.level, int) else int.from_bytes(s.level, "little")
+                out.append((lvl, s.message))
+    return out
