@@ -87,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["command"] = "python benchmarks/eval_embedded.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report["eval_command"] = "active-o3-eval " + " ".join(c if not c.startswith("/") else "OUT" for c in cmd)
     report["policy_modes_skipped"] = why
-    report["outputs"] = {f.name: str(f.relative_to(ROOT)) for f in sorted(art_dir.iterdir())}
+    report["outputs"] = {f.name: (str(f.relative_to(ROOT)) if f.is_relative_to(ROOT) else str(f))
+                         for f in sorted(art_dir.resolve().iterdir())}
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"[eval_embedded] wrote {out_json} and {art_dir}/")

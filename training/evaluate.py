@@ -323,7 +323,7 @@ def markdown_table(report: dict[str, Any]) -> str:
     grid = report["config"]["tiling_grid"]
     has_soda = any("AP@0.1" in r for r in rows)
     has_mask = any("mIoU" in r for r in rows)
-    cols = ["Method", "K", "AP", "AP50", "AP75", "AP_s", "AP_m", "AP_l", "AR_s", "AR_m", "AR_l"]
+    cols = ["Method", "K", "AP", "AP50", "AP75", "AP_s", "AP_m", "AP_l", "AR50", "AR_s", "AR_m", "AR_l"]
     if has_soda:
         cols += ["AP@0.1", "AR@0.1"]
     if has_mask:
@@ -333,7 +333,7 @@ def markdown_table(report: dict[str, Any]) -> str:
     for r in rows:
         title = MODE_TITLES[r["mode"]].format(grid=f"{grid}x{grid}")
         k = str(r["k"]) if r["k"] is not None else (str(grid * grid) if r["mode"] == "tiling" else "—")
-        cells = [title, k] + [_fmt(r[c]) for c in ("AP", "AP50", "AP75", "AP_s", "AP_m", "AP_l", "AR_s", "AR_m", "AR_l")]
+        cells = [title, k] + [_fmt(r[c]) for c in ("AP", "AP50", "AP75", "AP_s", "AP_m", "AP_l", "AR50", "AR_s", "AR_m", "AR_l")]
         if has_soda:
             cells += [_fmt(r.get("AP@0.1")), _fmt(r.get("AR@0.1"))]
         if has_mask:

@@ -98,3 +98,22 @@ def test_gpu_qwen7b_config_is_the_real_7b(tmp_path: Path) -> None:
     n = sum(p.numel() for p in model.parameters())
     assert 8.25e9 < n < 8.35e9
     assert model.config.vision_config.depth == 32 and model.config.text_config.num_hidden_layers == 28
+
+
+def test_readme_section_replaced_between_markers_only(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "gpu_qwen7b.json").write_text(json.dumps({"skipped": True, "reason": "no CUDA device"}))
+    (results / "memory_soak.json").write_text(json.dumps({"rss_start_mib": 100.0, "rss_end_mib": 101.5, "flat": True}))
+    readme = tmp_path / "README.md"
+    readme.write_text("# proj\n\nintro\n")
+    run_all.update_readme(readme, results)
+    first = readme.read_text()
+    assert first.startswith("# proj\n\nintro\n\n## Results\n") and "Skipped: no CUDA device." in first
+    assert "| rss_end_mib | 101.5 |" in first
+    readme.write_text(first + "\n## Later section\nkept\n")
+    (results / "memory_soak.json").write_text(json.dumps({"rss_start_mib": 100.0, "rss_end_mib": 150.0, "flat": False}))
+    run_all.update_readme(readme, results)
+    second = readme.read_text()
+    assert second.count("## Results") == 1 and "| rss_end_mib | 150 |" in second and "101.5" not in second
+    assert second.endswith("## Later section\nkept\n") and second.startswith("# proj\n\nintro\n")
