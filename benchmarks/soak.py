@@ -128,7 +128,10 @@ def run(frames: int, fps: float, width: int, height: int, backend: str, warmup: 
     rclpy.init()
     bench = rclpy.create_node("soak_bench")
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    pub = bench.create_publisher(Image, "/camera/image_raw", qos)
+    # deep publisher history: on a loaded host the node's DDS reader may lag a few frames
+    # behind; with a shallow KEEP_LAST history those frames would be overwritten unsent and
+    # show up as transport loss, which is not what this soak measures
+    pub = bench.create_publisher(Image, "/camera/image_raw", QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
     lock = threading.Lock()
     got = {"detections": 0, "last_stamp": -1, "diag": {}}
 

@@ -142,7 +142,8 @@ def test_soak_short(tmp_path):
                           "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert out.is_file(), res.stdout[-2000:] + res.stderr[-2000:]
     r = json.loads(out.read_text())
-    assert r["crashes"] == 0 and r["frames_sent"] == 300 and r["lost_in_transport"] == 0
-    assert r["frames_processed"] + r["frames_dropped_latest_wins"] + r["frames_failed"] + r["frames_rejected"] == 300
+    assert r["crashes"] == 0 and r["frames_sent"] == 300 and r["lost_in_transport"] == 0, r
+    accounted = r["frames_processed"] + r["frames_dropped_latest_wins"] + r["frames_failed"] + r["frames_rejected"]
+    assert accounted == r["node_frames_received"] == 300, r
     assert r["last_frame_processed"] and r["detection_messages_received"] == r["frames_processed"]
     assert r["rss_flat_within_5pct"], r["rss_kb"]
