@@ -27,6 +27,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -83,6 +84,7 @@ class AnchorCacheConfig:
         from active_o3_training.data.synthetic import SyntheticTextConfig
 
         return {
+            "generator_fingerprint": generator_fingerprint(),
             "task": self.task,
             # threads change speed, not results: not part of the key
             "task_options": {k: v for k, v in self.task_options.items() if k != "threads"}, "crop": asdict(self.crop()),
@@ -98,6 +100,19 @@ class AnchorCacheConfig:
 
     def folder(self) -> Path:
         return Path(self.cache_dir) / self.key()
+
+
+@lru_cache(maxsize=1)
+def generator_fingerprint() -> str:
+    """Hash of a small frame drawn by the generator (pixels + boxes).  WHY: a change in how
+    frames are drawn must not silently reuse detections of the old frames, while edits that
+    do not change the frames (docs, writers) must not throw a valid cache away."""
+    from active_o3_training.data.synthetic import render_frame, split_seed
+
+    f = render_frame(split_seed("val", 999_999), size=(640, 360))
+    h = hashlib.sha256(f.image.tobytes())
+    h.update(json.dumps([b.as_list() for b in f.boxes] + list(f.words)).encode())
+    return h.hexdigest()[:16]
 
 
 @dataclass
@@ -173,9 +188,9 @@ def _frame_path(folder: Path, seed: int) -> Path:
     return folder / f"frame_{seed}.npz"
 
 
-def _worker(args: tuple[AnchorCacheConfig, list[int]]) -> list[tuple[int, float]]:
-    cfg, seeds = args
-    return [_build_one(cfg, s) for s in seeds]
+def _worker(args: tuple[AnchorCacheConfig, Path, list[int]]) -> list[tuple[int, float]]:
+    cfg, folder, seeds = args
+    return [_build_one(cfg, s, folder) for s in seeds]
 
 
 _TASK = None
@@ -198,10 +213,12 @@ def _task(cfg: AnchorCacheConfig):
     return _TASK
 
 
-def _build_one(cfg: AnchorCacheConfig, seed: int) -> tuple[int, float]:
+def _build_one(cfg: AnchorCacheConfig, seed: int, folder: Path) -> tuple[int, float]:
+    """``folder`` is fixed by the parent process: workers must not recompute the key (code
+    edited while a long build runs would otherwise send them to another folder)."""
     from active_o3_ros.backends.small_policy import make_anchors
 
-    path = _frame_path(cfg.folder(), seed)
+    path = _frame_path(folder, seed)
     if path.is_file():
         return seed, 0.0
     data = compute_frame(seed, cfg, _task(cfg), make_anchors(cfg.anchor_grids()))
@@ -228,14 +245,14 @@ def build_cache(cfg: AnchorCacheConfig, progress: bool = True) -> Path:
                unit="frame", disable=not progress)
     if cfg.workers <= 1:
         for s in todo:
-            _build_one(cfg, s)
+            _build_one(cfg, s, folder)
             bar.update(1)
     else:
         import multiprocessing as mp
 
         chunks = [([s]) for s in todo]
         with mp.get_context("spawn").Pool(cfg.workers) as pool:
-            for _ in pool.imap_unordered(_worker, [(cfg, c) for c in chunks]):
+            for _ in pool.imap_unordered(_worker, [(cfg, folder, c) for c in chunks]):
                 bar.update(1)
     bar.close()
     return folder
@@ -255,8 +272,9 @@ def load_frame(path: str | Path, anchors: np.ndarray, thumb_short: int) -> Cache
         raise ValueError(f"anchor cache file {path} is unreadable ({exc}); delete it and rebuild") from exc
 
 
-def load_cache(cfg: AnchorCacheConfig) -> list[CachedFrame]:
-    """The cached frames of ``cfg``'s split range; raises if any is missing (build first)."""
+def load_cache(cfg: AnchorCacheConfig, available_only: bool = False) -> list[CachedFrame]:
+    """The cached frames of ``cfg``'s split range; raises if any is missing (build first),
+    unless ``available_only`` (then the cached subset, possibly while a build still runs)."""
     from active_o3_ros.backends.small_policy import make_anchors
     from active_o3_training.data.synthetic import split_seed
 
@@ -264,6 +282,9 @@ def load_cache(cfg: AnchorCacheConfig) -> list[CachedFrame]:
     anchors = make_anchors(cfg.anchor_grids())
     seeds = [split_seed(cfg.split, i) for i in range(cfg.start, cfg.start + cfg.n_frames)]
     missing = [s for s in seeds if not _frame_path(folder, s).is_file()]
+    if available_only:
+        seeds = [s for s in seeds if s not in set(missing)]
+        missing = [] if seeds else missing
     if missing:
         raise FileNotFoundError(f"{len(missing)} of {len(seeds)} {cfg.split} frames are not cached in {folder}; "
                                 "run `python -m active_o3_training.anchor_cache` with the same settings first")

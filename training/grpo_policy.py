@@ -290,6 +290,8 @@ def _parser() -> argparse.ArgumentParser:
                     "python -m active_o3_training.anchor_cache).")
     p.add_argument("--train-frames", type=int, default=32, help="frames of the train split (cached)")
     p.add_argument("--val-frames", type=int, default=0, help="frames of the val split to evaluate on (cached)")
+    p.add_argument("--available-only", action="store_true",
+                   help="train on the cached subset of --train-frames (e.g. while the cache is still building)")
     p.add_argument("--cache-dir", default=None, help="anchor cache folder root (default: the cache module's)")
     p.add_argument("--task-options", default="{}", help="JSON task options the cache was built with")
     p.add_argument("--steps", type=int, default=d.steps)
@@ -330,8 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         val_cache = replace(train_cache, split="val", n_frames=args.val_frames)
         rcfg = RewardConfig(mode=cfg.reward_mode, max_regions=cfg.k)
         t_load = time.perf_counter()
-        problems = problems_from_cache(load_cache(train_cache), train_cache, rcfg)
-        val = problems_from_cache(load_cache(val_cache), val_cache, rcfg) if args.val_frames else []
+        train_frames = load_cache(train_cache, args.available_only)
+        val_frames = load_cache(val_cache, args.available_only) if args.val_frames else []
+        problems = problems_from_cache(train_frames, train_cache, rcfg)
+        val = problems_from_cache(val_frames, val_cache, rcfg)
         t_load = time.perf_counter() - t_load
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -343,8 +347,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     first = res.history[: max(1, len(res.history) // 10)]
     last = res.history[-max(1, len(res.history) // 10):]
     summary = {
-        "config": asdict(cfg), "cache_key": train_cache.key(), "train_frames": args.train_frames,
-        "val_frames": args.val_frames, "train_seconds": round(res.seconds, 1), "cache_load_seconds": round(t_load, 1),
+        "config": asdict(cfg), "cache_key": train_cache.key(),
+        "cache_settings": train_cache.key_dict(),
+        "train_seeds": [f.seed for f in train_frames], "train_frames": len(train_frames),
+        "val_seeds": [f.seed for f in val_frames], "val_frames": len(val_frames),
+        "detector_seconds_in_cache": round(sum(f.task_seconds for f in train_frames + val_frames), 1), "train_seconds": round(res.seconds, 1), "cache_load_seconds": round(t_load, 1),
         "sampled_reward_first_10pct": float(np.mean([h["reward"] for h in first])),
         "sampled_reward_last_10pct": float(np.mean([h["reward"] for h in last])),
         "mode_eval": res.evals,
@@ -356,6 +363,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cache_key", "train_frames", "train_seconds", "sampled_reward_first_10pct", "sampled_reward_last_10pct")}
         | {"recipe": asdict(cfg)})
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    # A small human-readable card next to the weights (config + provenance).
+    card = {"weights": weights.name, "network": json.loads(res.net.cfg.to_json()),
+            "reproduce": "python -m active_o3_training.anchor_cache --split train --n-frames "
+                         f"{args.train_frames} && python -m active_o3_training.grpo_policy "
+                         + " ".join(a for a in (argv if argv is not None else sys.argv[1:])),
+            **{k: summary[k] for k in ("cache_key", "train_seeds", "val_seeds", "train_seconds",
+                                       "detector_seconds_in_cache", "sampled_reward_first_10pct",
+                                       "sampled_reward_last_10pct", "mode_eval", "parameters", "torch")},
+            "recipe": asdict(cfg)}
+    weights.with_suffix(".json").write_text(json.dumps(card, indent=1))
     plot_curves(res.history, res.evals, out / "reward_curves.png")
     print(json.dumps({k: summary[k] for k in ("train_seconds", "sampled_reward_first_10pct",
                                                "sampled_reward_last_10pct")}))
