@@ -6,8 +6,9 @@ loopback, random ROS_DOMAIN_ID), publishes ``--frames`` images at ``--fps`` from
 process, and reports:
 
 * frames sent / received by the node / processed / dropped (by design: the node keeps only
-  the latest frame, so a model slower than the camera drops the frames in between) /
-  rejected / failed, and DetectionArray messages received back;
+  the latest frame -- in its one-slot buffer and, with ``qos_depth`` 1, in the DDS reader
+  queue -- so a model slower than the camera drops the frames in between) / rejected /
+  failed, and DetectionArray messages received back (output messages lost must be 0);
 * crashes: 1 if the node process died or exited non-zero on SIGINT (must be 0);
 * the node's RSS (``/proc/<pid>/status`` VmRSS) at start / middle / end and whether it is
   flat within 5 %.  "start" is taken after the first 10 % of the frames (``--warmup``):
@@ -228,8 +229,17 @@ def run(frames: int, fps: float, width: int, height: int, backend: str, warmup: 
         "node_frames_received": to_int["frames_received"], "frames_processed": to_int["frames_processed"],
         "frames_dropped_latest_wins": to_int["frames_dropped"], "frames_rejected": to_int["frames_rejected"],
         "frames_failed": to_int["frames_failed"],
-        "lost_in_transport": (sent - to_int["frames_received"]) if to_int["frames_received"] is not None else None,
-        "detection_messages_received": got["detections"], "last_frame_processed": got["last_stamp"] == frames - 1,
+        # the node's image subscription keeps qos_depth=1 (latest frame only), so a frame can also be
+        # superseded in the DDS reader queue before the callback runs: dropped by design as well
+        "frames_dropped_in_reader_queue": (sent - to_int["frames_received"]) if to_int["frames_received"] is not None
+        else None,
+        "frames_dropped_total": (sent - to_int["frames_processed"] - to_int["frames_rejected"] - to_int["frames_failed"])
+        if to_int["frames_processed"] is not None else None,
+        "detection_messages_received": got["detections"],
+        # every processed frame's DetectionArray (reliable QoS) must reach the subscriber
+        "output_messages_lost": (to_int["frames_processed"] - got["detections"])
+        if to_int["frames_processed"] is not None else None,
+        "last_frame_processed": got["last_stamp"] == frames - 1,
         "crashes": int(crashed_at is not None or code != 0 or not alive), "node_exit_code": code,
         "rss_kb": {"start_after_warmup": r_start, "middle": r_mid, "end": r_end, "max": max((r for _, r in samples),
                                                                                             default=None),
