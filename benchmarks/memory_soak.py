@@ -116,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, RuntimeError) as exc:
         if args.sensing == "tiling":
             raise
-        note = f"sensing {args.sensing!r} unavailable ({exc}); used 'tiling' (1x{args.k} grid) instead"
+        reason = str(exc).replace(str(ROOT) + os.sep, "")  # results are committed: no machine paths
+        note = f"sensing {args.sensing!r} unavailable ({reason}); used 'tiling' (1x{args.k} grid) instead"
         print(note, file=sys.stderr)
         flat.update(sensing_backend="tiling", sensing_options=json.dumps({"rows": 1, "cols": args.k}))
         pipe = ActivePerception.from_config(PerceptionConfig.from_flat(flat))
