@@ -99,6 +99,7 @@ def test_slow_model_latest_frame_wins_memory_bounded(ros_domain, tmp_path):
     assert code == 0
 
 
+@pytest.mark.slow
 def test_camera_stops_and_restarts(ros_domain, tmp_path):
     probe = Probe()
     node = start("active_o3_ros.ros.node", *node_args("-p", "qos_depth:=10"), log=tmp_path / "node.log")

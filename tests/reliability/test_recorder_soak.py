@@ -134,6 +134,7 @@ def test_record_replay_1000_frames_with_detections(ros_domain, tmp_path):
         probe.close()
 
 
+@pytest.mark.slow
 def test_soak_short(tmp_path):
     """The soak runner on 300 frames at 30 fps: 0 crashes, no output lost, every frame accounted for
     (processed, or dropped by latest-frame-wins), flat RSS."""
