@@ -115,6 +115,15 @@ class ActivePerception:
                 outputs = self.task.detect([c.image for c in crops], [text] * len(crops))
                 model_calls += _calls(outputs)
         timings.task_s = time.perf_counter() - t
+        if len(outputs) != len(crops):
+            # A backend broke its contract (one output per image): say so in the result
+            # instead of silently zipping the shorter list.
+            problem = f"task model {getattr(self.task, 'name', '?')} returned {len(outputs)} outputs for {len(crops)} crops"
+            outputs = list(outputs[: len(crops)]) + [
+                TaskOutput([], problem, ParseStatus.FAILED) for _ in range(len(crops) - len(outputs))]
+            extra_problems = [problem]
+        else:
+            extra_problems = []
 
         t = time.perf_counter()
         dets: list[Detection] = []
@@ -129,6 +138,7 @@ class ActivePerception:
             timings=timings, model_calls=model_calls, sensing_text=sensing_text,
             task_texts=[o.text for o in outputs], sensing_status=sensing_status,
             task_statuses=[o.status for o in outputs], mode=mode,
+            extra={"problems": extra_problems} if extra_problems else {},
         )
 
     @staticmethod

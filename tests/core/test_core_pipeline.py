@@ -12,7 +12,7 @@ from active_o3_ros.backends.region_sources import OraclePolicy, RandomPolicy, Ti
 from active_o3_ros.core.config import PerceptionConfig, PipelineConfig
 from active_o3_ros.core.geometry import ResizeCropConfig
 from active_o3_ros.core.pipeline import ActivePerception
-from active_o3_ros.core.types import Box, Detection
+from active_o3_ros.core.types import Box, Detection, ParseStatus
 
 
 class BlobDetector(TaskModel):
@@ -126,3 +126,17 @@ def test_cluster_boxes_merges_nearest():
     boxes = [Box(0, 0, 1, 1), Box(2, 0, 3, 1), Box(100, 100, 101, 101)]
     hulls = cluster_boxes(boxes, 2)
     assert hulls[0] == Box(0, 0, 3, 1) and hulls[1] == Box(100, 100, 101, 101)
+
+
+class ShortDetector(BlobDetector):
+    """A task model that breaks the one-output-per-image contract."""
+
+    def detect(self, images, instructions):
+        return super().detect(images, instructions)[:1]
+
+
+def test_task_model_returning_too_few_outputs_is_flagged():
+    frame, gts = frame_with_blobs()
+    r = ActivePerception(TilingPolicy(rows=1, cols=3), ShortDetector(), PipelineConfig(thumbnail_short_side=540))(frame, "x")
+    assert len(r.task_statuses) == 3 and r.task_statuses[1:] == [ParseStatus.FAILED] * 2
+    assert "returned 1 outputs for 3 crops" in r.extra["problems"][0]
