@@ -8,10 +8,11 @@ evaluation agree on what a ground-truth box is.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -74,15 +75,18 @@ def load_coco(annotations: str | Path, images: str | Path | None = None, with_ma
     img_dir = Path(images) if images else ann_path.parent
     if not img_dir.is_dir():
         raise EvalError(f"image folder not found: {img_dir}")
-    cats = {int(c["id"]): str(c["name"]) for c in data.get("categories", [])}
+    cats: dict[int, str] = {}
+    for i, c in enumerate(data.get("categories", [])):
+        with _entry(ann_path, "categories", i):
+            cats[int(c["id"])] = str(c["name"])
     by_image: dict[int, list[dict]] = {}
-    for a in data["annotations"]:
-        by_image.setdefault(int(a["image_id"]), []).append(a)
+    for i, a in enumerate(data["annotations"]):
+        with _entry(ann_path, "annotations", i):
+            by_image.setdefault(int(a["image_id"]), []).append(a)
     default_instr = instruction or ", ".join(sorted(set(cats.values()))) or "object"
     coco = None
     if with_masks:
         from pycocotools.coco import COCO
-        import contextlib
         import io
 
         coco = COCO()
@@ -90,28 +94,45 @@ def load_coco(annotations: str | Path, images: str | Path | None = None, with_ma
         with contextlib.redirect_stdout(io.StringIO()):
             coco.createIndex()
     samples: list[EvalSample] = []
-    for im in data["images"]:
-        iid, w, h = int(im["id"]), int(im["width"]), int(im["height"])
+    for n, im in enumerate(data["images"]):
+        with _entry(ann_path, "images", n):
+            iid, w, h = int(im["id"]), int(im["width"]), int(im["height"])
+            if w <= 0 or h <= 0:
+                raise ValueError(f"width/height must be positive, got {w}x{h}")
+            file_name = str(im["file_name"])
         boxes, labels, masks = [], [], []
         for a in by_image.get(iid, []):
-            if a.get("iscrowd", 0):
-                continue
-            box = annotation_box(a)  # COCO xywh, SODA-A oriented boxes, polygons
-            if box is None or box.width <= 0 or box.height <= 0:
-                continue
-            boxes.append(box.clip(w, h))
-            labels.append(cats.get(int(a["category_id"]), str(a["category_id"])))
-            if coco is not None:
-                masks.append(coco.annToMask(a).astype(bool) if a.get("segmentation") else box_mask(boxes[-1], w, h))
+            with _entry(ann_path, "annotations of image", iid):
+                if a.get("iscrowd", 0):
+                    continue
+                box = annotation_box(a)  # COCO xywh, SODA-A oriented boxes, polygons
+                if box is None or box.width <= 0 or box.height <= 0:
+                    continue
+                labels.append(cats.get(int(a["category_id"]), str(a["category_id"])))
+                boxes.append(box.clip(w, h))
+                if coco is not None:
+                    masks.append(coco.annToMask(a).astype(bool) if a.get("segmentation") else box_mask(boxes[-1], w, h))
         gt = ImageAnnotations(iid, w, h, boxes, labels, masks=masks if coco is not None else None)
-        path = img_dir / im["file_name"]
-        samples.append(EvalSample(iid, str(im["file_name"]), w, h, gt, str(im.get("instruction") or default_instr),
+        path = img_dir / file_name
+        samples.append(EvalSample(iid, file_name, w, h, gt, str(im.get("instruction") or default_instr),
                                   (lambda p=path: _read_rgb(p))))
         if max_images and len(samples) >= max_images:
             break
     if not samples:
         raise EvalError(f"{ann_path} lists no images")
     return DatasetInfo(ann_path.stem, sorted(set(cats.values())), samples)
+
+
+@contextlib.contextmanager
+def _entry(path: Path, kind: str, index: int) -> Iterator[None]:
+    """Turn a malformed JSON entry (missing key, wrong type) into one EvalError naming the
+    file and the entry, instead of a KeyError deep in the loader."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise EvalError(f"{path}: {kind} entry {index} is malformed ({type(exc).__name__}: {exc}); "
+                        "COCO needs images[id, width, height, file_name], annotations[image_id, "
+                        "category_id, bbox], categories[id, name]") from exc
 
 
 def load_bag(bag: str | Path, instruction: str | None = None, max_images: int = 0,

@@ -127,3 +127,20 @@ def test_labelled_rosbag_input_matches_coco_input(tmp_path: Path, synth, tiny_qw
     assert from_bag["dataset"]["instances"] == from_coco["dataset"]["instances"] > 0
     for key in ("AP", "AR", "crops_per_img", "detections_per_img"):
         assert from_bag["rows"][0][key] == pytest.approx(from_coco["rows"][0][key]), key
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda d: d["images"][0].pop("width"), r"images(\[| entry )0"),
+    (lambda d: d["images"][1].__setitem__("height", "tall"), r"images(\[| entry )1"),
+    (lambda d: d["annotations"][0].pop("image_id"), r"annotations(\[| entry )0"),
+    (lambda d: d["categories"].__setitem__(0, ["text"]), r"categories(\[| entry )0"),
+    (lambda d: d["images"][0].__setitem__("width", -5), r"images(\[| entry )0"),
+])
+def test_malformed_coco_entries_name_the_entry(tmp_path: Path, synth, mutate, needle) -> None:
+    ann, images = synth
+    data = json.loads(ann.read_text())
+    mutate(data)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(EvalError, match=needle):
+        load_coco(bad, images)
