@@ -231,7 +231,7 @@ def readme_section(results_dir: Path = RESULTS, rel: str = "benchmarks/results")
             continue
         if not isinstance(data, dict):
             data = {"value": data}
-        lines += [f"### {name}", "", f"Command: `{_command_of(name, data, runs)}`", ""]
+        lines += [f"#### {name}", "", f"Command: `{_command_of(name, data, runs)}`", ""]
         if name == "eval_embedded":
             lines += _section_eval(name, data, results_dir, rel)
         elif name == "memory_soak":
