@@ -46,6 +46,16 @@ def policy_available(sensing: str) -> str:
     return ""
 
 
+def weights_fingerprint(sensing: str) -> str:
+    """sha256 of the shipped small-policy weights (the numbers belong to these weights)."""
+    import hashlib
+
+    if sensing != "small_policy":
+        return ""
+    path = ROOT / "active_o3_ros" / "data" / "small_policy.safetensors"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="active-o3-eval on the embedded small-text benchmark (all modes, K=1..3).",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -70,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[eval_embedded] sensing {args.sensing!r} unavailable ({why}); policy modes left out", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="eval_embedded_") as tmp:
         cmd = ["--synthetic", str(args.images), "--task", "text", "--sensing", args.sensing, "--modes", modes,
-               "--ks", args.ks, "--set", f"crop_size={args.crop_size}", "--examples", "2", "--out", tmp]
+               "--ks", args.ks, "--set", f"crop_size={args.crop_size}", "--examples", "1", "--out", tmp]
         if args.frame_size:
             cmd += ["--synthetic-size", args.frame_size]
         rc = eval_main(cmd)
@@ -87,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["command"] = "python benchmarks/eval_embedded.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report["eval_command"] = "active-o3-eval " + " ".join(c if not c.startswith("/") else "OUT" for c in cmd)
     report["policy_modes_skipped"] = why
+    report["policy_weights_sha256"] = weights_fingerprint(args.sensing) if not why else ""
     report["outputs"] = {f.name: (str(f.relative_to(ROOT)) if f.is_relative_to(ROOT) else str(f))
                          for f in sorted(art_dir.resolve().iterdir())}
     out_json.parent.mkdir(parents=True, exist_ok=True)
