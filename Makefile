@@ -15,7 +15,7 @@ setup:  ## venv + pinned deps (CPU torch) + ROS messages + editable install
 	bash scripts/setup_env.sh
 
 demo: setup  ## run the main job on its embedded default
-	bash scripts/demo.sh
+	bash scripts/demo.sh $(DEMO_ARGS)
 
 # pytest's exit code 5 ("no tests collected") fails too, with a message: there must always be tests.
 test: setup  ## whole test suite (what .ci/run runs)

@@ -96,6 +96,7 @@ setup(
             'active-o3-camera = active_o3_ros.ros.camera_source:main',
             'active-o3-bag = active_o3_ros.ros.bags:main',
             'active-o3-listen = active_o3_ros.ros.listener:main',
+            'active-o3-demo = active_o3_ros.ros.demo:main',
             'active-o3-train = active_o3_training.cli:main',
             'active-o3-eval = active_o3_training.evaluate:main',
         ],
