@@ -359,9 +359,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "parameters": int(sum(p.numel() for p in res.net.parameters())),
         "torch": torch.__version__,
     }
+    recipe = {k: v for k, v in asdict(cfg).items() if k not in ("out", "weights_out")}  # no local paths
     save_weights(res.net, weights, provenance={k: summary[k] for k in (
         "cache_key", "train_frames", "train_seconds", "sampled_reward_first_10pct", "sampled_reward_last_10pct")}
-        | {"recipe": asdict(cfg)})
+        | {"recipe": recipe})
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     # A small human-readable card next to the weights (config + provenance).
     card = {"weights": weights.name, "network": json.loads(res.net.cfg.to_json()),

@@ -324,14 +324,17 @@ def set_log_probs(logits: torch.Tensor, sets: torch.Tensor, ref_logits: torch.Te
 
 
 def greedy_sets(logits: torch.Tensor, k: int, iou: np.ndarray, tau: float) -> list[list[int]]:
-    """The mode: best-first anchors, skipping any with IoU > ``tau`` to one already kept."""
+    """The mode: best-first anchors, skipping any with IoU >= ``tau`` to one already kept."""
     out = []
     for row in logits.detach().cpu().numpy():
         chosen: list[int] = []
         for a in np.argsort(-row, kind="stable"):
             if len(chosen) >= k:
                 break
-            if all(iou[a, c] <= tau for c in chosen):
+            # strictly below tau (minus float slack): the reward's non-overlap term fails
+            # at IoU > tau, and an anchor nested in a chosen one (IoU == tau here) adds no
+            # pixels the detector has not already seen.
+            if all(iou[a, c] < tau - 1e-6 for c in chosen):
                 chosen.append(int(a))
         out.append(chosen)
     return out

@@ -1,0 +1,125 @@
+"""The small sensing policy: interface contract, sampling, weights I/O and error messages."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from active_o3_ros.backends.base import build_sensing
+from active_o3_ros.backends.small_policy import (
+    BUNDLED_WEIGHTS, SmallPolicyConfig, SmallSensingPolicy, anchor_flip_permutation, anchor_iou_matrix, build_net,
+    greedy_sets, load_weights, make_anchors, sample_sets, save_weights, set_log_probs,
+)
+from active_o3_ros.core.parsing import is_well_formatted, parse_answer
+
+
+def _image(seed: int, w: int = 512, h: int = 288) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_propose_inside_image_at_most_k_and_deterministic(k):
+    pol = build_sensing("small_policy", model="init")
+    imgs = [_image(0), _image(1, 640, 480)]
+    a = pol.propose(imgs, ["text", "text"], k)
+    b = pol.propose(imgs, ["text", "text"], k)
+    for img, out, again in zip(imgs, a, b):
+        h, w = img.shape[:2]
+        assert 1 <= len(out.regions) <= k
+        assert [r.box for r in out.regions] == [r.box for r in again.regions]
+        for r in out.regions:
+            assert 0 <= r.box.x1 < r.box.x2 <= w and 0 <= r.box.y1 < r.box.y2 <= h
+        for i, r in enumerate(out.regions):  # the mode respects the non-overlap threshold
+            assert all(r.box.iou(o.box) < 0.3 for o in out.regions[i + 1:])
+        assert is_well_formatted(out.text, k)
+        assert len(parse_answer(out.text, w, h).boxes) == len(out.regions)
+
+
+def test_sampled_sets_distinct_and_log_probs_finite():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 48) * 3
+    sets = sample_sets(logits, 3, 8, torch.Generator().manual_seed(1))
+    assert sets.shape == (4, 8, 3)
+    for row in sets.reshape(-1, 3).tolist():
+        assert len(set(row)) == 3
+    logp, kl, ent = set_log_probs(logits.requires_grad_(), sets, logits.detach() + 0.5 * torch.randn(4, 48))
+    assert torch.isfinite(logp).all() and torch.isfinite(kl).all() and torch.isfinite(ent).all()
+    assert (logp < 0).all() and (kl >= -1e-6).all()
+    # log-prob of an ordered draw is the product of the sequential masked softmaxes
+    p = torch.softmax(logits.detach()[0], -1)
+    a, b, c = sets[0, 0].tolist()
+    manual = p[a] * p[b] / (1 - p[a]) * p[c] / (1 - p[a] - p[b])
+    assert float(logp[0, 0].detach().exp()) == pytest.approx(float(manual), rel=1e-4)
+    logp.sum().backward()
+    assert torch.isfinite(logits.grad).all()
+    # the KL to itself is zero
+    _, kl0, _ = set_log_probs(logits.detach(), sets, logits.detach())
+    assert float(kl0.abs().max()) < 1e-5
+
+
+def test_greedy_skips_overlapping_anchors():
+    anchors = make_anchors(SmallPolicyConfig().grids)
+    iou = anchor_iou_matrix(anchors)
+    logits = torch.zeros(1, len(anchors))
+    logits[0, 0] = 3.0
+    best_overlap = int(np.argmax(np.where(np.arange(len(anchors)) == 0, -1, iou[0])))
+    assert iou[0, best_overlap] >= 0.3 - 1e-6  # a small anchor nested in a big one
+    logits[0, best_overlap] = 2.0
+    chosen = greedy_sets(logits, 3, iou, 0.3)[0]
+    assert chosen[0] == 0 and best_overlap not in chosen and len(chosen) == 3
+
+
+def test_anchor_flip_permutation_is_an_involution():
+    anchors = make_anchors(SmallPolicyConfig().grids)
+    perm = anchor_flip_permutation(anchors)
+    assert sorted(perm.tolist()) == list(range(len(anchors)))
+    assert (perm[perm] == np.arange(len(anchors))).all()
+    np.testing.assert_allclose(anchors[perm][:, 0], 1 - anchors[:, 2], atol=1e-9)
+
+
+def test_init_is_seeded_and_save_load_roundtrip(tmp_path):
+    a, b = build_net(SmallPolicyConfig()), build_net(SmallPolicyConfig())
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    with torch.no_grad():
+        a.anchor_prior.copy_(torch.linspace(-1, 1, a.num_anchors))
+    path = save_weights(a, tmp_path / "w.safetensors", provenance={"note": "test"})
+    c = load_weights(path)
+    x = a.preprocess([_image(3)])
+    with torch.no_grad():
+        assert torch.allclose(a(x, ["text"]), c(x, ["text"]))
+    pol = SmallSensingPolicy(model=str(path))
+    assert pol.propose([_image(3)], ["text"], 3)[0].regions
+
+
+def test_bundled_weights_load_and_differ_from_init():
+    assert BUNDLED_WEIGHTS.is_file(), "the trained weights must ship in the package"
+    assert BUNDLED_WEIGHTS.stat().st_size < 2_000_000
+    pol = SmallSensingPolicy()  # model="" -> bundled
+    init = SmallSensingPolicy(model="init")
+    img = _image(5)
+    assert not torch.allclose(pol.logits([img], ["text"]), init.logits([img], ["text"]))
+    assert pol.preferred_thumbnail_short_side == pol.net.cfg.input_height
+
+
+def test_bad_weights_give_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="weights not found"):
+        SmallSensingPolicy(model=str(tmp_path / "missing.safetensors"))
+    bad = tmp_path / "corrupt.safetensors"
+    bad.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ValueError, match="not a readable safetensors"):
+        SmallSensingPolicy(model=str(bad))
+    from safetensors.torch import save_file
+
+    plain = tmp_path / "plain.safetensors"
+    save_file({"x": torch.zeros(2)}, str(plain))
+    with pytest.raises(ValueError, match="lack the"):
+        load_weights(plain)
+
+
+def test_rejects_bad_images():
+    pol = SmallSensingPolicy(model="init")
+    with pytest.raises(ValueError):
+        pol.propose([np.zeros((0, 10, 3), np.uint8)], ["text"], 3)
+    with pytest.raises(ValueError):
+        pol.propose([np.zeros((10, 10, 3), np.float32)], ["text"], 3)
