@@ -245,7 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"benchmark": "gpu_qwen7b", "size": args.size, "k": args.k,
+    result: dict[str, Any] = {"benchmark": "gpu_qwen7b",
+                              "command": " ".join(["python benchmarks/gpu_qwen7b.py",
+                                                   *(argv if argv is not None else sys.argv[1:])]),
+                              "size": args.size, "k": args.k,
                               "frame_size": args.frame_size, "new_tokens": args.new_tokens,
                               "crop_size": args.crop_size, "dtype": args.dtype, "python": platform.python_version()}
     import torch

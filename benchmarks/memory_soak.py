@@ -141,7 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     pipe.close()
     result = {
-        "benchmark": "memory_soak", "frames": args.frames, "warmup": args.warmup, "distinct_frames": args.distinct,
+        "benchmark": "memory_soak",
+        "command": " ".join(["python benchmarks/memory_soak.py", *(argv if argv is not None else sys.argv[1:])]),
+        "frames": args.frames, "warmup": args.warmup, "distinct_frames": args.distinct,
         "frame_size": [w, h], "sensing": flat["sensing_backend"], "task": args.task, "k": args.k,
         "crop_size": args.crop_size, "note": note, "wall_s": wall,
         "mean_ms_per_frame": 1000 * sum(latencies) / max(len(latencies), 1), "detections": detections,

@@ -179,7 +179,7 @@ README_ORDER = ("eval_embedded", "embedded_default", "pipeline_calls", "task_mod
 
 def _command_of(name: str, data: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str:
     if isinstance(data.get("command"), str):
-        return data["command"]
+        return data["command"].strip()
     if f"{name}.py" in runs:
         return runs[f"{name}.py"]["command"]
     return f"python benchmarks/{name}.py"
@@ -192,6 +192,11 @@ def _section_eval(name: str, data: dict[str, Any], results_dir: Path, rel: str) 
         lines += [md.read_text().strip(), ""]
     if data.get("policy_modes_skipped"):
         lines += [f"Policy modes (serial, parallel) not in this run: {data['policy_modes_skipped']}", ""]
+    if data.get("policy_weights_sha256"):
+        lines += [f"Sensing policy weights: `active_o3_ros/data/small_policy.safetensors`, sha256 "
+                  f"`{data['policy_weights_sha256'][:16]}…` (the numbers belong to these weights). Serial and "
+                  "parallel rows see the same regions, so their accuracy is identical by construction; they "
+                  "differ in model calls and time.", ""]
     if data.get("eval_command"):
         lines += [f"Equivalent evaluation command: `{data['eval_command']}`", ""]
     pngs = [f for f in ("ap_s_vs_k.png", "latency_vs_k.png", "recall_by_size.png") if (results_dir / name / f).is_file()]
