@@ -61,6 +61,7 @@ class GRPOPolicyConfig:
     flip_augment: bool = True
     seed: int = 0
     init: str = "init"             # "init" = seeded fresh network, or a weights file to continue from
+    edge_features: bool = True     # the network's fixed edge cue (see SmallPolicyConfig)
     eval_every: int = 25
     threads: int = 2
     out: str = "training/results/small_policy"
@@ -165,7 +166,8 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     if net is None:
-        net = build_net(SmallPolicyConfig()) if cfg.init == "init" else load_weights(cfg.init)
+        net = (build_net(SmallPolicyConfig(edge_features=cfg.edge_features)) if cfg.init == "init"
+               else load_weights(cfg.init))
     ref = copy.deepcopy(net).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
@@ -302,12 +304,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, default=d.beta, help="KL weight to the frozen reference")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--reward-mode", default=d.reward_mode, choices=("both", "task", "heuristic"))
+    p.add_argument("--no-edge-features", action="store_true", help="train without the fixed edge cue")
     p.add_argument("--no-flip", action="store_true", help="disable left-right flip augmentation")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--init", default=d.init, help="'init' (seeded fresh network) or a weights file")
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--out", default=d.out, help="folder for the CSV log, curves PNG and summary JSON")
+    p.add_argument("--evaluate", nargs="+", default=None, metavar="WEIGHTS",
+                   help="no training: write the mode's mean reward per term of these weights ('init' = the "
+                        "reference initialisation) on the cached train/val frames to <out>/eval.json")
     p.add_argument("--weights-out", default=d.weights_out,
                    help=f"where to write the weights (default <out>/small_policy.safetensors; the shipped "
                         f"ones live at active_o3_ros/data/{BUNDLED_WEIGHTS.name})")
@@ -323,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = GRPOPolicyConfig(
             steps=args.steps, batch_images=args.batch_images, group_size=args.group_size, k=args.k, lr=args.lr,
             beta=args.beta, weight_decay=args.weight_decay, reward_mode=args.reward_mode,
-            flip_augment=not args.no_flip, seed=args.seed, init=args.init, eval_every=args.eval_every,
+            flip_augment=not args.no_flip, edge_features=not args.no_edge_features, seed=args.seed, init=args.init, eval_every=args.eval_every,
             threads=args.threads, out=args.out, weights_out=args.weights_out)
         cache_kw = {"task_options": opts} if opts else {}
         if args.cache_dir:
@@ -342,6 +348,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.evaluate:
+        report = {"cache_key": train_cache.key(), "train_seeds": [f.seed for f in train_frames],
+                  "val_seeds": [f.seed for f in val_frames], "k": cfg.k, "reward_mode": cfg.reward_mode,
+                  "results": {}}
+        for w in args.evaluate:
+            net = build_net(SmallPolicyConfig()) if w == "init" else load_weights(w)
+            report["results"][w] = {"train": evaluate_mode(net, problems, cfg.k),
+                                    "val": evaluate_mode(net, val, cfg.k)}
+            print(w, json.dumps(report["results"][w]))
+        (out / "eval.json").write_text(json.dumps(report, indent=1))
+        return 0
     res = train(problems, cfg, eval_problems=val, log_csv=out / "grpo_log.csv")
     weights = Path(cfg.weights_out or out / "small_policy.safetensors")
     first = res.history[: max(1, len(res.history) // 10)]
@@ -372,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             **{k: summary[k] for k in ("cache_key", "train_seeds", "val_seeds", "train_seconds",
                                        "detector_seconds_in_cache", "sampled_reward_first_10pct",
                                        "sampled_reward_last_10pct", "mode_eval", "parameters", "torch")},
-            "recipe": asdict(cfg)}
+            "recipe": recipe}
     weights.with_suffix(".json").write_text(json.dumps(card, indent=1))
     plot_curves(res.history, res.evals, out / "reward_curves.png")
     print(json.dumps({k: summary[k] for k in ("train_seconds", "sampled_reward_first_10pct",

