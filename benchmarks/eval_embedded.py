@@ -74,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     out_json = Path(args.out)
     art_dir = out_json.with_suffix("")  # results/eval_embedded/
+    sha_before = weights_fingerprint(args.sensing)  # before the policy is loaded: provenance
     why = policy_available(args.sensing)
     modes = BASELINE_MODES if why else ALL_MODES
     if why:
@@ -97,7 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["command"] = "python benchmarks/eval_embedded.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report["eval_command"] = "active-o3-eval " + " ".join(c if not c.startswith("/") else "OUT" for c in cmd)
     report["policy_modes_skipped"] = why
-    report["policy_weights_sha256"] = weights_fingerprint(args.sensing) if not why else ""
+    report["policy_weights_sha256"] = sha_before if not why else ""
+    if not why and weights_fingerprint(args.sensing) != sha_before:
+        report["policy_weights_warning"] = "the weights file changed during the run; numbers are for sha_before"
     report["outputs"] = {f.name: (str(f.relative_to(ROOT)) if f.is_relative_to(ROOT) else str(f))
                          for f in sorted(art_dir.resolve().iterdir())}
     out_json.parent.mkdir(parents=True, exist_ok=True)
