@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from active_o3_ros.backends.small_policy import (
-    BUNDLED_WEIGHTS, SmallPolicyConfig, SmallPolicyNet, anchor_flip_permutation, build_net, greedy_sets,
-    anchor_iou_matrix, load_weights, sample_sets, save_weights, set_log_probs,
+    BUNDLED_WEIGHTS, DEFAULT_ANCHOR_GRIDS, AnchorGrid, SmallPolicyConfig, SmallPolicyNet, anchor_flip_permutation, build_net, greedy_sets,
+    anchor_iou_matrix, load_weights, make_anchors, sample_sets, save_weights, set_log_probs,
 )
 from active_o3_ros.core.parsing import format_regions_answer
 from active_o3_ros.core.rewards import RewardConfig, region_rewards
@@ -123,6 +123,79 @@ def problems_from_cache(frames, cache_cfg, reward_cfg: RewardConfig, instruction
         fn = region_reward_fn(f.region_boxes, f.width, f.height, f.gt_boxes, (tw, th), reward_cfg,
                               lambda a, f=f: merged_detections(f, a, cache_cfg))
         out.append(Problem(f.thumbnail, instruction, fn))
+    return out
+
+
+#: Where rendered frames for the heuristic reward go (thumbnail + ground truth only).
+FRAME_CACHE_DIR = ".cache/small_policy_frames"
+
+
+def parse_grids(text: str) -> tuple[AnchorGrid, ...]:
+    """``"w,h,cols,rows;w,h,cols,rows"`` -> anchor grids (``""`` = the policy's defaults)."""
+    if not text.strip():
+        return DEFAULT_ANCHOR_GRIDS
+    grids = []
+    for part in text.split(";"):
+        try:
+            w, h, c, r = part.split(",")
+            grids.append(AnchorGrid(float(w), float(h), int(c), int(r)))
+        except ValueError:
+            raise ValueError(f"--grids expects 'w,h,cols,rows;...', got {part!r}") from None
+    return tuple(grids)
+
+
+def _render_thumbnail(args: tuple[int, int, str]) -> str:
+    """Worker: render one generator frame, keep its policy thumbnail and ground truth."""
+    seed, thumb_short, folder = args
+    from active_o3_training.data.synthetic import generate_frame
+    from active_o3_ros.core.geometry import make_thumbnail
+
+    path = Path(folder) / f"frame_{seed}.npz"
+    if not path.is_file():
+        frame, gt, _ = generate_frame(seed)
+        thumb, _ = make_thumbnail(frame, thumb_short)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, thumbnail=thumb, size=np.array(frame.shape[1::-1], np.int64),
+                            gt=np.asarray([b.as_list() for b in gt], np.float64).reshape(-1, 4))
+        tmp.replace(path)
+    return str(path)
+
+
+def heuristic_problems(split: str, n: int, start: int, anchors: np.ndarray, thumb_short: int,
+                       reward_cfg: RewardConfig, workers: int = 2, cache_dir: str = FRAME_CACHE_DIR,
+                       progress: bool = True) -> list[Problem]:
+    """Training problems scored by the heuristic half of the dual reward only (format,
+    non-overlap, area, coverage), which needs no detector.  WHY: the detector cache costs
+    ~1-2 s per (frame, anchor) on this CPU, so the task term is affordable on a few dozen
+    frames only; coverage of the ground truth is what the zoom needs, and it is free, so it
+    can be trained on hundreds of frames.  Rendered thumbnails are cached by generator
+    fingerprint (never stale)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    from active_o3_training.anchor_cache import anchor_regions, generator_fingerprint
+    from active_o3_training.data.synthetic import split_seed
+
+    rcfg = replace(reward_cfg, mode="heuristic")
+    folder = Path(cache_dir) / f"{generator_fingerprint()}_{thumb_short}"
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(split_seed(split, start + i), thumb_short, str(folder)) for i in range(n)]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            paths = list(tqdm(pool.map(_render_thumbnail, jobs), total=n, desc=f"frames ({split})",
+                              disable=not progress))
+    else:
+        paths = [_render_thumbnail(j) for j in tqdm(jobs, desc=f"frames ({split})", disable=not progress)]
+    out = []
+    for path in paths:
+        d = np.load(path)
+        fw, fh = (int(v) for v in d["size"])
+        thumb = d["thumbnail"]
+        gt = [Box(*map(float, b)) for b in d["gt"]]
+        regions = anchor_regions(anchors, fw, fh, thumb_short)
+        th, tw = thumb.shape[:2]
+        out.append(Problem(thumb, "text", region_reward_fn(regions, fw, fh, gt, (tw, th), rcfg, None)))
     return out
 
 
@@ -296,6 +369,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="train on the cached subset of --train-frames (e.g. while the cache is still building)")
     p.add_argument("--cache-dir", default=None, help="anchor cache folder root (default: the cache module's)")
     p.add_argument("--task-options", default="{}", help="JSON task options the cache was built with")
+    p.add_argument("--heuristic-frames", type=int, default=0,
+                   help="extra train-split frames scored by the heuristic reward only (no detector cache)")
+    p.add_argument("--heuristic-val-frames", type=int, default=0,
+                   help="val-split frames for held-out heuristic-reward evaluation")
+    p.add_argument("--heuristic-start", type=int, default=1000,
+                   help="index in the train split where the heuristic frames start (after cached ones)")
+    p.add_argument("--grids", default="",
+                   help="anchor grids 'w,h,cols,rows;...' in fractions of the frame (default: the policy's)")
+    p.add_argument("--workers", type=int, default=2, help="processes rendering heuristic frames")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-images", type=int, default=d.batch_images)
     p.add_argument("--group-size", type=int, default=d.group_size, help="G: region sets sampled per image")
@@ -338,10 +420,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         val_cache = replace(train_cache, split="val", n_frames=args.val_frames)
         rcfg = RewardConfig(mode=cfg.reward_mode, max_regions=cfg.k)
         t_load = time.perf_counter()
-        train_frames = load_cache(train_cache, args.available_only)
+        grids = parse_grids(args.grids)
+        if args.grids:
+            train_cache = replace(train_cache, grids=tuple((g.w, g.h, g.cols, g.rows) for g in grids))
+            val_cache = replace(val_cache, grids=train_cache.grids)
+        train_frames = load_cache(train_cache, args.available_only) if args.train_frames else []
         val_frames = load_cache(val_cache, args.available_only) if args.val_frames else []
         problems = problems_from_cache(train_frames, train_cache, rcfg)
         val = problems_from_cache(val_frames, val_cache, rcfg)
+        anchors = make_anchors(grids)
+        if args.heuristic_frames:
+            problems += heuristic_problems("train", args.heuristic_frames, args.heuristic_start, anchors,
+                                           train_cache.thumbnail_short_side, rcfg, args.workers)
+        if args.heuristic_val_frames:
+            val += heuristic_problems("val", args.heuristic_val_frames, 0, anchors,
+                                      train_cache.thumbnail_short_side, rcfg, args.workers)
         t_load = time.perf_counter() - t_load
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -353,13 +446,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "val_seeds": [f.seed for f in val_frames], "k": cfg.k, "reward_mode": cfg.reward_mode,
                   "results": {}}
         for w in args.evaluate:
-            net = build_net(SmallPolicyConfig()) if w == "init" else load_weights(w)
+            net = build_net(SmallPolicyConfig(grids=grids)) if w == "init" else load_weights(w)
             report["results"][w] = {"train": evaluate_mode(net, problems, cfg.k),
                                     "val": evaluate_mode(net, val, cfg.k)}
             print(w, json.dumps(report["results"][w]))
         (out / "eval.json").write_text(json.dumps(report, indent=1))
         return 0
-    res = train(problems, cfg, eval_problems=val, log_csv=out / "grpo_log.csv")
+    net = None
+    if cfg.init == "init":
+        net = build_net(SmallPolicyConfig(grids=grids, edge_features=cfg.edge_features))
+    res = train(problems, cfg, net=net, eval_problems=val, log_csv=out / "grpo_log.csv")
     weights = Path(cfg.weights_out or out / "small_policy.safetensors")
     first = res.history[: max(1, len(res.history) // 10)]
     last = res.history[-max(1, len(res.history) // 10):]

@@ -108,3 +108,23 @@ def test_cached_task_reward_equals_the_pipeline_on_the_same_regions(tmp_path):
     got = sorted((tuple(round(v, 3) for v in d.box.as_list()), round(d.score, 5)) for d in res.detections)
     want = sorted((tuple(round(v, 3) for v in d.box.as_list()), round(d.score, 5)) for d in cached)
     assert got == want
+
+
+def test_parse_grids_and_heuristic_frames(tmp_path):
+    from active_o3_training.grpo_policy import heuristic_problems, parse_grids
+    from active_o3_ros.backends.small_policy import DEFAULT_ANCHOR_GRIDS, make_anchors
+
+    grids = parse_grids("0.15,0.2,7,5;0.4,0.5,2,2")
+    assert [(g.cols, g.rows) for g in grids] == [(7, 5), (2, 2)]
+    assert parse_grids("") == DEFAULT_ANCHOR_GRIDS
+    with pytest.raises(ValueError, match="w,h,cols,rows"):
+        parse_grids("0.1,0.2,3")
+    anchors = make_anchors(grids)
+    rcfg = RewardConfig(mode="both", max_regions=3)  # forced to heuristic: no detector needed
+    probs = heuristic_problems("val", 2, 0, anchors, 288, rcfg, workers=1, cache_dir=str(tmp_path), progress=False)
+    assert len(probs) == 2 and all(min(p.thumbnail.shape[:2]) == 288 for p in probs)
+    total, terms = probs[0].reward([0, 20, 38])
+    assert set(terms) == {"format", "non_overlap", "area", "coverage"}
+    assert 0 <= terms["coverage"] <= 1 and total == pytest.approx(sum(terms.values()))
+    again = heuristic_problems("val", 2, 0, anchors, 288, rcfg, workers=1, cache_dir=str(tmp_path), progress=False)
+    assert np.array_equal(again[0].thumbnail, probs[0].thumbnail)  # served from the frame cache
