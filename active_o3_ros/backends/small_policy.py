@@ -264,6 +264,20 @@ def save_weights(net: SmallPolicyNet, path: str | Path, provenance: dict[str, An
     return path
 
 
+def bundled_config() -> SmallPolicyConfig:
+    """The architecture of the shipped weights (anchors, sizes), read from their header.
+
+    WHY: the untrained reference must have the *same* architecture as the trained policy
+    it is compared with; the class defaults may differ from what was shipped."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(BUNDLED_WEIGHTS), framework="pt") as f:
+            return SmallPolicyConfig.from_json((f.metadata() or {})[_METADATA_KEY])
+    except Exception:  # noqa: BLE001 - no/odd bundled file: fall back to the defaults
+        return SmallPolicyConfig()
+
+
 def load_weights(path: str | Path) -> SmallPolicyNet:
     """Rebuild the network from a safetensors file; any problem raises a ValueError that
     says which file and what is wrong (never a bare deserialisation trace)."""
@@ -383,7 +397,7 @@ class SmallSensingPolicy(SensingPolicy):
             self.net = load_weights(BUNDLED_WEIGHTS)
             self.weights = str(BUNDLED_WEIGHTS)
         elif src == INIT_WEIGHTS:
-            self.net = build_net(SmallPolicyConfig())
+            self.net = build_net(bundled_config())
             self.weights = INIT_WEIGHTS
         else:
             self.net = load_weights(src)
