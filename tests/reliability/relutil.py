@@ -6,9 +6,7 @@ tests import by name; a second one would shadow it depending on collection order
 """
 from __future__ import annotations
 
-import os
 import random
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,16 +19,11 @@ for p in (str(ROS_TESTS), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+from rosutil import ros_env as _ros_env, start, stop  # noqa: E402,F401 - shared with tests/ros
+
 
 def ros_env(domain: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain), OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(HERE), str(ROS_TESTS), str(REPO), env.get("PYTHONPATH", "")]),
-               PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
-    profile = REPO / "config" / "fastdds_shm.xml"
-    if profile.is_file():
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
-    return env
+    return _ros_env(domain, extra_paths=[HERE])
 
 
 @pytest.fixture
@@ -40,23 +33,6 @@ def ros_domain(monkeypatch) -> int:
     for k, v in ros_env(domain).items():
         monkeypatch.setenv(k, v)
     return domain
-
-
-def start(module: str, *args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    fh = open(log, "wb")
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, env=env or dict(os.environ),
-                            stdout=fh, stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen, timeout: float = 15.0) -> int:
-    if proc.poll() is None:
-        proc.send_signal(2)
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait(5)
-    return proc.returncode
 
 
 def proc_status(pid: int) -> dict[str, int]:

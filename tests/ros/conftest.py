@@ -2,9 +2,7 @@
 backends on the path, and subprocess launchers for the real entry points."""
 from __future__ import annotations
 
-import os
 import random
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,16 +12,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))  # ros_test_backends importable here and (via PYTHONPATH) in children
 
-
-def ros_env(domain: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain), OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(HERE), str(REPO), env.get("PYTHONPATH", "")]),
-               PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
-    profile = REPO / "config" / "fastdds_shm.xml"
-    if profile.is_file():
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
-    return env
+from rosutil import ros_env, start, stop  # noqa: E402,F401 - re-exported to the tests
 
 
 @pytest.fixture
@@ -35,19 +24,3 @@ def ros_domain(monkeypatch) -> int:
     return domain
 
 
-def start(module: str, *args: str, env: dict[str, str], log: Path) -> subprocess.Popen:
-    """Start ``python -m module args`` as a real separate process, output to ``log``."""
-    fh = open(log, "wb")
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, env=env, stdout=fh,
-                            stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int:
-    if proc.poll() is None:
-        proc.send_signal(2)  # SIGINT: graceful
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait(5)
-    return proc.returncode

@@ -1,13 +1,53 @@
 """In-test ROS participant: a real rclpy node in the test process that collects messages."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+
+ROS_TESTS = Path(__file__).resolve().parent
+REPO = ROS_TESTS.parents[1]
+
+
+def ros_env(domain: int, extra_paths: Sequence[Path] = ()) -> dict[str, str]:
+    """Loopback-only DDS on ``domain`` with the shared-memory profile, for child processes;
+    ``tests/ros`` (test backends) and ``extra_paths`` importable there."""
+    env = dict(os.environ)
+    paths = [*(str(p) for p in extra_paths), str(ROS_TESTS), str(REPO), env.get("PYTHONPATH", "")]
+    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain), OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join(paths), PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
+    profile = REPO / "config" / "fastdds_shm.xml"
+    if profile.is_file():
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+    return env
+
+
+def start(module: str, *args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``python -m module args`` as a real separate process, output to ``log``."""
+    fh = open(log, "wb")
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, env=env or dict(os.environ),
+                            stdout=fh, stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15.0) -> int:
+    """SIGINT (graceful), then kill after ``timeout``; returns the exit status."""
+    if proc.poll() is None:
+        proc.send_signal(2)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait(5)
+    return proc.returncode
 
 
 class Probe:
