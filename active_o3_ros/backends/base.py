@@ -73,6 +73,16 @@ class TaskModel(ABC):
         """Free model memory (lifecycle cleanup)."""
 
 
+def options_from_kwargs(cls: type, options: dict[str, Any], what: str) -> Any:
+    """Build a backend's options dataclass, refusing unknown names with the known ones listed
+    (a typo in ``task_options`` must not be silently ignored)."""
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} option(s) {unknown}; known: {sorted(known)}")
+    return cls(**options)
+
+
 # -- registry --------------------------------------------------------------------------
 # Values are "module:attr" strings so a backend's heavy imports (torch, onnxruntime)
 # happen only when it is chosen.

@@ -16,13 +16,13 @@ text is kept in ``Detection.text``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from active_o3_ros.backends.base import TaskModel, TaskOutput
+from active_o3_ros.backends.base import TaskModel, TaskOutput, options_from_kwargs
 from active_o3_ros.core.geometry import validate_image
 from active_o3_ros.core.prompts import normalize_instruction
 from active_o3_ros.core.types import Box, Detection, ParseStatus
@@ -85,11 +85,7 @@ class GroundingDinoOptions:
 
     @classmethod
     def from_kwargs(cls, options: dict[str, Any]) -> "GroundingDinoOptions":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(f"unknown grounding_dino option(s) {unknown}; known: {sorted(known)}")
-        return cls(**options)
+        return options_from_kwargs(cls, options, "grounding_dino")
 
 
 class GroundingDinoTask(TaskModel):

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from active_o3_ros.backends.base import SensingOutput, SensingPolicy, TaskModel, TaskOutput
+from active_o3_ros.backends.base import SensingOutput, SensingPolicy, TaskModel, TaskOutput, options_from_kwargs
 from active_o3_ros.core.parsing import ParseResult, parse_answer
 from active_o3_ros.core.prompts import PromptSet
 from active_o3_ros.core.types import Box, Detection, ParseStatus, Region
@@ -373,11 +373,7 @@ class QwenVLOptions:
 
     @classmethod
     def from_kwargs(cls, role: str, options: dict[str, Any]) -> "QwenVLOptions":
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(f"unknown qwen_vl {role} option(s) {unknown}; known: {sorted(known)}")
-        return cls(**options)
+        return options_from_kwargs(cls, options, f"qwen_vl {role}")
 
     def prompts(self) -> PromptSet:
         base = PromptSet()

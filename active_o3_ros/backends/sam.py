@@ -44,14 +44,14 @@ import math
 import re
 import sys
 import threading
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
 
-from active_o3_ros.backends.base import TaskModel, TaskOutput, build_task
+from active_o3_ros.backends.base import TaskModel, TaskOutput, build_task, options_from_kwargs
 from active_o3_ros.core.geometry import validate_image
 from active_o3_ros.core.prompts import normalize_instruction
 from active_o3_ros.core.types import Box, Detection, ParseStatus
@@ -153,11 +153,7 @@ class SamOptions:
 
     @classmethod
     def from_kwargs(cls, options: dict[str, Any]) -> "SamOptions":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(f"unknown sam option(s) {unknown}; known: {sorted(known)}")
-        return cls(**options)
+        return options_from_kwargs(cls, options, "sam")
 
 
 @dataclass
