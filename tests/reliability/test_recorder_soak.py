@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from relutil import REPO, node_args, ros_domain, start, stop  # noqa: F401
-from rosutil import Probe
+from rosutil import Probe, assert_bags_equal
 
 pytest.importorskip("active_o3_ros.msg")
 from sensor_msgs.msg import Image  # noqa: E402
@@ -124,10 +124,7 @@ def test_record_replay_1000_frames_with_detections(ros_domain, tmp_path):
                      "1", log=tmp_path / "play.log")
         assert play.wait(180) == 0, (tmp_path / "play.log").read_text()
         assert rec2.wait(60) == 0, (tmp_path / "rec2.log").read_text()
-        for t in topics:
-            a = [raw for _t, _m, _ts, raw in bags.iter_raw(tmp_path / "bag1", [t])]
-            b = [raw for _t, _m, _ts, raw in bags.iter_raw(tmp_path / "bag2", [t])]
-            assert len(a) == len(b) and a == b, t
+        assert_bags_equal(tmp_path / "bag1", tmp_path / "bag2", topics)
     finally:
         for p in (node, rec1):
             stop(p)

@@ -12,7 +12,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))  # ros_test_backends importable here and (via PYTHONPATH) in children
 
-from rosutil import ros_env, start, stop  # noqa: E402,F401 - re-exported to the tests
+from rosutil import ros_env  # noqa: E402
 
 
 @pytest.fixture

@@ -50,6 +50,16 @@ def stop(proc: subprocess.Popen, timeout: float = 15.0) -> int:
     return proc.returncode
 
 
+def assert_bags_equal(first: Path, second: Path, topics: Sequence[str]) -> None:
+    """Both bags hold the same serialized messages, in order, on every topic (nothing lost)."""
+    from active_o3_ros.ros import bags
+
+    for t in topics:
+        a = [raw for _t, _m, _ts, raw in bags.iter_raw(first, [t])]
+        b = [raw for _t, _m, _ts, raw in bags.iter_raw(second, [t])]
+        assert len(a) == len(b) and a == b, t
+
+
 class Probe:
     """Subscribes to topics and spins in a background thread; ``wait_for`` polls a condition."""
 

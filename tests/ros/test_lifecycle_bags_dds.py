@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from conftest import start, stop
-from rosutil import Probe
+from rosutil import Probe, assert_bags_equal, start, stop
 
 pytest.importorskip("active_o3_ros.msg")
 from active_o3_ros.msg import DetectionArray  # noqa: E402
@@ -138,10 +137,7 @@ def test_record_replay_record_loses_nothing(ros_domain, tmp_path, storage):
                      "1", env=env, log=tmp_path / "play.log")
         assert play.wait(60) == 0, (tmp_path / "play.log").read_text()
         assert rec2.wait(30) == 0, (tmp_path / "rec2.log").read_text()
-        for t in topics:
-            a = [raw for _t, _m, _ts, raw in bags.iter_raw(tmp_path / "bag1", [t])]
-            b = [raw for _t, _m, _ts, raw in bags.iter_raw(tmp_path / "bag2", [t])]
-            assert len(a) == len(b) and a == b, t
+        assert_bags_equal(tmp_path / "bag1", tmp_path / "bag2", topics)
     finally:
         for p in (node, rec1):
             stop(p)

@@ -11,8 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import start, stop
-from rosutil import Probe
+from rosutil import Probe, start, stop
 
 pytest.importorskip("active_o3_ros.msg")
 from active_o3_ros.msg import DetectionArray, ZoomRegionArray  # noqa: E402
