@@ -145,4 +145,7 @@ def test_soak_short(tmp_path):
     accounted = r["frames_processed"] + r["frames_dropped_latest_wins"] + r["frames_failed"] + r["frames_rejected"]
     assert accounted == r["node_frames_received"] and r["frames_dropped_total"] >= r["frames_dropped_latest_wins"], r
     assert r["last_frame_processed"] and r["frames_processed"] > 0
-    assert r["rss_flat_within_5pct"], r["rss_kb"]
+    # A leak shows as growth; the allocator handing memory back (RSS -5.1 % seen on a 300-frame
+    # run) is not one, so the short run checks growth only. The 10k-frame benchmark reports both.
+    rss = r["rss_kb"]
+    assert max(rss["middle"], rss["end"]) <= 1.05 * rss["start_after_warmup"], rss
