@@ -36,7 +36,7 @@ import numpy as np
 
 from active_o3_ros.backends.base import SensingPolicy, TaskModel, build_sensing, build_task
 from active_o3_ros.backends.region_sources import OraclePolicy, RandomPolicy, TilingPolicy
-from active_o3_ros.core.config import ConfigError, PARAMETER_INDEX, PerceptionConfig
+from active_o3_ros.core.config import ConfigError, PerceptionConfig, parse_overrides
 from active_o3_ros.core.metrics import ImageAnnotations, coco_evaluate, mask_iou
 from active_o3_ros.core.pipeline import ActivePerception
 from active_o3_ros.core.types import Detection, PerceptionResult
@@ -373,18 +373,6 @@ def _json_default(o: Any) -> Any:
 
 
 # -- CLI -----------------------------------------------------------------------------------------
-def _parse_set(items: Sequence[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--set expects NAME=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        if k not in PARAMETER_INDEX:
-            raise ConfigError(f"unknown parameter {k!r}; known: {sorted(PARAMETER_INDEX)}")
-        out[k] = v
-    return out
-
-
 def build_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="active-o3-eval",
@@ -437,7 +425,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
-    flat = _parse_set(args.set)
+    flat = parse_overrides(args.set)
     for name, val in (("sensing_backend", args.sensing), ("task_module", args.task), ("model", args.model)):
         if val:
             flat[name] = val

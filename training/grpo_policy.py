@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import itertools
 import json
 import sys
 import time
@@ -59,6 +60,11 @@ class GRPOPolicyConfig:
     adv_eps: float = 1e-4
     reward_mode: str = "both"
     flip_augment: bool = True
+    #: Also mirror top-bottom and permute colour channels (WHY: small text is still text
+    #: upside down and in any colour; with a few hundred frames the 8x more views cut the
+    #: train/val gap; anchors are mirrored with the image, so rewards stay exact).
+    extra_augment: bool = False
+    cell_evidence: bool = False    # the network's per-cell evidence head (see SmallPolicyConfig)
     seed: int = 0
     init: str = "init"             # "init" = seeded fresh network, or a weights file to continue from
     edge_features: bool = True     # the network's fixed edge cue (see SmallPolicyConfig)
@@ -239,12 +245,16 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     if net is None:
-        net = (build_net(SmallPolicyConfig(edge_features=cfg.edge_features)) if cfg.init == "init"
+        net = (build_net(SmallPolicyConfig(edge_features=cfg.edge_features, cell_evidence=cfg.cell_evidence))
+               if cfg.init == "init"
                else load_weights(cfg.init))
     ref = copy.deepcopy(net).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
-    perm = torch.as_tensor(anchor_flip_permutation(net.anchors.numpy().astype(np.float64))) if cfg.flip_augment else None
+    anchors_np = net.anchors.numpy().astype(np.float64)
+    perm = torch.as_tensor(anchor_flip_permutation(anchors_np)) if cfg.flip_augment else None
+    vperm = torch.as_tensor(anchor_flip_permutation(anchors_np, vertical=True)) if cfg.extra_augment else None
+    colour_orders = [list(o) for o in itertools.permutations(range(3))]
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # Thumbnails preprocessed once (and their mirror images): the loop is then pure network.
     base = torch.cat([net.preprocess([p.thumbnail]) for p in problems])
@@ -271,6 +281,10 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
             idx = rng.choice(len(problems), size=min(cfg.batch_images, len(problems)), replace=False)
             flip = rng.random(len(idx)) < 0.5 if cfg.flip_augment else np.zeros(len(idx), bool)
             x = torch.stack([flipped[i] if f else base[i] for i, f in zip(idx, flip)])
+            vflip = rng.random(len(idx)) < 0.5 if cfg.extra_augment else np.zeros(len(idx), bool)
+            if cfg.extra_augment:
+                x = torch.stack([xi.flip(-2) if v else xi for xi, v in zip(x, vflip)])
+                x = torch.stack([xi[colour_orders[rng.integers(6)]] for xi in x])
             instr = [problems[i].instruction for i in idx]
             logits = net(x, instr)
             with torch.no_grad():
@@ -278,10 +292,12 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
             sets = sample_sets(logits, cfg.k, cfg.group_size, gen)          # B, G, k (in x's anchors)
             rewards = torch.zeros(sets.shape[:2])
             terms_acc: dict[str, list[float]] = {}
-            for b, (i, f) in enumerate(zip(idx, flip)):
+            for b, (i, hf, vf) in enumerate(zip(idx, flip, vflip)):
                 for g in range(sets.shape[1]):
                     s = sets[b, g]
-                    if f:  # a mirrored view's anchor is the mirror of the frame's anchor
+                    if vf:  # a mirrored view's anchor is the mirror of the frame's anchor
+                        s = vperm[s]
+                    if hf:
                         s = perm[s]
                     r, terms = problems[i].reward(s.tolist())
                     rewards[b, g] = r
@@ -388,6 +404,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reward-mode", default=d.reward_mode, choices=("both", "task", "heuristic"))
     p.add_argument("--no-edge-features", action="store_true", help="train without the fixed edge cue")
     p.add_argument("--no-flip", action="store_true", help="disable left-right flip augmentation")
+    p.add_argument("--extra-augment", action="store_true",
+                   help="also flip top-bottom and permute colour channels")
+    p.add_argument("--cell-evidence", action="store_true",
+                   help="fresh networks get the per-cell evidence head (see SmallPolicyConfig.cell_evidence)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--init", default=d.init, help="'init' (seeded fresh network) or a weights file")
     p.add_argument("--eval-every", type=int, default=d.eval_every)
@@ -411,7 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = GRPOPolicyConfig(
             steps=args.steps, batch_images=args.batch_images, group_size=args.group_size, k=args.k, lr=args.lr,
             beta=args.beta, weight_decay=args.weight_decay, reward_mode=args.reward_mode,
-            flip_augment=not args.no_flip, edge_features=not args.no_edge_features, seed=args.seed, init=args.init, eval_every=args.eval_every,
+            flip_augment=not args.no_flip, extra_augment=args.extra_augment, cell_evidence=args.cell_evidence,
+            edge_features=not args.no_edge_features, seed=args.seed, init=args.init, eval_every=args.eval_every,
             threads=args.threads, out=args.out, weights_out=args.weights_out)
         cache_kw = {"task_options": opts} if opts else {}
         if args.cache_dir:
@@ -454,7 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     net = None
     if cfg.init == "init":
-        net = build_net(SmallPolicyConfig(grids=grids, edge_features=cfg.edge_features))
+        net = build_net(SmallPolicyConfig(grids=grids, edge_features=cfg.edge_features,
+                                          cell_evidence=cfg.cell_evidence))
     res = train(problems, cfg, net=net, eval_problems=val, log_csv=out / "grpo_log.csv")
     weights = Path(cfg.weights_out or out / "small_policy.safetensors")
     first = res.history[: max(1, len(res.history) // 10)]

@@ -269,5 +269,23 @@ PARAMETERS: tuple[Parameter, ...] = (
 )
 PARAMETER_INDEX: dict[str, Parameter] = {p.name: p for p in PARAMETERS}
 
-__all__ = ["PipelineConfig", "BackendConfig", "PerceptionConfig", "ConfigError", "PARAMETERS", "Parameter",
+
+def parse_overrides(items: Sequence[str]) -> dict[str, str]:
+    """``["name=value", ...]`` (the CLIs' repeatable ``--set``) -> ``{name: raw value}``.
+
+    Raises :class:`ConfigError` naming the bad item or unknown parameter; values stay
+    strings here and are coerced by :meth:`PerceptionConfig.from_flat`."""
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set expects NAME=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        k = k.strip()
+        if k not in PARAMETER_INDEX:
+            raise ConfigError(f"unknown parameter {k!r}; known: {sorted(PARAMETER_INDEX)}")
+        out[k] = v
+    return out
+
+
+__all__ = ["PipelineConfig", "parse_overrides", "BackendConfig", "PerceptionConfig", "ConfigError", "PARAMETERS", "Parameter",
            "PIPELINE_MODES", "MERGE_METHODS"]

@@ -379,16 +379,6 @@ def play(input_bag: Path, topics: Sequence[str] | None = None, rate: float = 1.0
 
 
 # -- CLI ----------------------------------------------------------------------------------
-def _parse_set(items: Sequence[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise SystemExit(f"--set expects NAME=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="active-o3-bag", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -438,12 +428,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             n = play(args.input, args.topics, args.rate, args.wait_subscribers, args.wait_timeout, args.loop, ros_args)
             print(f"published {n} messages")
         elif args.cmd == "offline":
-            from active_o3_ros.core.config import PerceptionConfig
+            from active_o3_ros.core.config import PerceptionConfig, parse_overrides
             from active_o3_ros.core.pipeline import ActivePerception
 
             for mod in args.plugin:
                 importlib.import_module(mod)
-            overrides = _parse_set(args.set)
+            overrides = parse_overrides(args.set)
             cfg = (PerceptionConfig.from_yaml(args.params_file, overrides) if args.params_file
                    else PerceptionConfig.from_flat(overrides))
             pipeline = ActivePerception.from_config(cfg)

@@ -67,3 +67,16 @@ def test_prompts():
         normalize_instruction("  ")
     p = PromptSet().sensing_prompt("traffic light", 3)
     assert "three" in p and "traffic light" in p and "<answer>" in p and "bbox_2d" in p
+
+
+def test_parse_overrides_names_the_bad_item():
+    from active_o3_ros.core.config import ConfigError, PerceptionConfig, parse_overrides
+
+    flat = parse_overrides(["crop_size=640", " max_regions=2"])
+    assert flat == {"crop_size": "640", "max_regions": "2"}
+    cfg = PerceptionConfig.from_flat(flat)
+    assert cfg.pipeline.crop.output_size == 640 and cfg.pipeline.max_regions == 2
+    with pytest.raises(ConfigError, match="NAME=VALUE, got 'crop_size'"):
+        parse_overrides(["crop_size"])
+    with pytest.raises(ConfigError, match="unknown parameter 'crop'"):
+        parse_overrides(["crop=1"])

@@ -35,12 +35,14 @@ def _stripe_patch_problem(seed: int, cfg: SmallPolicyConfig, rcfg: RewardConfig)
     return Problem(img, "text", region_reward_fn(regions, W, H, gt, (tw, th), rcfg, None))
 
 
-def test_grpo_learns_where_the_reward_is():
-    cfg = SmallPolicyConfig(input_width=128, input_height=72, init_seed=3)
+@pytest.mark.parametrize("shipped_recipe", [False, True], ids=["plain", "cells+augment"])
+def test_grpo_learns_where_the_reward_is(shipped_recipe):
+    cfg = SmallPolicyConfig(input_width=128, input_height=72, init_seed=3, cell_evidence=shipped_recipe)
     rcfg = RewardConfig(mode="heuristic", max_regions=3)
     problems = [_stripe_patch_problem(s, cfg, rcfg) for s in range(24)]
     held_out = [_stripe_patch_problem(1000 + s, cfg, rcfg) for s in range(16)]
-    gcfg = GRPOPolicyConfig(steps=40, batch_images=8, group_size=8, lr=3e-3, seed=0, eval_every=0, threads=1)
+    gcfg = GRPOPolicyConfig(steps=40, batch_images=8, group_size=8, lr=3e-3, seed=0, eval_every=0, threads=1,
+                            extra_augment=shipped_recipe)
     net = build_net(cfg)
     before = evaluate_mode(net, held_out, 3)
     res = train(problems, gcfg, net=net, progress=False)
