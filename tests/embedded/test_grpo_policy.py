@@ -70,6 +70,8 @@ def test_config_validation():
         GRPOPolicyConfig(group_size=1)
     with pytest.raises(ValueError):
         GRPOPolicyConfig(reward_mode="nonsense")
+    with pytest.raises(ValueError, match="warmup_steps"):
+        GRPOPolicyConfig(warmup_steps=-1)
 
 
 def test_cached_task_reward_equals_the_pipeline_on_the_same_regions(tmp_path):
