@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -53,8 +54,10 @@ from active_o3_training.data import synthetic as syn  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def rows(crop_size: int, threads: int) -> list[tuple[str, dict[str, Any], bool]]:
-    """``(name, flat config overrides, needs shipped policy weights)`` per row."""
+def rows(crop_size: int, threads: int, compare_weights: list[str] | tuple[str, ...] = ()
+         ) -> list[tuple[str, dict[str, Any], bool]]:
+    """``(name, flat config overrides, needs shipped policy weights)`` per row; each of
+    ``compare_weights`` (other small-policy weights files) adds a K=3 row after the shipped ones."""
     task = {"task_module": "text", "task_options": {"threads": threads}, "crop_size": crop_size}
     out: list[tuple[str, dict[str, Any], bool]] = [
         ("full frame downscaled", {**task, "mode": "full_frame"}, False),
@@ -67,6 +70,9 @@ def rows(crop_size: int, threads: int) -> list[tuple[str, dict[str, Any], bool]]
     ]
     for k in (1, 2, 3):
         out.append((f"GRPO policy K={k}", {**task, "sensing_backend": "small_policy", "max_regions": k}, True))
+    for w in compare_weights:
+        out.append((f"policy K=3 from {Path(w).parent.name}/{Path(w).name}",
+                    {**task, "sensing_backend": "small_policy", "sensing_model": str(w), "max_regions": 3}, False))
     out.append(("oracle regions K=3", {**task, "sensing_backend": "oracle", "max_regions": 3}, False))
     return out
 
@@ -156,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start", type=int, default=0, help="first test-split index")
     p.add_argument("--crop-size", type=int, default=840, help="task input long side (the node's default 840)")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its default)")
+    p.add_argument("--compare-weights", action="append", default=[], metavar="FILE",
+                   help="also run the small policy with these weights at K=3 (e.g. an earlier training "
+                        "stage), same frames and detector; repeatable")
     p.add_argument("--rows", default="", help="comma-separated substrings; run only matching rows")
     p.add_argument("--out", default=str(RESULTS / "embedded_default"), help="output path without extension")
     args = p.parse_args(argv)
@@ -171,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = [round(v, 2) for v in os.getloadavg()]
     result: dict[str, Any] = {
         "question": "recall vs cost of zoom-region sources for small text, same detector for every row",
-        "command": "python benchmarks/embedded_default.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python benchmarks/embedded_default.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "frames": len(frames), "seeds": seeds, "crop_size": args.crop_size,
         "frame_sizes": sorted({f"{f.image.shape[1]}x{f.image.shape[0]}" for f in frames}),
         "ground_truth_items": int(sum(len(f.boxes) for f in frames)),
@@ -179,7 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         "rows": {},
     }
     selected = [s.strip().lower() for s in args.rows.split(",") if s.strip()]
-    for name, flat, needs_weights in rows(args.crop_size, args.threads):
+    for w in args.compare_weights:
+        if not Path(w).is_file():
+            p.error(f"--compare-weights: no such file: {w}")
+    for name, flat, needs_weights in rows(args.crop_size, args.threads, args.compare_weights):
         if selected and not any(s in name.lower() for s in selected):
             continue
         if needs_weights and not BUNDLED_WEIGHTS.is_file():

@@ -385,6 +385,35 @@ def plot_curves(history: Sequence[dict[str, float]], evals: Sequence[dict[str, f
     plt.close(fig)
 
 
+def plot_stages(stage_evals: dict[str, Sequence[dict[str, float]]], path: str | Path,
+                term: str = "coverage") -> None:
+    """Held-out (and train) mode ``term`` across consecutive training stages on one step axis.
+
+    WHY: the shipped weights come from several runs, each continuing from the last
+    (``--init``); one plot over all of them shows where the gains came from."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    offset = 0
+    for i, (name, evals) in enumerate(stage_evals.items()):
+        for split, style in (("val", "o-"), ("train", "x--")):
+            pts = [(e["step"] + offset, e[term]) for e in evals if e["split"] == split and term in e]
+            if pts:
+                ax.plot(*zip(*pts), style, color=f"C{i}", label=f"{name} {split}")
+        offset += max((e["step"] for e in evals), default=0)
+    ax.set_xlabel("GRPO step (stages back to back)")
+    ax.set_ylabel(f"mode {term}")
+    ax.set_title(f"deterministic policy: {term} per stage")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def _parser() -> argparse.ArgumentParser:
     d = GRPOPolicyConfig()
     p = argparse.ArgumentParser(
@@ -426,6 +455,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--init", default=d.init, help="'init' (seeded fresh network) or a weights file")
     p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--eval-train-frames", type=int, default=d.eval_train_frames,
+                   help="evaluate the mode on the first N training frames (all validation frames)")
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--out", default=d.out, help="folder for the CSV log, curves PNG and summary JSON")
     p.add_argument("--evaluate", nargs="+", default=None, metavar="WEIGHTS",
@@ -448,6 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             beta=args.beta, warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, reward_mode=args.reward_mode,
             flip_augment=not args.no_flip, extra_augment=args.extra_augment, cell_evidence=args.cell_evidence,
             edge_features=not args.no_edge_features, seed=args.seed, init=args.init, eval_every=args.eval_every,
+            eval_train_frames=args.eval_train_frames,
             threads=args.threads, out=args.out, weights_out=args.weights_out)
         cache_kw = {"task_options": opts} if opts else {}
         if args.cache_dir:

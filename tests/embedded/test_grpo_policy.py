@@ -132,3 +132,13 @@ def test_parse_grids_and_heuristic_frames(tmp_path):
     assert 0 <= terms["coverage"] <= 1 and total == pytest.approx(sum(terms.values()))
     again = heuristic_problems("val", 2, 0, anchors, 288, rcfg, workers=1, cache_dir=str(tmp_path), progress=False)
     assert np.array_equal(again[0].thumbnail, probs[0].thumbnail)  # served from the frame cache
+
+
+def test_plot_stages_writes_a_png(tmp_path):
+    from active_o3_training.grpo_policy import plot_stages
+
+    evals = {"stage1": [{"step": 0, "split": "val", "coverage": 0.1}, {"step": 50, "split": "val", "coverage": 0.3}],
+             "stage2": [{"step": 0, "split": "val", "coverage": 0.3}, {"step": 40, "split": "train", "coverage": 0.4}]}
+    out = tmp_path / "stages.png"
+    plot_stages(evals, out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
