@@ -134,13 +134,6 @@ class SmallPolicyConfig:
     #: training frames a CNN from scratch barely learns "small high-contrast strokes here";
     #: these six numbers give the head that cue directly (held-out reward 3.86 -> 4.11).
     edge_features: bool = True
-    #: Add a dense "target evidence" map: a 1x1 conv scores every feature-map cell
-    #: (softplus, >= 0) and each anchor's logit gets ``gain * log(sum of its cells' scores)``.
-    #: WHY: coverage counts the targets *inside* a region, so an anchor's value is additive
-    #: over its cells; a translation-equivariant per-cell score summed over the anchor is that
-    #: structure exactly, shared by every anchor, so it generalises from a few hundred frames
-    #: where a per-anchor MLP over pooled features overfits (held-out coverage in the card).
-    cell_evidence: bool = False
 
     def __post_init__(self) -> None:
         if self.input_width < 32 or self.input_height < 32:
@@ -158,7 +151,6 @@ class SmallPolicyConfig:
         d["channels"] = tuple(int(c) for c in d["channels"])
         d["grids"] = tuple(AnchorGrid(**g) for g in d["grids"])
         d.setdefault("edge_features", False)  # weights written before the option existed
-        d.setdefault("cell_evidence", False)
         return cls(**d)
 
 
@@ -188,9 +180,6 @@ class SmallPolicyNet(nn.Module):
                                   nn.Linear(cfg.hidden, 1))
         lap = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
         self.register_buffer("laplacian", lap, persistent=False)
-        if cfg.cell_evidence:
-            self.cell_score = nn.Conv2d(c, 1, 1)
-            self.evidence_gain = nn.Parameter(torch.ones(()))
         anchors = make_anchors(cfg.grids)
         self.anchor_prior = nn.Parameter(torch.zeros(len(anchors)))
         # Feature-map cell masks of every anchor (fixed input size -> fixed map size).
@@ -240,11 +229,7 @@ class SmallPolicyNet(nn.Module):
         h = h + emb[:, None, :]
         if self.cfg.edge_features:
             h = torch.cat([h, self._edge_features(x, feat.shape[-2:], masks)], -1)
-        out = self.head(h).squeeze(-1) + self.anchor_prior[None, :]
-        if self.cfg.cell_evidence:
-            cells = F.softplus(self.cell_score(feat)).flatten(1)        # B, hw
-            out = out + self.evidence_gain * torch.log(cells @ masks.t() + 1e-3)
-        return out
+        return self.head(h).squeeze(-1) + self.anchor_prior[None, :]
 
     def _edge_features(self, x: torch.Tensor, size, masks: torch.Tensor) -> torch.Tensor:
         gray = x.mean(1, keepdim=True)

@@ -35,9 +35,9 @@ def _stripe_patch_problem(seed: int, cfg: SmallPolicyConfig, rcfg: RewardConfig)
     return Problem(img, "text", region_reward_fn(regions, W, H, gt, (tw, th), rcfg, None))
 
 
-@pytest.mark.parametrize("shipped_recipe", [False, True], ids=["plain", "cells+augment"])
+@pytest.mark.parametrize("shipped_recipe", [False, True], ids=["plain", "extra-augment"])
 def test_grpo_learns_where_the_reward_is(shipped_recipe):
-    cfg = SmallPolicyConfig(input_width=128, input_height=72, init_seed=3, cell_evidence=shipped_recipe)
+    cfg = SmallPolicyConfig(input_width=128, input_height=72, init_seed=3)
     rcfg = RewardConfig(mode="heuristic", max_regions=3)
     problems = [_stripe_patch_problem(s, cfg, rcfg) for s in range(24)]
     held_out = [_stripe_patch_problem(1000 + s, cfg, rcfg) for s in range(16)]

@@ -79,26 +79,6 @@ def test_anchor_flip_permutation_is_an_involution(vertical):
     np.testing.assert_allclose(anchors[perm][:, lo], 1 - anchors[:, hi], atol=1e-9)
 
 
-def test_cell_evidence_head_roundtrips_and_old_configs_load(tmp_path):
-    cfg = SmallPolicyConfig(cell_evidence=True)
-    net = build_net(cfg)
-    assert SmallPolicyConfig.from_json(cfg.to_json()) == cfg
-    x = net.preprocess([_image(4)])
-    with torch.no_grad():
-        net.cell_score.bias.fill_(0.7)
-        out = net(x, ["text"])
-    assert out.shape == (1, net.num_anchors) and torch.isfinite(out).all()
-    again = load_weights(save_weights(net, tmp_path / "cells.safetensors"))
-    with torch.no_grad():
-        assert torch.allclose(again(x, ["text"]), out)
-    # weights written before the option existed still load (head off)
-    import json
-
-    old = json.loads(SmallPolicyConfig().to_json())
-    del old["cell_evidence"]
-    assert SmallPolicyConfig.from_json(json.dumps(old)).cell_evidence is False
-
-
 def test_init_is_seeded_and_save_load_roundtrip(tmp_path):
     a, b = build_net(SmallPolicyConfig()), build_net(SmallPolicyConfig())
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
