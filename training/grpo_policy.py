@@ -294,9 +294,9 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
             flip = rng.random(len(idx)) < 0.5 if cfg.flip_augment else np.zeros(len(idx), bool)
             x = torch.stack([flipped[i] if f else base[i] for i, f in zip(idx, flip)])
             vflip = rng.random(len(idx)) < 0.5 if cfg.extra_augment else np.zeros(len(idx), bool)
-            if cfg.extra_augment:
-                x = torch.stack([xi.flip(-2) if v else xi for xi, v in zip(x, vflip)])
-                x = torch.stack([xi[colour_orders[rng.integers(6)]] for xi in x])
+            if cfg.extra_augment:  # top-bottom mirror where drawn, and a random channel order
+                x = torch.stack([(xi.flip(-2) if v else xi)[colour_orders[rng.integers(6)]]
+                                 for xi, v in zip(x, vflip)])
             instr = [problems[i].instruction for i in idx]
             logits = net(x, instr)
             with torch.no_grad():

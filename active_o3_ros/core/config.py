@@ -287,5 +287,5 @@ def parse_overrides(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
-__all__ = ["PipelineConfig", "parse_overrides", "BackendConfig", "PerceptionConfig", "ConfigError", "PARAMETERS", "Parameter",
-           "PIPELINE_MODES", "MERGE_METHODS"]
+__all__ = ["PipelineConfig", "BackendConfig", "PerceptionConfig", "ConfigError", "PARAMETERS", "Parameter",
+           "PIPELINE_MODES", "MERGE_METHODS", "parse_overrides"]
