@@ -10,6 +10,9 @@ precision, AP50, model calls and seconds per frame compare between
 * 3 random regions,
 * the untrained (reference-initialised) small policy,
 * the GRPO-trained small policy at K = 1, 2, 3 (the shipped weights),
+* the best 3 of the policy's own anchors given the ground truth (what a perfect choice
+  among the anchors would reach: splits the policy's gap to the oracle into choice vs.
+  anchor geometry),
 * oracle regions around the ground truth (upper bound)?
 
 Every row is built the way the node builds it (``PerceptionConfig.from_flat`` ->
@@ -73,6 +76,7 @@ def rows(crop_size: int, threads: int, compare_weights: list[str] | tuple[str, .
     for w in compare_weights:
         out.append((f"policy K=3 from {Path(w).parent.name}/{Path(w).name}",
                     {**task, "sensing_backend": "small_policy", "sensing_model": str(w), "max_regions": 3}, False))
+    out.append(("oracle anchors K=3", {**task, "sensing_backend": "oracle_anchors", "max_regions": 3}, True))
     out.append(("oracle regions K=3", {**task, "sensing_backend": "oracle", "max_regions": 3}, False))
     return out
 

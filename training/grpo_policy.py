@@ -37,7 +37,7 @@ import torch
 
 from active_o3_ros.backends.small_policy import (
     BUNDLED_WEIGHTS, DEFAULT_ANCHOR_GRIDS, AnchorGrid, SmallPolicyConfig, SmallPolicyNet, anchor_flip_permutation, build_net, greedy_sets,
-    anchor_iou_matrix, load_weights, make_anchors, sample_sets, save_weights, set_log_probs,
+    anchor_iou_matrix, grow_net, load_weights, make_anchors, sample_sets, save_weights, set_log_probs,
 )
 from active_o3_ros.core.parsing import format_regions_answer
 from active_o3_ros.core.rewards import RewardConfig, region_rewards
@@ -69,6 +69,9 @@ class GRPOPolicyConfig:
     seed: int = 0
     init: str = "init"             # "init" = seeded fresh network, or a weights file to continue from
     edge_features: bool = True     # the network's fixed edge cue (see SmallPolicyConfig)
+    #: Residual blocks per backbone stage (see ``SmallPolicyConfig.res_blocks``); with
+    #: ``init`` = a weights file without them, the network is grown (``grow_net``) first.
+    res_blocks: tuple[int, ...] = ()
     #: Linear learning-rate warm-up.  WHY: continuing from trained weights with a fresh AdamW
     #: state, Adam's first steps move every weight by about lr at once; a warm-up keeps those
     #: early moves small (the shipped weights' last stage used 100 steps).
@@ -253,8 +256,12 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     if net is None:
-        net = (build_net(SmallPolicyConfig(edge_features=cfg.edge_features)) if cfg.init == "init"
-               else load_weights(cfg.init))
+        net = (build_net(SmallPolicyConfig(edge_features=cfg.edge_features, res_blocks=cfg.res_blocks))
+               if cfg.init == "init" else load_weights(cfg.init))
+    if cfg.res_blocks and net.cfg.res_blocks != tuple(cfg.res_blocks):
+        if net.cfg.res_blocks:
+            raise ValueError(f"the initial network already has res_blocks={net.cfg.res_blocks}")
+        net = grow_net(net, cfg.res_blocks)
     ref = copy.deepcopy(net).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
@@ -447,6 +454,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--reward-mode", default=d.reward_mode, choices=("both", "task", "heuristic"))
     p.add_argument("--no-edge-features", action="store_true", help="train without the fixed edge cue")
+    p.add_argument("--res-blocks", default="",
+                   help="residual blocks per backbone stage, e.g. '0,0,1,1' (grows --init weights)")
     p.add_argument("--no-flip", action="store_true", help="disable left-right flip augmentation")
     p.add_argument("--extra-augment", action="store_true",
                    help="also flip top-bottom and permute colour channels")
@@ -476,7 +485,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             steps=args.steps, batch_images=args.batch_images, group_size=args.group_size, k=args.k, lr=args.lr,
             beta=args.beta, warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, reward_mode=args.reward_mode,
             flip_augment=not args.no_flip, extra_augment=args.extra_augment,
-            edge_features=not args.no_edge_features, seed=args.seed, init=args.init, eval_every=args.eval_every,
+            edge_features=not args.no_edge_features, seed=args.seed,
+            res_blocks=tuple(int(n) for n in args.res_blocks.split(",") if n.strip()),
+            init=args.init, eval_every=args.eval_every,
             eval_train_frames=args.eval_train_frames,
             threads=args.threads, out=args.out, weights_out=args.weights_out)
         cache_kw = {"task_options": opts} if opts else {}
@@ -520,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     net = None
     if cfg.init == "init":
-        net = build_net(SmallPolicyConfig(grids=grids, edge_features=cfg.edge_features))
+        net = build_net(SmallPolicyConfig(grids=grids, edge_features=cfg.edge_features, res_blocks=cfg.res_blocks))
     res = train(problems, cfg, net=net, eval_problems=val, log_csv=out / "grpo_log.csv")
     weights = Path(cfg.weights_out or out / "small_policy.safetensors")
     first = res.history[: max(1, len(res.history) // 10)]

@@ -108,3 +108,58 @@ class OraclePolicy(SensingPolicy):
             out.append(SensingOutput([Region(b, "oracle", r) for r, b in enumerate(boxes)],
                                      format_regions_answer(boxes)))
         return out
+
+
+class OracleAnchorsPolicy(SensingPolicy):
+    """The best ``K`` of the small policy's own anchors given the ground truth: greedily the
+    anchor that adds the most covered ground-truth boxes, skipping anchors that overlap a
+    chosen one (IoU >= the policy's ``overlap_tau``), exactly the choices the policy can make.
+
+    WHY: it splits the gap between the trained policy and free-form oracle regions into
+    what a better *choice* among the anchors could still gain and what the anchor
+    *geometry* itself costs.  ``weights``: small-policy weights whose anchors to use
+    (``""`` = the shipped ones)."""
+
+    name = "oracle_anchors"
+    is_model_call = False
+
+    def __init__(self, weights: str = "", model: str = "", **_: Any) -> None:
+        from active_o3_ros.backends.small_policy import (
+            BUNDLED_WEIGHTS, anchor_iou_matrix, bundled_config, load_weights, make_anchors)
+
+        src = weights or model
+        cfg = load_weights(src).cfg if src else (bundled_config() if BUNDLED_WEIGHTS.is_file() else None)
+        if cfg is None:
+            raise ValueError("oracle_anchors needs small-policy weights to take the anchors from")
+        self.anchors = make_anchors(cfg.grids)
+        self.iou = anchor_iou_matrix(self.anchors)
+        self.tau = cfg.overlap_tau
+
+    def propose(self, images, instructions, max_regions, context=None):
+        from active_o3_ros.backends.small_policy import anchor_boxes_px
+
+        out = []
+        for i, img in enumerate(images):
+            ctx = (context or [{}] * len(images))[i] or {}
+            tf: ScaleOffset = ctx.get("thumbnail_transform", ScaleOffset())
+            gts = [tf.from_frame(b) for b in ctx.get("gt_boxes", [])]
+            h, w = img.shape[:2]
+            boxes = anchor_boxes_px(self.anchors, w, h)
+            # inside[a, g]: ground-truth box g lies wholly in anchor a (the coverage reward's rule)
+            inside = np.array([[b.contains(g, 1.0) for g in gts] for b in boxes],
+                              dtype=bool).reshape(len(boxes), len(gts))
+            covered = np.zeros(len(gts), dtype=bool)
+            chosen: list[int] = []
+            for _ in range(max_regions):
+                gains = (inside & ~covered).sum(1)
+                ok = [a for a in range(len(boxes)) if a not in chosen
+                      and all(self.iou[a, c] < self.tau - 1e-6 for c in chosen)]
+                if not ok:
+                    break
+                best = max(ok, key=lambda a: (gains[a], -a))
+                chosen.append(best)
+                covered |= inside[best]
+            picked = [boxes[a] for a in chosen]
+            out.append(SensingOutput([Region(b, "oracle_anchors", r) for r, b in enumerate(picked)],
+                                     format_regions_answer(picked)))
+        return out

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -134,10 +134,18 @@ class SmallPolicyConfig:
     #: training frames a CNN from scratch barely learns "small high-contrast strokes here";
     #: these six numbers give the head that cue directly (held-out reward 3.86 -> 4.11).
     edge_features: bool = True
+    #: Residual 3x3 conv blocks after each stride-2 stage (one count per stage; ``()`` =
+    #: none).  WHY: four plain convs see ~31 thumbnail pixels and barely tell rows of tiny
+    #: words from other fine texture; blocks on the coarse stages add depth and context at
+    #: little cost, and their last conv starts at zero so a trained network can be widened
+    #: into them without changing its answers (``grow_net``).
+    res_blocks: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.input_width < 32 or self.input_height < 32:
             raise ValueError("input size must be at least 32x32")
+        if len(self.res_blocks) > len(self.channels) or any(n < 0 for n in self.res_blocks):
+            raise ValueError("res_blocks needs at most one non-negative count per stage")
         if not self.grids:
             raise ValueError("at least one anchor grid is needed")
 
@@ -150,6 +158,7 @@ class SmallPolicyConfig:
         d = json.loads(text)
         d["channels"] = tuple(int(c) for c in d["channels"])
         d["grids"] = tuple(AnchorGrid(**g) for g in d["grids"])
+        d["res_blocks"] = tuple(int(n) for n in d.get("res_blocks", ()))  # absent in older weights
         d.setdefault("edge_features", False)  # weights written before the option existed
         return cls(**d)
 
@@ -158,6 +167,20 @@ def instruction_buckets(instruction: str, n_buckets: int) -> list[int]:
     """Stable hash (crc32, not Python's salted ``hash``) of each lower-cased word."""
     words = instruction.lower().replace(",", " ").split() or [""]
     return sorted({zlib.crc32(w.encode("utf-8")) % n_buckets for w in words})
+
+
+class _ResidualBlock(nn.Module):
+    """``x + conv(relu(gn(conv(x))))`` with the second conv zero-initialised (identity at start)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.GroupNorm(4, c), nn.ReLU(inplace=True),
+                                  nn.Conv2d(c, c, 3, padding=1))
+        nn.init.zeros_(self.body[3].weight)
+        nn.init.zeros_(self.body[3].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
 
 
 class SmallPolicyNet(nn.Module):
@@ -172,6 +195,8 @@ class SmallPolicyNet(nn.Module):
             layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(4, c), nn.ReLU(inplace=True)]
             c_in = c
         self.backbone = nn.Sequential(*layers)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(*(_ResidualBlock(c) for _ in range(n))) for c, n in zip(cfg.channels, cfg.res_blocks))
         c = cfg.channels[-1]
         self.word_embedding = nn.Embedding(cfg.instruction_buckets, 3 * c)
         nn.init.zeros_(self.word_embedding.weight)
@@ -195,6 +220,7 @@ class SmallPolicyNet(nn.Module):
                 m[int(min(fh - 1, (y1 + y2) / 2 * fh)), int(min(fw - 1, (x1 + x2) / 2 * fw))] = True
             masks.append(m.flatten())
         self.register_buffer("anchor_masks", torch.stack(masks).float(), persistent=False)
+        self._max_groups = _rectangle_groups(torch.stack(masks).view(-1, fh, fw))
         self.register_buffer("anchors", torch.as_tensor(anchors, dtype=torch.float32), persistent=False)
         self.register_buffer("pixel_mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
@@ -213,13 +239,16 @@ class SmallPolicyNet(nn.Module):
 
     def forward(self, x: torch.Tensor, instructions: Sequence[str]) -> torch.Tensor:
         """``x``: preprocessed ``(B, 3, H, W)``; returns ``(B, N)`` anchor logits."""
-        feat = self.backbone(x)                                      # B, C, h, w
+        feat = x
+        for stage in range(len(self.cfg.channels)):
+            feat = self.backbone[3 * stage:3 * stage + 3](feat)
+            if stage < len(self.blocks):
+                feat = self.blocks[stage](feat)                      # B, C, h, w after the last
         b, c = feat.shape[:2]
         flat = feat.flatten(2)                                       # B, C, hw
         masks = self.anchor_masks                                    # N, hw
         mean = torch.einsum("bcp,np->bnc", flat, masks) / masks.sum(1)[None, :, None]
-        neg = (1.0 - masks)[None, :, None, :] * -1e4                 # 1, N, 1, hw
-        mx = (flat[:, None, :, :] + neg).amax(-1)                    # B, N, C
+        mx = self._anchor_max(feat)                                  # B, N, C
         glob = flat.mean(-1)[:, None, :].expand(-1, mean.shape[1], -1)
         h = torch.cat([mean, mx, glob - mean], -1)                   # B, N, 3C
         emb = torch.stack([
@@ -231,15 +260,48 @@ class SmallPolicyNet(nn.Module):
             h = torch.cat([h, self._edge_features(x, feat.shape[-2:], masks)], -1)
         return self.head(h).squeeze(-1) + self.anchor_prior[None, :]
 
+    def _anchor_max(self, fmap: torch.Tensor) -> torch.Tensor:
+        """Max of a ``(B, C, h, w)`` map inside every anchor's cells -> ``(B, N, C)``.
+
+        WHY not a masked ``amax`` over a ``(B, N, C, h*w)`` tensor: that tensor (58 M floats
+        for a batch of 16) and its backward were two thirds of a GRPO step.  Every anchor
+        covers a rectangle of cells, so one stride-1 max-pool per rectangle size, read at
+        each anchor's top-left cell, gives exactly the same values."""
+        parts, order = [], []
+        for (kh, kw), (idx, offsets) in self._max_groups.items():
+            pooled = F.max_pool2d(fmap, (kh, kw), stride=1).flatten(2)       # B, C, positions
+            parts.append(pooled[:, :, offsets])
+            order.append(idx)
+        out = torch.cat(parts, -1).transpose(1, 2)                            # B, N (grouped), C
+        return out[:, torch.argsort(torch.cat(order))]
+
     def _edge_features(self, x: torch.Tensor, size, masks: torch.Tensor) -> torch.Tensor:
         gray = x.mean(1, keepdim=True)
         lap = F.conv2d(gray, self.laplacian, padding=1).abs()
         maps = torch.cat([torch.log1p(lap), (lap > 1.0).float()], 1)           # B, 2, H, W
         pooled = F.adaptive_avg_pool2d(maps, size).flatten(2)                    # B, 2, hw
         mean = torch.einsum("bcp,np->bnc", pooled, masks) / masks.sum(1)[None, :, None]
-        mx = (pooled[:, None] + (1.0 - masks)[None, :, None, :] * -1e4).amax(-1)
+        mx = self._anchor_max(pooled.view(pooled.shape[0], pooled.shape[1], *size))
         glob = pooled.mean(-1)[:, None, :]
         return torch.cat([mean, mx, mean - glob], -1) * 4.0                      # B, N, 6
+
+
+def _rectangle_groups(masks: torch.Tensor) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
+    """Anchors grouped by their size in feature-map cells: ``{(kh, kw): (anchor indices,
+    flat top-left offsets in the (h-kh+1, w-kw+1) max-pooled map)}``.  ``masks``: ``(N, h, w)``."""
+    _, h, w = masks.shape
+    groups: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
+    for i, m in enumerate(masks.bool()):
+        rows = torch.nonzero(m.any(1)).flatten()
+        cols = torch.nonzero(m.any(0)).flatten()
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+        if int(m.sum()) != (r1 - r0 + 1) * (c1 - c0 + 1):
+            raise ValueError(f"anchor {i} does not cover a rectangle of feature cells")
+        kh, kw = r1 - r0 + 1, c1 - c0 + 1
+        idx, off = groups.setdefault((kh, kw), ([], []))
+        idx.append(i)
+        off.append(r0 * (w - kw + 1) + c0)
+    return {k: (torch.tensor(i), torch.tensor(o)) for k, (i, o) in groups.items()}
 
 
 def build_net(cfg: SmallPolicyConfig) -> SmallPolicyNet:
@@ -251,6 +313,18 @@ def build_net(cfg: SmallPolicyConfig) -> SmallPolicyNet:
     finally:
         torch.random.set_rng_state(gen_state)
     return net
+
+
+def grow_net(net: SmallPolicyNet, res_blocks: Sequence[int]) -> SmallPolicyNet:
+    """A copy of ``net`` with residual blocks added (``res_blocks`` per stage); the new
+    blocks start as the identity, so the grown network gives exactly the same logits and
+    GRPO can continue from it with the KL reference unchanged."""
+    cfg = replace(net.cfg, res_blocks=tuple(int(n) for n in res_blocks))
+    grown = build_net(cfg)
+    missing, unexpected = grown.load_state_dict(net.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("blocks.") for k in missing):
+        raise ValueError(f"cannot grow this network: missing {missing}, unexpected {unexpected}")
+    return grown
 
 
 def save_weights(net: SmallPolicyNet, path: str | Path, provenance: dict[str, Any] | None = None) -> Path:
@@ -448,7 +522,7 @@ class SmallSensingPolicy(SensingPolicy):
 
 
 __all__ = [
-    "AnchorGrid", "SmallPolicyConfig", "SmallPolicyNet", "SmallSensingPolicy", "build_net", "load_weights",
+    "AnchorGrid", "SmallPolicyConfig", "SmallPolicyNet", "SmallSensingPolicy", "build_net", "grow_net", "load_weights",
     "save_weights", "sample_sets", "set_log_probs", "greedy_sets", "make_anchors", "anchor_iou_matrix",
     "anchor_flip_permutation", "anchor_boxes_px", "BUNDLED_WEIGHTS", "INIT_WEIGHTS",
 ]

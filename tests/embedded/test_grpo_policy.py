@@ -58,6 +58,20 @@ def test_grpo_learns_where_the_reward_is(shipped_recipe):
     assert res.history[-1]["kl"] > 0  # the policy moved away from the frozen reference
 
 
+def test_training_grows_residual_blocks_without_changing_the_start():
+    cfg = SmallPolicyConfig(input_width=128, input_height=72, init_seed=3)
+    rcfg = RewardConfig(mode="heuristic", max_regions=3)
+    problems = [_stripe_patch_problem(s, cfg, rcfg) for s in range(8)]
+    net = build_net(cfg)
+    before = evaluate_mode(net, problems, 3)
+    gcfg = GRPOPolicyConfig(steps=3, batch_images=4, group_size=4, seed=0, eval_every=0, threads=1,
+                            res_blocks=(0, 0, 1, 1))
+    res = train(problems, gcfg, net=net, progress=False)
+    assert res.net.cfg.res_blocks == (0, 0, 1, 1)
+    assert res.evals[0]["reward"] == pytest.approx(before["reward"])  # grown net answers as before
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in res.net.blocks.parameters())
+
+
 def test_reward_memo_is_order_free():
     cfg = SmallPolicyConfig(input_width=256, input_height=144)
     p = _stripe_patch_problem(0, cfg, RewardConfig(mode="heuristic"))

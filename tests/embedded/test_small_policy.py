@@ -8,7 +8,7 @@ import torch
 from active_o3_ros.backends.base import build_sensing
 from active_o3_ros.backends.small_policy import (
     BUNDLED_WEIGHTS, SmallPolicyConfig, SmallSensingPolicy, anchor_flip_permutation, anchor_iou_matrix, build_net,
-    greedy_sets, load_weights, make_anchors, sample_sets, save_weights, set_log_probs,
+    greedy_sets, grow_net, load_weights, make_anchors, sample_sets, save_weights, set_log_probs,
 )
 from active_o3_ros.core.parsing import is_well_formatted, parse_answer
 
@@ -94,6 +94,36 @@ def test_init_is_seeded_and_save_load_roundtrip(tmp_path):
     assert pol.propose([_image(3)], ["text"], 3)[0].regions
 
 
+def test_anchor_max_equals_masked_max():
+    """The per-rectangle max-pool must give exactly the masked max over each anchor's cells."""
+    net = build_net(SmallPolicyConfig())
+    fmap = torch.randn(2, 5, 18, 32)
+    masks = net.anchor_masks.bool()                                              # N, h*w
+    flat = fmap.flatten(2)
+    expected = torch.stack([flat[:, :, m].amax(-1) for m in masks], 1)           # B, N, C
+    assert torch.equal(net._anchor_max(fmap), expected)
+
+
+def test_grow_net_keeps_answers_and_roundtrips(tmp_path):
+    base = load_weights(BUNDLED_WEIGHTS)
+    grown = grow_net(base, (0, 1, 1, 1))
+    assert grown.cfg.res_blocks == (0, 1, 1, 1)
+    assert sum(p.numel() for p in grown.parameters()) > sum(p.numel() for p in base.parameters())
+    x = base.preprocess([_image(4), _image(6)])
+    with torch.no_grad():
+        assert torch.equal(grown(x, ["text"] * 2), base(x, ["text"] * 2))  # new blocks start as identity
+        for p in grown.blocks.parameters():
+            p.add_(0.01)
+        changed = grown(x, ["text"] * 2)
+    assert not torch.allclose(changed, base(x, ["text"] * 2))
+    c = load_weights(save_weights(grown, tmp_path / "g.safetensors"))
+    assert c.cfg.res_blocks == (0, 1, 1, 1)
+    with torch.no_grad():
+        assert torch.equal(c(x, ["text"] * 2), changed)
+    with pytest.raises(ValueError, match="res_blocks"):
+        SmallPolicyConfig(res_blocks=(1, 1, 1, 1, 1))
+
+
 def test_bundled_weights_load_and_differ_from_init():
     assert BUNDLED_WEIGHTS.is_file(), "the trained weights must ship in the package"
     assert BUNDLED_WEIGHTS.stat().st_size < 2_000_000
@@ -125,3 +155,23 @@ def test_rejects_bad_images():
         pol.propose([np.zeros((0, 10, 3), np.uint8)], ["text"], 3)
     with pytest.raises(ValueError):
         pol.propose([np.zeros((10, 10, 3), np.float32)], ["text"], 3)
+
+
+def test_oracle_anchors_pick_the_policys_anchors_covering_most_ground_truth():
+    from active_o3_ros.backends.region_sources import OracleAnchorsPolicy
+    from active_o3_ros.core.rewards import coverage_reward
+    from active_o3_ros.core.types import Box
+
+    oracle = build_sensing("oracle_anchors")
+    assert isinstance(oracle, OracleAnchorsPolicy)
+    img = _image(7, 1024, 576)
+    anchors = [Box(*a) for a in (oracle.anchors * [1024, 576, 1024, 576])]
+    gts = [Box(100, 100, 110, 106), Box(120, 104, 130, 110), Box(900, 500, 910, 505)]
+    out = oracle.propose([img], ["text"], 3, context=[{"gt_boxes": gts}])[0]
+    regions = [r.box for r in out.regions]
+    assert len(regions) == 3 and is_well_formatted(out.text, 3)
+    assert all(any(np.allclose(r.as_list(), a.as_list()) for a in anchors) for r in regions)
+    assert coverage_reward(regions, gts) == 1.0
+    assert coverage_reward(regions[:1], gts) == pytest.approx(2 / 3)   # the pair first: it covers the most
+    idx = [int(np.argmin([np.abs(np.subtract(r.as_list(), a.as_list())).sum() for a in anchors])) for r in regions]
+    assert all(oracle.iou[a, b] < oracle.tau for a in idx for b in idx if a != b)
