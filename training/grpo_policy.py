@@ -15,7 +15,8 @@ whose log-probability and KL are exact sums over the K categorical draws (see
 
 The task reward uses the cached detector outputs of :mod:`active_o3_training.anchor_cache`
 (exact: the policy can only propose anchors).  Learning rate differs from the paper's 1e-6:
-that value is for a 7B LLM; a 70 k-parameter CNN trained from scratch needs ~1e-3.
+that value is for a 7B LLM; a CNN of a few hundred thousand parameters trained from scratch
+needs ~1e-3.
 
 CLI: ``python -m active_o3_training.grpo_policy --help``.
 """

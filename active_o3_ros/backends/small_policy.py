@@ -2,7 +2,7 @@
 
 Why this exists: on a CPU-only robot no multimodal LLM can be fetched or run at frame
 rate, yet the ACTIVE-o3 job -- *where* to zoom so a frozen detector finds small things --
-still has to be done.  This policy does that job with a ~50 k-parameter CNN:
+still has to be done.  This policy does that job with a small CNN (72-206 k parameters):
 
 * It looks at the thumbnail (resized to a fixed ``input_width x input_height``) and scores
   a fixed set of **anchor regions** (a few grid scales/aspects in normalised image
@@ -479,7 +479,7 @@ class SmallSensingPolicy(SensingPolicy):
             self.net = load_weights(src)
             self.weights = str(src)
         if dtype not in ("auto", "float32"):
-            # Why: a 50 k-parameter CNN gains nothing from half precision on CPU, and the
+            # Why: a CNN this small gains nothing from half precision on CPU, and the
             # option exists for the MLLM backends; accept but say so rather than ignore.
             import warnings
             warnings.warn(f"small_policy runs in float32; dtype={dtype!r} ignored", stacklevel=2)

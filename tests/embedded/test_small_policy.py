@@ -105,7 +105,9 @@ def test_anchor_max_equals_masked_max():
 
 
 def test_grow_net_keeps_answers_and_roundtrips(tmp_path):
-    base = load_weights(BUNDLED_WEIGHTS)
+    base = build_net(SmallPolicyConfig(res_blocks=()))
+    with torch.no_grad():
+        base.anchor_prior.copy_(torch.linspace(-1, 1, base.num_anchors))
     grown = grow_net(base, (0, 1, 1, 1))
     assert grown.cfg.res_blocks == (0, 1, 1, 1)
     assert sum(p.numel() for p in grown.parameters()) > sum(p.numel() for p in base.parameters())
