@@ -85,6 +85,17 @@ def cluster_boxes(boxes: Sequence[Box], k: int) -> list[Box]:
     return [hulls[g] for g in order]
 
 
+def _thumbnail_ground_truth(context: Sequence[dict] | None, n: int) -> list[list[Box]]:
+    """Per image, ``context[i]['gt_boxes']`` (frame pixels) mapped into the thumbnail by
+    ``context[i]['thumbnail_transform']`` (what the oracles need and nothing else sees)."""
+    out = []
+    for ctx in (context or [{}] * n):
+        ctx = ctx or {}
+        tf: ScaleOffset = ctx.get("thumbnail_transform", ScaleOffset())
+        out.append([tf.from_frame(b) for b in ctx.get("gt_boxes", [])])
+    return out
+
+
 class OraclePolicy(SensingPolicy):
     """Regions around the ground truth (an upper bound): ``context[i]['gt_boxes']`` holds
     frame-pixel boxes and ``context[i]['thumbnail_transform']`` the thumbnail mapping."""
@@ -97,10 +108,7 @@ class OraclePolicy(SensingPolicy):
 
     def propose(self, images, instructions, max_regions, context=None):
         out = []
-        for i, img in enumerate(images):
-            ctx = (context or [{}] * len(images))[i] or {}
-            tf: ScaleOffset = ctx.get("thumbnail_transform", ScaleOffset())
-            gts = [tf.from_frame(b) for b in ctx.get("gt_boxes", [])]
+        for img, gts in zip(images, _thumbnail_ground_truth(context, len(images))):
             h, w = img.shape[:2]
             hulls = cluster_boxes(gts, max_regions) if gts else []
             m = self.margin
@@ -139,10 +147,7 @@ class OracleAnchorsPolicy(SensingPolicy):
         from active_o3_ros.backends.small_policy import anchor_boxes_px
 
         out = []
-        for i, img in enumerate(images):
-            ctx = (context or [{}] * len(images))[i] or {}
-            tf: ScaleOffset = ctx.get("thumbnail_transform", ScaleOffset())
-            gts = [tf.from_frame(b) for b in ctx.get("gt_boxes", [])]
+        for img, gts in zip(images, _thumbnail_ground_truth(context, len(images))):
             h, w = img.shape[:2]
             boxes = anchor_boxes_px(self.anchors, w, h)
             # inside[a, g]: ground-truth box g lies wholly in anchor a (the coverage reward's rule)

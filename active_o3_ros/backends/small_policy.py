@@ -221,6 +221,8 @@ class SmallPolicyNet(nn.Module):
             masks.append(m.flatten())
         self.register_buffer("anchor_masks", torch.stack(masks).float(), persistent=False)
         self._max_groups = _rectangle_groups(torch.stack(masks).view(-1, fh, fw))
+        # where each anchor lands when the groups' results are concatenated, inverted once
+        self._max_order = torch.argsort(torch.cat([idx for idx, _ in self._max_groups.values()]))
         self.register_buffer("anchors", torch.as_tensor(anchors, dtype=torch.float32), persistent=False)
         self.register_buffer("pixel_mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
@@ -267,13 +269,9 @@ class SmallPolicyNet(nn.Module):
         for a batch of 16) and its backward were two thirds of a GRPO step.  Every anchor
         covers a rectangle of cells, so one stride-1 max-pool per rectangle size, read at
         each anchor's top-left cell, gives exactly the same values."""
-        parts, order = [], []
-        for (kh, kw), (idx, offsets) in self._max_groups.items():
-            pooled = F.max_pool2d(fmap, (kh, kw), stride=1).flatten(2)       # B, C, positions
-            parts.append(pooled[:, :, offsets])
-            order.append(idx)
-        out = torch.cat(parts, -1).transpose(1, 2)                            # B, N (grouped), C
-        return out[:, torch.argsort(torch.cat(order))]
+        parts = [F.max_pool2d(fmap, size, stride=1).flatten(2)[:, :, offsets]   # B, C, group
+                 for size, (_, offsets) in self._max_groups.items()]
+        return torch.cat(parts, -1).transpose(1, 2)[:, self._max_order]         # B, N, C
 
     def _edge_features(self, x: torch.Tensor, size, masks: torch.Tensor) -> torch.Tensor:
         gray = x.mean(1, keepdim=True)
