@@ -246,7 +246,6 @@ class SmallPolicyNet(nn.Module):
             feat = self.backbone[3 * stage:3 * stage + 3](feat)
             if stage < len(self.blocks):
                 feat = self.blocks[stage](feat)                      # B, C, h, w after the last
-        b, c = feat.shape[:2]
         flat = feat.flatten(2)                                       # B, C, hw
         masks = self.anchor_masks                                    # N, hw
         mean = torch.einsum("bcp,np->bnc", flat, masks) / masks.sum(1)[None, :, None]
