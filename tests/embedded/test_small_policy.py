@@ -177,3 +177,8 @@ def test_oracle_anchors_pick_the_policys_anchors_covering_most_ground_truth():
     assert coverage_reward(regions[:1], gts) == pytest.approx(2 / 3)   # the pair first: it covers the most
     idx = [int(np.argmin([np.abs(np.subtract(r.as_list(), a.as_list())).sum() for a in anchors])) for r in regions]
     assert all(oracle.iou[a, b] < oracle.tau for a in idx for b in idx if a != b)
+
+
+def test_oracle_anchors_names_a_missing_weights_file(tmp_path):
+    with pytest.raises(ValueError, match="not found"):
+        build_sensing("oracle_anchors", weights=str(tmp_path / "missing.safetensors"))
