@@ -38,7 +38,7 @@ import torch
 
 from active_o3_ros.backends.small_policy import (
     BUNDLED_WEIGHTS, DEFAULT_ANCHOR_GRIDS, AnchorGrid, SmallPolicyConfig, SmallPolicyNet, anchor_flip_permutation, build_net, greedy_sets,
-    anchor_iou_matrix, grow_net, load_weights, make_anchors, sample_sets, save_weights, set_log_probs,
+    anchor_iou_matrix, grow_net, load_weights, read_config, make_anchors, sample_sets, save_weights, set_log_probs,
 )
 from active_o3_ros.core.parsing import format_regions_answer
 from active_o3_ros.core.rewards import RewardConfig, region_rewards
@@ -71,8 +71,12 @@ class GRPOPolicyConfig:
     init: str = "init"             # "init" = seeded fresh network, or a weights file to continue from
     edge_features: bool = True     # the network's fixed edge cue (see SmallPolicyConfig)
     #: Residual blocks per backbone stage (see ``SmallPolicyConfig.res_blocks``); with
-    #: ``init`` = a weights file without them, the network is grown (``grow_net``) first.
+    #: ``init`` = a weights file with fewer, the network is grown (``grow_net``) first.
     res_blocks: tuple[int, ...] = ()
+    #: Thumbnail size as a multiple of the network's input (see
+    #: ``SmallPolicyConfig.input_scale``); 0 = keep the initial network's.  A larger one
+    #: than the initial network's grows it (``grow_net``).
+    input_scale: int = 0
     #: Linear learning-rate warm-up.  WHY: continuing from trained weights with a fresh AdamW
     #: state, Adam's first steps move every weight by about lr at once; a warm-up keeps those
     #: early moves small (the shipped weights' last stage used 100 steps).
@@ -88,6 +92,8 @@ class GRPOPolicyConfig:
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_images < 1 or self.group_size < 2 or self.k < 1 or self.warmup_steps < 0:
             raise ValueError("need steps >= 0, batch_images >= 1, group_size >= 2, k >= 1 and warmup_steps >= 0")
+        if self.input_scale < 0:
+            raise ValueError("input_scale must be >= 0 (0 = the initial network's)")
         if not (self.lr > 0 and self.beta >= 0):
             raise ValueError("need lr > 0 and beta >= 0")
         RewardConfig(mode=self.reward_mode, max_regions=self.k)  # validates the mode
@@ -257,12 +263,13 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     if net is None:
-        net = (build_net(SmallPolicyConfig(edge_features=cfg.edge_features, res_blocks=cfg.res_blocks))
+        net = (build_net(SmallPolicyConfig(edge_features=cfg.edge_features, res_blocks=cfg.res_blocks,
+                                           input_scale=cfg.input_scale or 1))
                if cfg.init == "init" else load_weights(cfg.init))
-    if cfg.res_blocks and net.cfg.res_blocks != tuple(cfg.res_blocks):
-        if net.cfg.res_blocks:
-            raise ValueError(f"the initial network already has res_blocks={net.cfg.res_blocks}")
-        net = grow_net(net, cfg.res_blocks)
+    blocks = tuple(cfg.res_blocks) if cfg.res_blocks else net.cfg.res_blocks
+    scale = cfg.input_scale or net.cfg.input_scale
+    if (blocks, scale) != (net.cfg.res_blocks, net.cfg.input_scale):
+        net = grow_net(net, blocks, scale)  # raises if asked to shrink
     ref = copy.deepcopy(net).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
@@ -273,9 +280,9 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: min(1.0, (i + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
-    # Thumbnails preprocessed once (and their mirror images): the loop is then pure network.
-    base = torch.cat([net.preprocess([p.thumbnail]) for p in problems])
-    flipped = base.flip(-1) if cfg.flip_augment else None
+    # Thumbnails resized once and kept as uint8 (a 2x input scale would need 22 GB as
+    # floats); mirrors and colour orders are applied before folding (``normalise``).
+    base = torch.cat([net.raw_input([p.thumbnail]) for p in problems])
     history: list[dict[str, float]] = []
     evals: list[dict[str, float]] = []
     writer, fh = None, None
@@ -300,11 +307,12 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
             net.train()
             idx = rng.choice(len(problems), size=min(cfg.batch_images, len(problems)), replace=False)
             flip = rng.random(len(idx)) < 0.5 if cfg.flip_augment else np.zeros(len(idx), bool)
-            x = torch.stack([flipped[i] if f else base[i] for i, f in zip(idx, flip)])
+            x = torch.stack([base[i].flip(-1) if f else base[i] for i, f in zip(idx, flip)])
             vflip = rng.random(len(idx)) < 0.5 if cfg.extra_augment else np.zeros(len(idx), bool)
             if cfg.extra_augment:  # top-bottom mirror where drawn, and a random channel order
                 x = torch.stack([(xi.flip(-2) if v else xi)[colour_orders[rng.integers(6)]]
                                  for xi, v in zip(x, vflip)])
+            x = net.normalise(x)
             instr = [problems[i].instruction for i in idx]
             logits = net(x, instr)
             with torch.no_grad():
@@ -455,6 +463,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--reward-mode", default=d.reward_mode, choices=("both", "task", "heuristic"))
     p.add_argument("--no-edge-features", action="store_true", help="train without the fixed edge cue")
+    p.add_argument("--input-scale", type=int, default=0,
+                   help="thumbnail size as a multiple of the network input, folded into channels "
+                        "(0 = the initial network's; larger grows it)")
     p.add_argument("--res-blocks", default="",
                    help="residual blocks per backbone stage, e.g. '0,0,1,1' (grows --init weights)")
     p.add_argument("--no-flip", action="store_true", help="disable left-right flip augmentation")
@@ -488,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flip_augment=not args.no_flip, extra_augment=args.extra_augment,
             edge_features=not args.no_edge_features, seed=args.seed,
             res_blocks=tuple(int(n) for n in args.res_blocks.split(",") if n.strip()),
-            init=args.init, eval_every=args.eval_every,
+            input_scale=args.input_scale, init=args.init, eval_every=args.eval_every,
             eval_train_frames=args.eval_train_frames,
             threads=args.threads, out=args.out, weights_out=args.weights_out)
         cache_kw = {"task_options": opts} if opts else {}
@@ -507,12 +518,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems = problems_from_cache(train_frames, train_cache, rcfg)
         val = problems_from_cache(val_frames, val_cache, rcfg)
         anchors = make_anchors(grids)
+        # heuristic frames are rendered at the thumbnail size the trained network will read
+        init_cfg = (SmallPolicyConfig(grids=grids) if cfg.init == "init" or args.evaluate
+                    else read_config(cfg.init))
+        thumb_short = init_cfg.input_height * (cfg.input_scale or init_cfg.input_scale)
         if args.heuristic_frames:
             problems += heuristic_problems("train", args.heuristic_frames, args.heuristic_start, anchors,
-                                           train_cache.thumbnail_short_side, rcfg, args.workers)
+                                           thumb_short, rcfg, args.workers)
         if args.heuristic_val_frames:
             val += heuristic_problems("val", args.heuristic_val_frames, 0, anchors,
-                                      train_cache.thumbnail_short_side, rcfg, args.workers)
+                                      thumb_short, rcfg, args.workers)
         t_load = time.perf_counter() - t_load
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

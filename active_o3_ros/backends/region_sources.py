@@ -133,10 +133,10 @@ class OracleAnchorsPolicy(SensingPolicy):
 
     def __init__(self, weights: str = "", model: str = "", **_: Any) -> None:
         from active_o3_ros.backends.small_policy import (
-            BUNDLED_WEIGHTS, anchor_iou_matrix, bundled_config, load_weights, make_anchors)
+            BUNDLED_WEIGHTS, anchor_iou_matrix, bundled_config, make_anchors, read_config)
 
         src = weights or model
-        cfg = load_weights(src).cfg if src else (bundled_config() if BUNDLED_WEIGHTS.is_file() else None)
+        cfg = read_config(src) if src else (bundled_config() if BUNDLED_WEIGHTS.is_file() else None)
         if cfg is None:
             raise ValueError("oracle_anchors needs small-policy weights to take the anchors from")
         self.anchors = make_anchors(cfg.grids)

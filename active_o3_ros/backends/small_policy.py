@@ -140,10 +140,20 @@ class SmallPolicyConfig:
     #: little cost, and their last conv starts at zero so a trained network can be widened
     #: into them without changing its answers (``grow_net``).
     res_blocks: tuple[int, ...] = ()
+    #: The thumbnail is ``input_scale`` times the input size; each ``s x s`` block of its
+    #: pixels is folded into channels (``pixel_unshuffle``) before the first conv.  WHY: at
+    #: 512 px wide a 4K frame's 8-24 px words are 1-3 px tall, below what the first
+    #: stride-2 conv can tell from texture; folding a 2x thumbnail into channels gives that
+    #: conv every thumbnail pixel while the rest of the network, its feature map and its
+    #: anchors stay as they are.  A trained network is raised to a larger scale without
+    #: changing its answers (:func:`grow_net`): the first conv starts as the block mean.
+    input_scale: int = 1
 
     def __post_init__(self) -> None:
         if self.input_width < 32 or self.input_height < 32:
             raise ValueError("input size must be at least 32x32")
+        if self.input_scale < 1:
+            raise ValueError("input_scale must be >= 1")
         if len(self.res_blocks) > len(self.channels) or any(n < 0 for n in self.res_blocks):
             raise ValueError("res_blocks needs at most one non-negative count per stage")
         if not self.grids:
@@ -161,6 +171,11 @@ class SmallPolicyConfig:
         d["res_blocks"] = tuple(int(n) for n in d.get("res_blocks", ()))  # absent in older weights
         d.setdefault("edge_features", False)  # weights written before the option existed
         return cls(**d)
+
+    @property
+    def thumbnail_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the image the network reads (before folding)."""
+        return self.input_width * self.input_scale, self.input_height * self.input_scale
 
 
 def instruction_buckets(instruction: str, n_buckets: int) -> list[int]:
@@ -190,7 +205,7 @@ class SmallPolicyNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         layers: list[nn.Module] = []
-        c_in = 3
+        c_in = 3 * cfg.input_scale ** 2
         for c in cfg.channels:
             layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(4, c), nn.ReLU(inplace=True)]
             c_in = c
@@ -231,13 +246,23 @@ class SmallPolicyNet(nn.Module):
     def num_anchors(self) -> int:
         return int(self.anchors.shape[0])
 
+    def raw_input(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """RGB uint8 images of any size -> uint8 ``(B, 3, H*s, W*s)`` at the thumbnail size.
+
+        Kept apart from :meth:`normalise` so training can store its frames compactly and
+        flip or recolour them *before* the pixel blocks are folded into channels."""
+        tw, th = self.cfg.thumbnail_size
+        arr = np.stack([resize_image(validate_image(im, "thumbnail"), tw, th) for im in images])
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
+    def normalise(self, raw: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(B, 3, H*s, W*s)`` -> the network's input ``(B, 3*s*s, H, W)``."""
+        x = (raw.float().div_(255.0) - self.pixel_mean) / self.pixel_std
+        return F.pixel_unshuffle(x, self.cfg.input_scale) if self.cfg.input_scale > 1 else x
+
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """RGB uint8 images of any size -> normalised ``(B, 3, H, W)`` at the fixed input size."""
-        cfg = self.cfg
-        arr = np.stack([resize_image(validate_image(im, "thumbnail"), cfg.input_width, cfg.input_height)
-                        for im in images])
-        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255.0)
-        return (x - self.pixel_mean) / self.pixel_std
+        """RGB uint8 images of any size -> the network's normalised input."""
+        return self.normalise(self.raw_input(images))
 
     def forward(self, x: torch.Tensor, instructions: Sequence[str]) -> torch.Tensor:
         """``x``: preprocessed ``(B, 3, H, W)``; returns ``(B, N)`` anchor logits."""
@@ -273,6 +298,8 @@ class SmallPolicyNet(nn.Module):
         return torch.cat(parts, -1).transpose(1, 2)[:, self._max_order]         # B, N, C
 
     def _edge_features(self, x: torch.Tensor, size, masks: torch.Tensor) -> torch.Tensor:
+        # the mean over all (folded) channels is the grey image at the input size, so
+        # these statistics do not depend on input_scale
         gray = x.mean(1, keepdim=True)
         lap = F.conv2d(gray, self.laplacian, padding=1).abs()
         maps = torch.cat([torch.log1p(lap), (lap > 1.0).float()], 1)           # B, 2, H, W
@@ -312,13 +339,33 @@ def build_net(cfg: SmallPolicyConfig) -> SmallPolicyNet:
     return net
 
 
-def grow_net(net: SmallPolicyNet, res_blocks: Sequence[int]) -> SmallPolicyNet:
-    """A copy of ``net`` with residual blocks added (``res_blocks`` per stage); the new
-    blocks start as the identity, so the grown network gives exactly the same logits and
-    GRPO can continue from it with the KL reference unchanged."""
-    cfg = replace(net.cfg, res_blocks=tuple(int(n) for n in res_blocks))
-    grown = build_net(cfg)
-    missing, unexpected = grown.load_state_dict(net.state_dict(), strict=False)
+def grow_net(net: SmallPolicyNet, res_blocks: Sequence[int] | None = None,
+             input_scale: int | None = None) -> SmallPolicyNet:
+    """A copy of ``net`` with more residual blocks (``res_blocks`` per stage) and/or a larger
+    ``input_scale``.  New blocks start as the identity and a larger input scale starts with
+    the first conv reading the mean of each folded pixel block, so the grown network gives
+    the same logits (exactly for blocks; for the scale, up to how the thumbnail was
+    downscaled) and GRPO can continue from it with the KL reference unchanged.  Counts and
+    scale may grow, never shrink: that would throw trained weights away."""
+    old = net.cfg
+    blocks = tuple(int(n) for n in res_blocks) if res_blocks is not None else old.res_blocks
+    scale = int(input_scale) if input_scale is not None else old.input_scale
+    padded = tuple(old.res_blocks) + (0,) * (len(blocks) - len(old.res_blocks))
+    if len(blocks) < len(old.res_blocks) or any(n < o for n, o in zip(blocks, padded)):
+        raise ValueError(f"res_blocks can only grow: {old.res_blocks} -> {blocks}")
+    if scale % old.input_scale:
+        raise ValueError(f"input_scale can only grow by a whole factor: {old.input_scale} -> {scale}")
+    grown = build_net(replace(old, res_blocks=blocks, input_scale=scale))
+    state = dict(net.state_dict())
+    f = scale // old.input_scale
+    if f > 1:  # each old input channel becomes its f*f sub-pixels, each weighted 1/(f*f)
+        w = state["backbone.0.weight"]                                 # C, 3*s0*s0, k, k
+        c_out, _, kh, kw = w.shape
+        s0 = old.input_scale
+        w = w.view(c_out, 3, s0, s0, kh, kw)[:, :, :, None, :, None]     # C, 3, s0, 1, s0, 1, k, k
+        w = w.expand(c_out, 3, s0, f, s0, f, kh, kw) / (f * f)
+        state["backbone.0.weight"] = w.reshape(c_out, 3 * scale * scale, kh, kw)
+    missing, unexpected = grown.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("blocks.") for k in missing):
         raise ValueError(f"cannot grow this network: missing {missing}, unexpected {unexpected}")
     return grown
@@ -337,17 +384,29 @@ def save_weights(net: SmallPolicyNet, path: str | Path, provenance: dict[str, An
     return path
 
 
+def read_config(path: str | Path) -> SmallPolicyConfig:
+    """The network configuration stored in a weights file's header (no tensors are read);
+    any problem raises a ValueError naming the file."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"small_policy weights not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return SmallPolicyConfig.from_json((f.metadata() or {})[_METADATA_KEY])
+    except (SafetensorError, OSError, KeyError, ValueError, TypeError) as exc:
+        raise ValueError(f"small_policy weights {path} carry no readable network config: {exc!r}") from exc
+
+
 def bundled_config() -> SmallPolicyConfig:
     """The architecture of the shipped weights (anchors, sizes), read from their header.
 
     WHY: the untrained reference must have the *same* architecture as the trained policy
     it is compared with; the class defaults may differ from what was shipped."""
-    from safetensors import safe_open
-
     try:
-        with safe_open(str(BUNDLED_WEIGHTS), framework="pt") as f:
-            return SmallPolicyConfig.from_json((f.metadata() or {})[_METADATA_KEY])
-    except Exception:  # noqa: BLE001 - no/odd bundled file: fall back to the defaults
+        return read_config(BUNDLED_WEIGHTS)
+    except ValueError:  # no/odd bundled file: fall back to the defaults
         return SmallPolicyConfig()
 
 
@@ -488,8 +547,9 @@ class SmallSensingPolicy(SensingPolicy):
         self.generator = torch.Generator().manual_seed(int(seed))
         self.anchors = self.net.anchors.cpu().numpy().astype(np.float64)
         self.iou = anchor_iou_matrix(self.anchors)
-        # The net sees ``input_height`` rows; a bigger thumbnail only costs resize time.
-        self.preferred_thumbnail_short_side = int(self.net.cfg.input_height)
+        # The net reads ``input_height * input_scale`` rows; a bigger thumbnail only costs
+        # resize time.
+        self.preferred_thumbnail_short_side = int(self.net.cfg.thumbnail_size[1])
 
     @torch.no_grad()
     def logits(self, images: Sequence[np.ndarray], instructions: Sequence[str]) -> torch.Tensor:
@@ -520,6 +580,7 @@ class SmallSensingPolicy(SensingPolicy):
 
 __all__ = [
     "AnchorGrid", "SmallPolicyConfig", "SmallPolicyNet", "SmallSensingPolicy", "build_net", "grow_net", "load_weights",
+    "read_config",
     "save_weights", "sample_sets", "set_log_probs", "greedy_sets", "make_anchors", "anchor_iou_matrix",
     "anchor_flip_permutation", "anchor_boxes_px", "BUNDLED_WEIGHTS", "INIT_WEIGHTS",
 ]

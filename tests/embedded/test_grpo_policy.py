@@ -2,6 +2,8 @@
 and the cached task reward must equal what the real pipeline produces for the same regions."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -70,6 +72,20 @@ def test_training_grows_residual_blocks_without_changing_the_start():
     assert res.net.cfg.res_blocks == (0, 0, 1, 1)
     assert res.evals[0]["reward"] == pytest.approx(before["reward"])  # grown net answers as before
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in res.net.blocks.parameters())
+
+
+def test_training_raises_the_input_scale():
+    cfg = SmallPolicyConfig(input_width=128, input_height=72, init_seed=3, res_blocks=(0, 0, 1, 1))
+    rcfg = RewardConfig(mode="heuristic", max_regions=3)
+    problems = [_stripe_patch_problem(s, cfg, rcfg) for s in range(8)]
+    gcfg = GRPOPolicyConfig(steps=3, batch_images=4, group_size=4, seed=0, eval_every=0, threads=1,
+                            input_scale=2, extra_augment=True)
+    res = train(problems, gcfg, net=build_net(cfg), progress=False)
+    assert res.net.cfg.input_scale == 2 and res.net.cfg.res_blocks == (0, 0, 1, 1)
+    assert res.net.backbone[0].weight.grad.abs().sum() > 0
+    assert all(np.isfinite(h["loss"]) for h in res.history)
+    with pytest.raises(ValueError, match="only grow"):
+        train(problems, replace(gcfg, res_blocks=(0, 0, 0, 1)), net=build_net(cfg), progress=False)
 
 
 def test_reward_memo_is_order_free():

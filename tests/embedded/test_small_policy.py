@@ -126,6 +126,40 @@ def test_grow_net_keeps_answers_and_roundtrips(tmp_path):
         SmallPolicyConfig(res_blocks=(1, 1, 1, 1, 1))
 
 
+def test_grow_net_input_scale_reads_a_bigger_thumbnail_with_the_same_answers(tmp_path):
+    base = grow_net(build_net(SmallPolicyConfig()), (0, 1, 1, 1))
+    with torch.no_grad():
+        for p in base.blocks.parameters():  # trained-looking blocks, not the identity
+            p.add_(0.02)
+    grown = grow_net(base, input_scale=2)
+    assert grown.cfg.thumbnail_size == (1024, 576)
+    assert grown.backbone[0].weight.shape[1] == 12
+    lo = [_image(4), _image(6)]
+    hi = [np.repeat(np.repeat(im, 2, 0), 2, 1) for im in lo]  # every pixel a 2x2 block
+    x_hi = grown.preprocess(hi)
+    assert x_hi.shape == (2, 12, 288, 512)
+    with torch.no_grad():
+        want = base(base.preprocess(lo), ["text"] * 2)
+        assert torch.allclose(grown(x_hi, ["text"] * 2), want, atol=1e-4)
+        grown.backbone[0].weight.add_(torch.randn_like(grown.backbone[0].weight) * 0.05)
+        changed = grown(x_hi, ["text"] * 2)
+    assert not torch.allclose(changed, want, atol=1e-2)  # the sub-pixels are separate inputs
+    c = load_weights(save_weights(grown, tmp_path / "s2.safetensors"))
+    assert c.cfg.input_scale == 2 and c.cfg.res_blocks == (0, 1, 1, 1)
+    with torch.no_grad():
+        assert torch.equal(c(c.preprocess(hi), ["text"] * 2), changed)
+    assert SmallSensingPolicy(model=str(tmp_path / "s2.safetensors")).preferred_thumbnail_short_side == 576
+    deeper = grow_net(grown, (0, 2, 2, 2))  # blocks may grow on a network that has some
+    with torch.no_grad():
+        assert torch.equal(deeper(x_hi, ["text"] * 2), changed)
+    with pytest.raises(ValueError, match="only grow"):
+        grow_net(grown, (0, 0, 1, 1))
+    with pytest.raises(ValueError, match="only grow"):
+        grow_net(grown, input_scale=3)
+    with pytest.raises(ValueError, match="input_scale"):
+        SmallPolicyConfig(input_scale=0)
+
+
 def test_bundled_weights_load_and_differ_from_init():
     assert BUNDLED_WEIGHTS.is_file(), "the trained weights must ship in the package"
     assert BUNDLED_WEIGHTS.stat().st_size < 2_000_000
@@ -133,7 +167,7 @@ def test_bundled_weights_load_and_differ_from_init():
     init = SmallSensingPolicy(model="init")
     img = _image(5)
     assert not torch.allclose(pol.logits([img], ["text"]), init.logits([img], ["text"]))
-    assert pol.preferred_thumbnail_short_side == pol.net.cfg.input_height
+    assert pol.preferred_thumbnail_short_side == pol.net.cfg.input_height * pol.net.cfg.input_scale
 
 
 def test_bad_weights_give_clear_errors(tmp_path):
