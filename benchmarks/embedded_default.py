@@ -49,7 +49,7 @@ except ImportError:  # pragma: no cover - checkout without pip install
 
     sys.modules["active_o3_training"] = importlib.import_module("training")
 
-from active_o3_ros.core.config import PerceptionConfig  # noqa: E402
+from active_o3_ros.core.config import PARAMETER_INDEX, PerceptionConfig  # noqa: E402
 from active_o3_ros.core.metrics import ImageAnnotations, coco_evaluate, greedy_match  # noqa: E402
 from active_o3_ros.core.pipeline import ActivePerception  # noqa: E402
 from active_o3_training.data import synthetic as syn  # noqa: E402
@@ -57,11 +57,14 @@ from active_o3_training.data import synthetic as syn  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def rows(crop_size: int, threads: int, compare_weights: list[str] | tuple[str, ...] = ()
-         ) -> list[tuple[str, dict[str, Any], bool]]:
+def rows(crop_size: int, threads: int, compare_weights: list[str] | tuple[str, ...] = (),
+         crop_context: float | None = None) -> list[tuple[str, dict[str, Any], bool]]:
     """``(name, flat config overrides, needs shipped policy weights)`` per row; each of
-    ``compare_weights`` (other small-policy weights files) adds a K=3 row after the shipped ones."""
+    ``compare_weights`` (other small-policy weights files) adds a K=3 row after the shipped ones.
+    ``crop_context`` (None = the node's default) applies to every row alike."""
     task = {"task_module": "text", "task_options": {"threads": threads}, "crop_size": crop_size}
+    if crop_context is not None:
+        task["crop_context"] = crop_context
     out: list[tuple[str, dict[str, Any], bool]] = [
         ("full frame downscaled", {**task, "mode": "full_frame"}, False),
         ("full frame native", {**task, "mode": "full_frame", "crop_size": 8192}, False),
@@ -117,9 +120,10 @@ def run_row(pipe: ActivePerception, frames: list[syn.SyntheticFrame], instructio
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
-        f"Held-out synthetic test split: {result['frames']} frames (seeds {result['seeds'][0]}.."
+        f"Held-out synthetic {result.get('split', 'test')} split: {result['frames']} frames (seeds {result['seeds'][0]}.."
         f"{result['seeds'][-1]}), {result['ground_truth_items']} text items; detector: rapidocr "
-        f"(`text` task module) for every row; crop size {result['crop_size']} px, zoom <= 3x.",
+        f"(`text` task module) for every row; crop size {result['crop_size']} px, zoom <= 3x, "
+        f"context {result.get('crop_context', 1.0)}.",
         "",
         "| row | recall@0.5 | precision | AP50 | model calls | s/frame | recall/s |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -163,8 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=12, help="held-out test frames (default 12)")
-    p.add_argument("--start", type=int, default=0, help="first test-split index")
+    p.add_argument("--start", type=int, default=0, help="first index in the split")
+    p.add_argument("--split", default="test", choices=("test", "val"),
+                   help="held-out split: 'test' for reported numbers, 'val' to choose settings")
     p.add_argument("--crop-size", type=int, default=840, help="task input long side (the node's default 840)")
+    p.add_argument("--crop-context", type=float, default=None,
+                   help="grow every region by this factor before cropping, all rows alike "
+                        "(default: the node's crop_context)")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its default)")
     p.add_argument("--compare-weights", action="append", default=[], metavar="FILE",
                    help="also run the small policy with these weights at K=3 (e.g. an earlier training "
@@ -179,13 +188,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from active_o3_ros.backends.small_policy import BUNDLED_WEIGHTS, read_provenance
 
-    seeds = [syn.split_seed("test", args.start + i) for i in range(args.frames)]
+    seeds = [syn.split_seed(args.split, args.start + i) for i in range(args.frames)]
     frames = [syn.render_frame(s) for s in tqdm(seeds, desc="test frames", unit="frame")]
     load_before = [round(v, 2) for v in os.getloadavg()]
     result: dict[str, Any] = {
         "question": "recall vs cost of zoom-region sources for small text, same detector for every row",
         "command": "python benchmarks/embedded_default.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
-        "frames": len(frames), "seeds": seeds, "crop_size": args.crop_size,
+        "split": args.split, "frames": len(frames), "seeds": seeds, "crop_size": args.crop_size,
+        "crop_context": args.crop_context if args.crop_context is not None else PARAMETER_INDEX["crop_context"].default,
         "frame_sizes": sorted({f"{f.image.shape[1]}x{f.image.shape[0]}" for f in frames}),
         "ground_truth_items": int(sum(len(f.boxes) for f in frames)),
         "generator_config": syn._jsonable(syn.asdict(syn.SyntheticTextConfig())),
@@ -195,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     for w in args.compare_weights:
         if not Path(w).is_file():
             p.error(f"--compare-weights: no such file: {w}")
-    for name, flat, needs_weights in rows(args.crop_size, args.threads, args.compare_weights):
+    for name, flat, needs_weights in rows(args.crop_size, args.threads, args.compare_weights, args.crop_context):
         if selected and not any(s in name.lower() for s in selected):
             continue
         if needs_weights and not BUNDLED_WEIGHTS.is_file():

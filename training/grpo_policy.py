@@ -40,6 +40,7 @@ from active_o3_ros.backends.small_policy import (
     BUNDLED_WEIGHTS, DEFAULT_ANCHOR_GRIDS, AnchorGrid, SmallPolicyConfig, SmallPolicyNet, anchor_flip_permutation, build_net, greedy_sets,
     anchor_iou_matrix, grow_net, load_weights, read_config, make_anchors, sample_sets, save_weights, set_log_probs,
 )
+from active_o3_ros.core.geometry import ResizeCropConfig, crop_window
 from active_o3_ros.core.parsing import format_regions_answer
 from active_o3_ros.core.rewards import RewardConfig, region_rewards
 from active_o3_ros.core.types import Box
@@ -119,33 +120,40 @@ class Problem:
 
 
 def region_reward_fn(regions: Sequence[Box], width: int, height: int, gt: Sequence[Box], thumb_size: tuple[int, int],
-                     cfg: RewardConfig, detections_for: Callable[[tuple[int, ...]], list] | None
+                     cfg: RewardConfig, detections_for: Callable[[tuple[int, ...]], list] | None,
+                     crop: ResizeCropConfig | None = None
                      ) -> Callable[[tuple[int, ...]], tuple[float, dict[str, float]]]:
     """Reward of an anchor set on one frame via the shared :func:`region_rewards`.
 
     ``regions``: every anchor as a frame-pixel region; the answer text is written in the
-    thumbnail's pixels exactly as the policy writes it, so the format term is the real one."""
+    thumbnail's pixels exactly as the policy writes it, so the format term is the real one.
+    ``crop``: when given, coverage is measured on each anchor's ResizeCrop window (what the
+    detector sees) instead of the anchor box."""
     tw, th = thumb_size
     sx, sy = tw / width, th / height
+    windows = [crop_window(r, width, height, crop) for r in regions] if crop is not None else None
 
     def fn(anchors: tuple[int, ...]) -> tuple[float, dict[str, float]]:
         boxes = [regions[a] for a in anchors]
         text = format_regions_answer([b.scale(sx, sy) for b in boxes])
         dets = detections_for(anchors) if (detections_for is not None and cfg.mode != "heuristic") else None
-        rb = region_rewards(cfg, boxes, width, height, gt, text=text, detections=dets)
+        seen = [windows[a] for a in anchors] if windows is not None else None
+        rb = region_rewards(cfg, boxes, width, height, gt, text=text, detections=dets, coverage_regions=seen)
         return rb.total, rb.terms
 
     return fn
 
 
-def problems_from_cache(frames, cache_cfg, reward_cfg: RewardConfig, instruction: str = "text") -> list[Problem]:
+def problems_from_cache(frames, cache_cfg, reward_cfg: RewardConfig, instruction: str = "text",
+                        coverage_on_crops: bool = False) -> list[Problem]:
     from active_o3_training.anchor_cache import merged_detections
 
     out = []
     for f in frames:
         th, tw = f.thumbnail.shape[:2]
         fn = region_reward_fn(f.region_boxes, f.width, f.height, f.gt_boxes, (tw, th), reward_cfg,
-                              lambda a, f=f: merged_detections(f, a, cache_cfg))
+                              lambda a, f=f: merged_detections(f, a, cache_cfg),
+                              cache_cfg.crop() if coverage_on_crops else None)
         out.append(Problem(f.thumbnail, instruction, fn))
     return out
 
@@ -187,13 +195,14 @@ def _render_thumbnail(args: tuple[int, int, str]) -> str:
 
 def heuristic_problems(split: str, n: int, start: int, anchors: np.ndarray, thumb_short: int,
                        reward_cfg: RewardConfig, workers: int = 2, cache_dir: str = FRAME_CACHE_DIR,
-                       progress: bool = True) -> list[Problem]:
+                       progress: bool = True, crop: ResizeCropConfig | None = None) -> list[Problem]:
     """Training problems scored by the heuristic half of the dual reward only (format,
     non-overlap, area, coverage), which needs no detector.  WHY: the detector cache costs
     ~1-2 s per (frame, anchor) on this CPU, so the task term is affordable on a few dozen
     frames only; coverage of the ground truth is what the zoom needs, and it is free, so it
     can be trained on hundreds of frames.  Rendered thumbnails are cached by generator
-    fingerprint (never stale)."""
+    fingerprint (never stale).  ``crop``: measure coverage on the crop windows (see
+    :func:`region_reward_fn`)."""
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm import tqdm
@@ -219,7 +228,7 @@ def heuristic_problems(split: str, n: int, start: int, anchors: np.ndarray, thum
         gt = [Box(*map(float, b)) for b in d["gt"]]
         regions = anchor_regions(anchors, fw, fh, thumb_short)
         th, tw = thumb.shape[:2]
-        out.append(Problem(thumb, "text", region_reward_fn(regions, fw, fh, gt, (tw, th), rcfg, None)))
+        out.append(Problem(thumb, "text", region_reward_fn(regions, fw, fh, gt, (tw, th), rcfg, None, crop)))
     return out
 
 
@@ -452,6 +461,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--grids", default="",
                    help="anchor grids 'w,h,cols,rows;...' in fractions of the frame (default: the policy's)")
     p.add_argument("--workers", type=int, default=2, help="processes rendering heuristic frames")
+    p.add_argument("--crop-context", type=float, default=1.0,
+                   help="the ResizeCrop context the detector crops are cut with (the node's crop_context)")
+    p.add_argument("--coverage-on-crops", action="store_true",
+                   help="measure the coverage reward on each region's crop window (context, minimum "
+                        "size: what the detector sees) instead of on the proposed box")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-images", type=int, default=d.batch_images)
     p.add_argument("--group-size", type=int, default=d.group_size, help="G: region sets sampled per image")
@@ -505,7 +519,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cache_kw = {"task_options": opts} if opts else {}
         if args.cache_dir:
             cache_kw["cache_dir"] = args.cache_dir
-        train_cache = AnchorCacheConfig(split="train", n_frames=args.train_frames, **cache_kw)
+        train_cache = AnchorCacheConfig(split="train", n_frames=args.train_frames, crop_context=args.crop_context,
+                                        **cache_kw)
         val_cache = replace(train_cache, split="val", n_frames=args.val_frames)
         rcfg = RewardConfig(mode=cfg.reward_mode, max_regions=cfg.k)
         t_load = time.perf_counter()
@@ -515,19 +530,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             val_cache = replace(val_cache, grids=train_cache.grids)
         train_frames = load_cache(train_cache, args.available_only) if args.train_frames else []
         val_frames = load_cache(val_cache, args.available_only) if args.val_frames else []
-        problems = problems_from_cache(train_frames, train_cache, rcfg)
-        val = problems_from_cache(val_frames, val_cache, rcfg)
+        problems = problems_from_cache(train_frames, train_cache, rcfg, coverage_on_crops=args.coverage_on_crops)
+        val = problems_from_cache(val_frames, val_cache, rcfg, coverage_on_crops=args.coverage_on_crops)
+        crop = train_cache.crop() if args.coverage_on_crops else None
         anchors = make_anchors(grids)
         # heuristic frames are rendered at the thumbnail size the trained network will read
-        init_cfg = (SmallPolicyConfig(grids=grids) if cfg.init == "init" or args.evaluate
-                    else read_config(cfg.init))
-        thumb_short = init_cfg.input_height * (cfg.input_scale or init_cfg.input_scale)
+        # (evaluating: the largest any of the listed networks reads; smaller ones resize it)
+        if args.evaluate:
+            thumb_short = max([SmallPolicyConfig(grids=grids).thumbnail_size[1]]
+                              + [read_config(w).thumbnail_size[1] for w in args.evaluate if w != "init"])
+        else:
+            init_cfg = SmallPolicyConfig(grids=grids) if cfg.init == "init" else read_config(cfg.init)
+            thumb_short = init_cfg.input_height * (cfg.input_scale or init_cfg.input_scale)
         if args.heuristic_frames:
             problems += heuristic_problems("train", args.heuristic_frames, args.heuristic_start, anchors,
-                                           thumb_short, rcfg, args.workers)
+                                           thumb_short, rcfg, args.workers, crop=crop)
         if args.heuristic_val_frames:
             val += heuristic_problems("val", args.heuristic_val_frames, 0, anchors,
-                                      thumb_short, rcfg, args.workers)
+                                      thumb_short, rcfg, args.workers, crop=crop)
         t_load = time.perf_counter() - t_load
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

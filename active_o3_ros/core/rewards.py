@@ -137,11 +137,16 @@ class RewardBreakdown:
 def region_rewards(cfg: RewardConfig, regions: Sequence[Box], width: int, height: int,
                    gt_boxes: Sequence[Box], text: str | None = None,
                    detections: Sequence[Detection] | None = None,
-                   gt_masks: Sequence[np.ndarray] | None = None) -> RewardBreakdown:
+                   gt_masks: Sequence[np.ndarray] | None = None,
+                   coverage_regions: Sequence[Box] | None = None) -> RewardBreakdown:
     """All reward terms for one proposal.  ``text`` is the raw policy answer (format term;
     policies without text pass None and the term is 1 when 1..K regions were proposed).
     ``detections``: task-model output on these regions, in frame pixels (task term).
-    ``gt_masks``: full-frame boolean masks, needed when ``cfg.task_metric == "segmentation"``."""
+    ``gt_masks``: full-frame boolean masks, needed when ``cfg.task_metric == "segmentation"``.
+    ``coverage_regions``: what the task model actually sees for each region (its ResizeCrop
+    window, with context and minimum size); the coverage term is measured on these when
+    given.  WHY: a word cut by a region's edge is whole in a crop with context, so coverage
+    of the proposal boxes alone under-counts what the detector can find."""
     terms: dict[str, float] = {}
     if cfg.mode in ("both", "heuristic"):
         if text is not None:
@@ -150,7 +155,8 @@ def region_rewards(cfg: RewardConfig, regions: Sequence[Box], width: int, height
             terms["format"] = 1.0 if 1 <= len(regions) <= cfg.max_regions else 0.0
         terms["non_overlap"] = non_overlap_reward(regions, cfg.overlap_tau)
         terms["area"] = area_reward(regions, width, height, cfg.min_area_frac, cfg.max_area_frac)
-        terms["coverage"] = coverage_reward(regions, gt_boxes, cfg.coverage_min_inside)
+        terms["coverage"] = coverage_reward(regions if coverage_regions is None else coverage_regions,
+                                            gt_boxes, cfg.coverage_min_inside)
     if cfg.mode in ("both", "task"):
         if detections is None:
             raise ValueError("task reward needs the task model's detections on the regions")

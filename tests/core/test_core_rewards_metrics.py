@@ -50,6 +50,18 @@ def test_dual_reward_modes():
         RewardConfig(mode="nope")
 
 
+def test_coverage_can_be_measured_on_what_the_task_model_sees():
+    regions = [Box(0, 0, 50, 50)]
+    gts = [Box(10, 10, 20, 20), Box(45, 10, 55, 20)]  # the second is cut by the region's edge
+    plain = region_rewards(RewardConfig(mode="heuristic"), regions, 100, 100, gts)
+    seen = region_rewards(RewardConfig(mode="heuristic"), regions, 100, 100, gts,
+                          coverage_regions=[Box(0, 0, 60, 60)])  # the crop window with context
+    assert plain.terms["coverage"] == 0.5 and seen.terms["coverage"] == 1.0
+    # the geometry terms stay on the proposed regions
+    assert {k: v for k, v in seen.terms.items() if k != "coverage"} == \
+        {k: v for k, v in plain.terms.items() if k != "coverage"}
+
+
 def test_ap_ar_edge_cases():
     assert ap50_ar50([], [], [], 10, 10) == (1.0, 1.0)
     assert ap50_ar50([Box(0, 0, 1, 1)], [1.0], [], 10, 10) == (0.0, 0.0)

@@ -88,6 +88,20 @@ def test_training_raises_the_input_scale():
         train(problems, replace(gcfg, res_blocks=(0, 0, 0, 1)), net=build_net(cfg), progress=False)
 
 
+def test_coverage_on_crop_windows_counts_words_cut_by_the_anchor_edge():
+    from active_o3_ros.core.geometry import ResizeCropConfig, crop_window
+
+    region = Box(800, 400, 1100, 640)
+    word = Box(1080, 500, 1140, 512)  # sticks out of the anchor by 40 px
+    rcfg = RewardConfig(mode="heuristic", max_regions=3)
+    plain = region_reward_fn([region], W, H, [word], (512, 288), rcfg, None)
+    crop = ResizeCropConfig(840, 3.0, 1.3)
+    on_crops = region_reward_fn([region], W, H, [word], (512, 288), rcfg, None, crop)
+    assert crop_window(region, W, H, crop).contains(word)
+    assert plain((0,))[1]["coverage"] == 0.0 and on_crops((0,))[1]["coverage"] == 1.0
+    assert plain((0,))[1]["area"] == on_crops((0,))[1]["area"]
+
+
 def test_reward_memo_is_order_free():
     cfg = SmallPolicyConfig(input_width=256, input_height=144)
     p = _stripe_patch_problem(0, cfg, RewardConfig(mode="heuristic"))
@@ -172,3 +186,24 @@ def test_plot_stages_writes_a_png(tmp_path):
     out = tmp_path / "stages.png"
     plot_stages(evals, out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_evaluates_weights_of_different_input_scales_on_one_frame_set(tmp_path, monkeypatch):
+    import json
+
+    from active_o3_ros.backends.small_policy import grow_net, save_weights
+    from active_o3_training.grpo_policy import FRAME_CACHE_DIR, main, parse_grids
+
+    monkeypatch.chdir(tmp_path)  # the frame cache is relative to the working directory
+    grids = "0.15,0.2,7,5"
+    s2 = save_weights(grow_net(build_net(SmallPolicyConfig(grids=parse_grids(grids))), input_scale=2),
+                      tmp_path / "s2.safetensors")
+    rc = main(["--train-frames", "0", "--heuristic-val-frames", "2", "--grids", grids, "--workers", "1",
+               "--out", str(tmp_path / "ev"), "--evaluate", str(s2), "init"])
+    assert rc == 0
+    report = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert set(report["results"]) == {str(s2), "init"}
+    for res in report["results"].values():
+        assert 0.0 <= res["val"]["coverage"] <= 1.0
+    # rendered once, at the larger network's thumbnail size (the other one resizes it)
+    assert [p.name.rsplit("_", 1)[1] for p in (tmp_path / FRAME_CACHE_DIR).iterdir()] == ["576"]
