@@ -586,6 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "torch": torch.__version__,
     }
     recipe = {k: v for k, v in asdict(cfg).items() if k not in ("out", "weights_out")}  # no local paths
+    recipe |= {"crop_context": args.crop_context, "coverage_on_crops": args.coverage_on_crops}
     save_weights(res.net, weights, provenance={k: summary[k] for k in (
         "cache_key", "train_frames", "train_seconds", "sampled_reward_first_10pct", "sampled_reward_last_10pct")}
         | {"recipe": recipe})
