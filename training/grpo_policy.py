@@ -532,7 +532,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         val_frames = load_cache(val_cache, args.available_only) if args.val_frames else []
         problems = problems_from_cache(train_frames, train_cache, rcfg, coverage_on_crops=args.coverage_on_crops)
         val = problems_from_cache(val_frames, val_cache, rcfg, coverage_on_crops=args.coverage_on_crops)
-        crop = train_cache.crop() if args.coverage_on_crops else None
+        crop = train_cache.crop()  # validates --crop-context even when coverage stays on the boxes
+        crop = crop if args.coverage_on_crops else None
         anchors = make_anchors(grids)
         # heuristic frames are rendered at the thumbnail size the trained network will read
         # (evaluating: the largest any of the listed networks reads; smaller ones resize it)

@@ -207,3 +207,13 @@ def test_cli_evaluates_weights_of_different_input_scales_on_one_frame_set(tmp_pa
         assert 0.0 <= res["val"]["coverage"] <= 1.0
     # rendered once, at the larger network's thumbnail size (the other one resizes it)
     assert [p.name.rsplit("_", 1)[1] for p in (tmp_path / FRAME_CACHE_DIR).iterdir()] == ["576"]
+
+
+@pytest.mark.parametrize("bad", [["--crop-context", "0.5"], ["--input-scale", "-1"],
+                                 ["--init", "no/such/weights.safetensors", "--heuristic-frames", "1"]])
+def test_cli_rejects_bad_options_with_a_clear_error(bad, tmp_path, capsys):
+    from active_o3_training.grpo_policy import main
+
+    assert main(["--train-frames", "0", "--out", str(tmp_path / "o"), "--steps", "0"] + bad) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and ("context" in err or "input_scale" in err or "not found" in err)

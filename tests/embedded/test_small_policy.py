@@ -160,6 +160,24 @@ def test_grow_net_input_scale_reads_a_bigger_thumbnail_with_the_same_answers(tmp
         SmallPolicyConfig(input_scale=0)
 
 
+def test_read_config_names_a_corrupt_or_foreign_file(tmp_path):
+    from safetensors.torch import save_file
+
+    from active_o3_ros.backends.small_policy import read_config
+
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00not a safetensors file")
+    with pytest.raises(ValueError, match="junk.safetensors"):
+        read_config(junk)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))  # valid file, no network config
+    with pytest.raises(ValueError, match="foreign.safetensors.*no readable network config"):
+        read_config(foreign)
+    with pytest.raises(ValueError, match="not found"):
+        read_config(tmp_path / "missing.safetensors")
+    assert read_config(BUNDLED_WEIGHTS) == load_weights(BUNDLED_WEIGHTS).cfg
+
+
 def test_bundled_weights_load_and_differ_from_init():
     assert BUNDLED_WEIGHTS.is_file(), "the trained weights must ship in the package"
     assert BUNDLED_WEIGHTS.stat().st_size < 2_000_000
