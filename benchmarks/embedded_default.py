@@ -63,7 +63,8 @@ def rows(crop_size: int, threads: int, compare_weights: list[str] | tuple[str, .
          crop_context: float | None = None) -> list[tuple[str, dict[str, Any], bool]]:
     """``(name, flat config overrides, needs shipped policy weights)`` per row; each of
     ``compare_weights`` (other small-policy weights files) adds a K=3 row after the shipped ones.
-    ``crop_context`` (None = the node's default) applies to every row alike."""
+    ``crop_context`` (None = the node's default) applies to every row that does not set its
+    own: tiling and the second oracle row always crop with context 1.0."""
     task = {"task_module": "text", "task_options": {"threads": threads}, "crop_size": crop_size}
     if crop_context is not None:
         task["crop_context"] = crop_context
@@ -180,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="held-out split: 'test' for reported numbers, 'val' to choose settings")
     p.add_argument("--crop-size", type=int, default=840, help="task input long side (the node's default 840)")
     p.add_argument("--crop-context", type=float, default=None,
-                   help="grow every region by this factor before cropping, all rows alike "
-                        "(default: the node's crop_context)")
+                   help="grow every region by this factor before cropping (default: the node's "
+                        "crop_context); tiling and the 'context 1.0' oracle row keep 1.0")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its default)")
     p.add_argument("--compare-weights", action="append", default=[], metavar="FILE",
                    help="also run the small policy with these weights at K=3 (e.g. an earlier training "

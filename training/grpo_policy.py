@@ -522,6 +522,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         train_cache = AnchorCacheConfig(split="train", n_frames=args.train_frames, crop_context=args.crop_context,
                                         **cache_kw)
         val_cache = replace(train_cache, split="val", n_frames=args.val_frames)
+        # built even when coverage stays on the boxes: it validates --crop-context before
+        # any frame is loaded or rendered
+        crop = train_cache.crop()
+        coverage_crop = crop if args.coverage_on_crops else None
         rcfg = RewardConfig(mode=cfg.reward_mode, max_regions=cfg.k)
         t_load = time.perf_counter()
         grids = parse_grids(args.grids)
@@ -532,8 +536,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         val_frames = load_cache(val_cache, args.available_only) if args.val_frames else []
         problems = problems_from_cache(train_frames, train_cache, rcfg, coverage_on_crops=args.coverage_on_crops)
         val = problems_from_cache(val_frames, val_cache, rcfg, coverage_on_crops=args.coverage_on_crops)
-        crop = train_cache.crop()  # validates --crop-context even when coverage stays on the boxes
-        crop = crop if args.coverage_on_crops else None
         anchors = make_anchors(grids)
         # heuristic frames are rendered at the thumbnail size the trained network will read
         # (evaluating: the largest any of the listed networks reads; smaller ones resize it)
@@ -545,10 +547,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             thumb_short = init_cfg.input_height * (cfg.input_scale or init_cfg.input_scale)
         if args.heuristic_frames:
             problems += heuristic_problems("train", args.heuristic_frames, args.heuristic_start, anchors,
-                                           thumb_short, rcfg, args.workers, crop=crop)
+                                           thumb_short, rcfg, args.workers, crop=coverage_crop)
         if args.heuristic_val_frames:
             val += heuristic_problems("val", args.heuristic_val_frames, 0, anchors,
-                                      thumb_short, rcfg, args.workers, crop=crop)
+                                      thumb_short, rcfg, args.workers, crop=coverage_crop)
         t_load = time.perf_counter() - t_load
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
