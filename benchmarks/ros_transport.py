@@ -124,7 +124,8 @@ def end_to_end(frames: int, env: dict[str, str], tmp: Path, size: tuple[int, int
         reason = str(exc).replace(str(REPO), "<repo>")[:160]
         note = f"embedded default unavailable ({type(exc).__name__}: {reason}); used {fallback}"
     print("e2e:", note, flush=True)
-    args = [sys.executable, "-m", "active_o3_ros.ros.node", "--ros-args", "-p", "qos_reliability:=reliable"]
+    args = [sys.executable, "-m", "active_o3_ros.ros.node", "--ros-args", "-r", "image:=/camera/image_raw",
+            "-p", "qos_reliability:=reliable"]
     for k, v in backend.items():
         args += ["-p", f"{k}:={v}"]
     if backend["sensing_backend"] == "tiling":

@@ -122,7 +122,8 @@ def run(frames: int, fps: float, width: int, height: int, backend: str, warmup: 
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
 
-    args = [sys.executable, "-m", "active_o3_ros.ros.node", "--ros-args", *BACKENDS[backend],
+    args = [sys.executable, "-m", "active_o3_ros.ros.node", "--ros-args", "-r", "image:=/camera/image_raw",
+            *BACKENDS[backend],
             "-p", "qos_reliability:=reliable", "-p", "diagnostics_period:=0.5"]
     log = open(log_path, "wb")
     node_proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -3,10 +3,13 @@
     ros2 launch active_o3_ros perceive.launch.py image:=/camera/color/image_raw \
         instruction:="person, car" max_regions:=3
 
-Loads ``config/perceive.yaml`` (or ``params_file:=...``); every argument below mirrors a node
-parameter and, when given, overrides the YAML.  Arguments left empty keep the YAML value.
-tests/ros/test_launch_config.py checks (without importing launch) that the arguments and the
-node's declared parameters agree.
+Starts ``<prefix>/lib/active_o3_ros/active_o3_node`` (installed by CMakeLists.txt).  ``image``
+is a *remapping* of the node's relative input ``image`` (so it composes with namespaces and the
+``/compressed`` suffix); ``namespace`` moves every output but ``/diagnostics``.  Loads
+``config/perceive.yaml`` (or ``params_file:=...``); every other argument mirrors a node parameter
+and, when given, overrides the YAML.  Arguments left empty keep the YAML value.
+tests/ros/test_launch_config.py checks (without importing launch) that the arguments, the
+node's declared parameters and the installed executables agree.
 """
 import os
 
@@ -50,12 +53,11 @@ def _node(context):
         text = LaunchConfiguration(arg).perform(context)
         if text != "":
             overrides[param] = _value(param, text)
-    image = LaunchConfiguration("image").perform(context)
-    overrides["image_topic"] = image
     return [LifecycleNode(
-        package="active_o3_ros", executable="active-o3-node", name="active_o3",
+        package="active_o3_ros", executable="active_o3_node", name="active_o3",
         namespace=LaunchConfiguration("namespace"), output="screen", emulate_tty=True,
         parameters=[LaunchConfiguration("params_file").perform(context), overrides],
+        remappings=[("image", LaunchConfiguration("image"))],
     )]
 
 
@@ -65,7 +67,8 @@ def generate_launch_description():
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "perceive.yaml"),
                               description="Node parameter YAML."),
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node."),
-        DeclareLaunchArgument("image", default_value="/camera/image_raw", description="Input image topic."),
+        DeclareLaunchArgument("image", default_value="/camera/image_raw",
+                              description="Camera topic the node's input 'image' is remapped to."),
         DeclareLaunchArgument("fastdds_profile", default_value=os.path.join(share, "config", "fastdds_shm.xml"),
                               description="FastDDS profile (shared memory, loopback)."),
     ]

@@ -5,7 +5,7 @@
 #
 # Idempotent: every step leaves a stamp (a hash of its inputs) in $VENV/.stamps; a second run only
 # verifies and takes seconds. Editing requirements/constraints, msg/*.msg, CMakeLists.txt or
-# setup.py re-runs just the affected step.
+# setup.py re-runs just the affected step. colcon gets a venv of its own ($VENV/colcon).
 #
 # Environment knobs:
 #   VENV=path        venv location (default: <repo>/.venv)
@@ -149,7 +149,17 @@ step_editable() {
   printf '%s\n' "$ROOT" > "$site/active_o3_ros_src.pth"
 }
 
-# ---------------------------------------------------------------- 6. final check
+# ---------------------------------------------------------------- 6. colcon (build tool, own venv)
+step_colcon() {
+  local h; h="$(hash_of "$ROOT/requirements-colcon.txt")"
+  if stamp_ok colcon "$h" && [[ -x "$VENV/colcon/bin/colcon" ]]; then return; fi
+  log "installing colcon into $VENV/colcon (for the colcon build test)"
+  [[ -x "$VENV/colcon/bin/python" ]] || "$(pick_python)" -m venv "$VENV/colcon"
+  "$VENV/colcon/bin/python" -m pip install -q -r "$ROOT/requirements-colcon.txt"
+  stamp_set colcon "$h"
+}
+
+# ---------------------------------------------------------------- 7. final check
 step_check() {
   (cd / && "$VENV/bin/python" - <<'PY') || die "environment check failed"
 import active_o3_ros, active_o3_ros.core  # source half (editable)
@@ -173,5 +183,6 @@ step_venv
 step_pip
 step_msgs
 step_editable
+step_colcon
 step_check
 log "environment ready: $VENV ($((SECONDS - t_start)) s)"

@@ -217,3 +217,27 @@ def test_fastdds_profile_loads_and_carries_a_1080p_frame_between_processes() -> 
             sub.kill()
     assert 'XMLPARSER' not in err + pub_err, err + pub_err
     assert out.split()[:3] == ['RECEIVED', str(1920 * 1080 * 3), '00010203'], out + err
+
+
+# ------------------------------------------------------------------ package.xml run dependencies
+def test_package_xml_declares_every_ros_package_the_code_imports() -> None:
+    """rosdep installs what package.xml names: every ROS package imported by the shipped code
+    (a module with a ``share/<name>/package.xml`` in the ROS prefix) must be an exec_depend."""
+    prefix = Path(os.environ.get('AMENT_PREFIX_PATH', sys.prefix).split(os.pathsep)[-1])
+    declared = {e.text.strip() for e in ET.parse(ROOT / 'package.xml').getroot()
+                if e.tag in ('exec_depend', 'depend') and e.text}
+    imported: dict[str, str] = {}
+    for path in sorted((ROOT / 'active_o3_ros').rglob('*.py')):
+        if 'testing' in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                     else [])
+            for name in names:
+                top = name.split('.')[0]
+                if top != 'active_o3_ros' and (prefix / 'share' / top / 'package.xml').is_file():
+                    imported.setdefault(top, str(path.relative_to(ROOT)))
+    assert {'rclpy', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs'} <= set(imported)
+    missing = {k: v for k, v in imported.items() if k not in declared}
+    assert not missing, f'package.xml lacks exec_depend for {missing}'

@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901 - one linear s
     py = sys.executable
     params = args.params_file or data_path("config/perceive.yaml")
     node_cmd = [py, "-m", "active_o3_ros.ros.node", "--params-file", str(params), "--ros-args",
-                "-p", "publish_debug_image:=true", "-p", "qos_reliability:=reliable"]
+                "-r", "image:=/camera/image_raw", "-p", "publish_debug_image:=true", "-p", "qos_reliability:=reliable"]
     for item in args.set:
         node_cmd += ["-p", item]
     rec_cmd = [py, "-m", "active_o3_ros.ros.bags", "record", "-o", str(run_bag), "/camera/image_raw",

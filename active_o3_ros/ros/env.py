@@ -17,11 +17,21 @@ PACKAGE = "active_o3_ros"
 def data_path(relative: str) -> Path | None:
     """Find a shipped data file (``config/...``, ``msg/...``, ``launch/...``).
 
-    Looks in the source checkout first (``<repo>/relative``), then in the installed share
-    directory (``<prefix>/share/active_o3_ros/relative``).  Returns None when absent.
+    Looks in the source checkout first (``<repo>/relative``), then in the package's share
+    directory as the ament index resolves it (a colcon install space on ``AMENT_PREFIX_PATH``),
+    then in ``<sys.prefix>/share/active_o3_ros`` (the venv install).  Returns None when absent.
     """
-    candidates = [Path(__file__).resolve().parents[2] / relative,
-                  Path(sys.prefix) / "share" / PACKAGE / relative]
+    candidates = [Path(__file__).resolve().parents[2] / relative]
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        try:
+            candidates.append(Path(get_package_share_directory(PACKAGE)) / relative)
+        except PackageNotFoundError:
+            pass
+    except ImportError:  # no ROS environment: the venv layout below still works
+        pass
+    candidates.append(Path(sys.prefix) / "share" / PACKAGE / relative)
     for c in candidates:
         if c.exists():
             return c

@@ -14,7 +14,14 @@ Topics (relative to the node, so ``/active_o3/...`` by default; namespace/remap 
 ``~/detections`` (DetectionArray), ``~/regions`` (ZoomRegionArray), ``~/masks``
 (InstanceMaskArray, only for task modules with masks), ``~/debug_image`` (by parameter),
 ``/diagnostics`` (diagnostic_msgs/DiagnosticArray: fps, latency per stage, drops, rejects,
-failures), input ``image_topic`` and ``~/instruction`` (std_msgs/String).
+failures).  Inputs: ``image`` (sensor_msgs/Image, a *relative* name: remap it, e.g.
+``-r image:=/camera/image_raw``; with ``compressed`` the node subscribes to the remapped name
+plus ``/compressed``, as image_transport does) and ``~/instruction`` (std_msgs/String).
+
+Security: the parameters that choose code or model files (:data:`CODE_PARAMETERS`) are
+read-only after start, so no participant on the DDS graph can make the node import a module
+or load other weights; plugins are imported once, at configure, from their start-time value;
+model hubs are offline unless ``allow_hub_downloads`` is set at start.
 
 Parameters: every entry of :data:`active_o3_ros.core.config.PARAMETERS` (same names,
 defaults, descriptions and ranges as the CLI and YAML) plus :data:`ROS_PARAMETERS`.
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 import threading
 import time
@@ -44,9 +52,8 @@ NODE_NAME = "active_o3"
 
 #: Parameters of the ROS adapter only (the pipeline's are in core.config.PARAMETERS).
 ROS_PARAMETERS: tuple[Parameter, ...] = (
-    Parameter("image_topic", "/camera/image_raw", "Input image topic (sensor_msgs/Image); with 'compressed' "
-              "the node subscribes to '<image_topic>/compressed' (sensor_msgs/CompressedImage)."),
-    Parameter("compressed", False, "Subscribe to sensor_msgs/CompressedImage (jpeg/png) instead of raw Image."),
+    Parameter("compressed", False, "Subscribe to sensor_msgs/CompressedImage (jpeg/png) on '<image>/compressed' "
+              "instead of raw Image on 'image' (remap 'image' to choose the camera)."),
     Parameter("qos_reliability", "best_effort", "Image subscription reliability; best_effort matches every "
               "camera driver, reliable only reliable publishers.", choices=("best_effort", "reliable")),
     Parameter("qos_depth", 1, "Image subscription queue depth (1: latest frame only).", min_value=1, max_value=100),
@@ -56,21 +63,30 @@ ROS_PARAMETERS: tuple[Parameter, ...] = (
     Parameter("max_image_pixels", DEFAULT_MAX_PIXELS, "Largest accepted width*height; bigger frames are "
               "skipped with a warning (default 4096x4096: 4K yes, 8K no).", min_value=1, max_value=16384 * 16384),
     Parameter("plugins", "", "Comma-separated Python modules imported at configure; they may register extra "
-              "backends (register_sensing / register_task)."),
+              "backends (register_sensing / register_task). Read-only after start."),
+    Parameter("allow_hub_downloads", False, "Let model backends download from a model hub (off: hub offline "
+              "mode, local files only). Read-only after start."),
 )
 ROS_PARAMETER_INDEX = {p.name: p for p in ROS_PARAMETERS}
 ALL_PARAMETERS: tuple[Parameter, ...] = PARAMETERS + ROS_PARAMETERS
+#: Parameters that choose which code runs or which model files load: set at start only (command
+#: line, params file, launch), read-only afterwards, so a SetParameters call from another
+#: participant can neither import a module nor swap the weights.
+CODE_PARAMETERS = frozenset({"sensing_backend", "task_module", "model", "sensing_model", "task_model",
+                             "trust_remote_code", "sensing_options", "task_options", "plugins",
+                             "allow_hub_downloads"})
 #: Changing these while configured only takes effect at the next configure (models are reloaded).
-RELOAD_PARAMETERS = {"sensing_backend", "task_module", "model", "sensing_model", "task_model", "device", "dtype",
-                     "trust_remote_code", "sensing_options", "task_options", "plugins"}
+RELOAD_PARAMETERS = {"device", "dtype"}
 #: These take effect at the next activate (the subscription is recreated).
-REACTIVATE_PARAMETERS = {"image_topic", "compressed", "qos_reliability", "qos_depth", "publish_debug_image",
-                         "max_image_pixels"}
+REACTIVATE_PARAMETERS = {"compressed", "qos_reliability", "qos_depth", "publish_debug_image", "max_image_pixels"}
+#: The relative input name; integrators remap it (``-r image:=/camera/image_raw``).
+IMAGE_INPUT = "image"
+_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def descriptor(p: Parameter) -> ParameterDescriptor:
     """ParameterDescriptor with description, ranges and choices from one Parameter row."""
-    d = ParameterDescriptor(name=p.name, description=p.description)
+    d = ParameterDescriptor(name=p.name, description=p.description, read_only=p.name in CODE_PARAMETERS)
     if p.choices:
         d.additional_constraints = "one of: " + ", ".join(map(str, p.choices))
     if p.type is int and (p.min_value is not None or p.max_value is not None):
@@ -139,6 +155,9 @@ class ActiveO3Node(LifecycleNode):
             except Exception as exc:  # e.g. a YAML value of the wrong type
                 raise ConfigError(f"parameter {p.name!r}: {exc} (expected a {p.type.__name__}, "
                                   f"default {p.default!r})") from exc
+        self._plugins = str(self.get_parameter("plugins").value)  # start-time value, never changed
+        if not self.get_parameter("allow_hub_downloads").value:
+            hub_offline()
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         from diagnostic_msgs.msg import DiagnosticArray
@@ -175,8 +194,6 @@ class ActiveO3Node(LifecycleNode):
             for name, value in changes.items():
                 if name in ROS_PARAMETER_INDEX:
                     ROS_PARAMETER_INDEX[name].coerce(value)
-            if "plugins" in changes:
-                self._import_plugins(str(changes["plugins"]))
             if any(k in PARAMETER_INDEX for k in changes):
                 cfg = PerceptionConfig.from_flat(self._flat(changes))
                 from active_o3_ros.core.prompts import normalize_instruction
@@ -191,7 +208,7 @@ class ActiveO3Node(LifecycleNode):
         if "instruction" in names:
             self._instruction = str(self.get_parameter("instruction").value)
             self.get_logger().info(f"instruction is now {self._instruction!r}")
-        if self._pipeline is not None and names & (set(PARAMETER_INDEX) - RELOAD_PARAMETERS - {"instruction"}):
+        if self._pipeline is not None and names & (set(PARAMETER_INDEX) - RELOAD_PARAMETERS - CODE_PARAMETERS - {"instruction"}):
             cfg = PerceptionConfig.from_flat(self._flat())
             self._pipeline.config = cfg.pipeline  # pipeline-only settings apply from the next frame
             self._config = cfg
@@ -202,7 +219,11 @@ class ActiveO3Node(LifecycleNode):
 
     @staticmethod
     def _import_plugins(spec: str) -> None:
-        for mod in [m.strip() for m in spec.split(",") if m.strip()]:
+        mods = [m.strip() for m in spec.split(",") if m.strip()]
+        bad = [m for m in mods if not _MODULE_RE.match(m)]
+        if bad:
+            raise ConfigError(f"plugins: {bad} are not Python module names (comma-separated dotted names)")
+        for mod in mods:
             importlib.import_module(mod)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -211,7 +232,7 @@ class ActiveO3Node(LifecycleNode):
         from active_o3_ros.msg import DetectionArray, InstanceMaskArray, ZoomRegionArray
 
         try:
-            self._import_plugins(str(self.get_parameter("plugins").value))
+            self._import_plugins(self._plugins)
             cfg = PerceptionConfig.from_flat(self._flat())
             t = time.perf_counter()
             self._pipeline = ActivePerception.from_config(cfg)
@@ -244,11 +265,12 @@ class ActiveO3Node(LifecycleNode):
         reliable = self.get_parameter("qos_reliability").value == "reliable"
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(self.get_parameter("qos_depth").value),
                          reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
-        topic = str(self.get_parameter("image_topic").value)
+        topic = IMAGE_INPUT
         if self.get_parameter("compressed").value:
             from sensor_msgs.msg import CompressedImage as msg_type
 
-            topic = topic.rstrip("/") + "/compressed"
+            # image_transport's rule: the transport suffix goes after the *remapped* base name
+            topic = self.resolve_topic_name(IMAGE_INPUT).rstrip("/") + "/compressed"
         else:
             from sensor_msgs.msg import Image as msg_type
         self._slot = LatestSlot()
@@ -430,6 +452,15 @@ class ActiveO3Node(LifecycleNode):
                     "dropped": self._slot.dropped, "rejected": self._stats.rejected, "failed": self._stats.failed}
 
 
+def hub_offline() -> None:
+    """Model hubs offline for this process: local files only (the secure default)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    hub = sys.modules.get("huggingface_hub.constants")
+    if hub is not None:  # already imported: its constant was read from the environment at import
+        hub.HF_HUB_OFFLINE = True
+
+
 def draw_debug(frame: Any, result: Any) -> Any:
     """Frame with zoom regions (yellow) and detections (green) drawn.
 
@@ -486,7 +517,11 @@ HELP = """usage: active-o3-node [--params-file FILE] [--ros-args ...]
 Start the ACTIVE-o3 lifecycle node 'active_o3' (same node and parameters as
 launch/perceive.launch.py).  Default parameters come from config/perceive.yaml; override with
 --params-file or ROS arguments, e.g.:
-  active-o3-node --ros-args -p instruction:="person, car" -p max_regions:=3 -r image:=/cam/image
+  active-o3-node --ros-args -r image:=/camera/image_raw -p instruction:="person, car" -p max_regions:=3
+
+Topics: subscribes to 'image' (remap it to your camera; '<image>/compressed' with
+compressed:=true) and '~/instruction'; publishes '~/detections', '~/regions', '~/masks',
+'~/debug_image' and '/diagnostics'. A namespace (-r __ns:=/robot1) moves all but /diagnostics.
 
 Parameters:
 """ + "\n".join(f"  {p.name} (default {p.default!r}): {p.description}" for p in ALL_PARAMETERS)

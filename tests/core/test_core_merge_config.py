@@ -55,7 +55,7 @@ def test_bad_config_clear_errors(params, msg):
 
 def test_yaml_accepts_ros_nesting(tmp_path):
     f = tmp_path / "p.yaml"
-    f.write_text("active_o3:\n  ros__parameters:\n    max_regions: 2\n    image_topic: /cam\n")
+    f.write_text("active_o3:\n  ros__parameters:\n    max_regions: 2\n    compressed: true\n")
     assert PerceptionConfig.from_yaml(f).pipeline.max_regions == 2
     with pytest.raises(ConfigError, match="not found"):
         PerceptionConfig.from_yaml(tmp_path / "missing.yaml")

@@ -47,7 +47,7 @@ def proc_status(pid: int) -> dict[str, int]:
 
 def node_args(*extra: str, task: str = "blob", task_options: str = "{}", plugins: str = "ros_test_backends") -> list[str]:
     """The node on tiling sensing + a test task (fast, deterministic), reliable QoS."""
-    return ["--ros-args", "-p", "sensing_backend:=tiling", "-p", "sensing_options:='{\"rows\": 1, \"cols\": 2}'",
+    return ["--ros-args", "-r", "image:=/camera/image_raw", "-p", "sensing_backend:=tiling", "-p", "sensing_options:='{\"rows\": 1, \"cols\": 2}'",
             "-p", f"task_module:={task}", "-p", f"task_options:='{task_options}'", "-p", f"plugins:={plugins}",
             "-p", "qos_reliability:=reliable", "-p", "max_regions:=2", "-p", "instruction:=bright blobs",
             "-p", "diagnostics_period:=0.5", "-p", "crop_size:=160", *extra]

@@ -3,6 +3,10 @@ installable here, so the launch file is parsed with ``ast``, never imported)."""
 from __future__ import annotations
 
 import ast
+import importlib
+import os
+import re
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -47,8 +51,51 @@ def test_launch_arguments_map_to_declared_parameters():
                 and getattr(n.func, "id", "") == "DeclareLaunchArgument" and n.args and isinstance(n.args[0], ast.Constant)}
     assert {"params_file", "namespace", "image"} <= declared
     src = (REPO / "launch" / "perceive.launch.py").read_text()
-    assert '"image_topic"' in src and "perceive.yaml" in src and "fastdds_shm.xml" in src
-    assert 'executable="active-o3-node"' in src and 'name="active_o3"' in src
+    assert "perceive.yaml" in src and "fastdds_shm.xml" in src
+
+
+def _lifecycle_node_call():
+    calls = [n for n in ast.walk(_launch_tree()) if isinstance(n, ast.Call)
+             and getattr(n.func, "id", "") == "LifecycleNode"]
+    assert len(calls) == 1
+    return {kw.arg: kw.value for kw in calls[0].keywords}
+
+
+def installed_executables() -> dict[str, str]:
+    """name -> module of every executable CMakeLists.txt installs into lib/active_o3_ros."""
+    text = (REPO / "CMakeLists.txt").read_text()
+    block = re.search(r"set\(ACTIVE_O3_EXECUTABLES(.*?)\)", text, re.S)
+    assert block, "ACTIVE_O3_EXECUTABLES not found in CMakeLists.txt"
+    return dict(pair.split("=", 1) for pair in re.findall(r'"([^"]+)"', block.group(1)))
+
+
+def test_launch_node_names_an_installed_executable_and_remaps_image():
+    kw = _lifecycle_node_call()
+    assert ast.literal_eval(kw["package"]) == "active_o3_ros" and ast.literal_eval(kw["name"]) == "active_o3"
+    exe = ast.literal_eval(kw["executable"])
+    assert exe in installed_executables()
+    # the camera is a remapping of the node's relative input, not a parameter
+    remaps = kw["remappings"]
+    assert isinstance(remaps, ast.List) and len(remaps.elts) == 1
+    src, dst = remaps.elts[0].elts
+    assert ast.literal_eval(src) == "image" and ast.unparse(dst) == "LaunchConfiguration('image')"
+    assert "image_topic" not in PARAMS
+    # how launch_ros resolves it (ExecutableInPackage): <package prefix>/lib/<package>/<executable>
+    from ament_index_python.packages import get_package_prefix
+
+    path = Path(get_package_prefix("active_o3_ros")) / "lib" / "active_o3_ros" / exe
+    assert path.is_file() and os.access(path, os.X_OK), f"{path} missing: launch_ros could not start the node"
+
+
+def test_installed_executables_run_their_module():
+    from ament_index_python.packages import get_package_prefix
+
+    lib = Path(get_package_prefix("active_o3_ros")) / "lib" / "active_o3_ros"
+    for exe, module in installed_executables().items():
+        importlib.import_module(module)
+        out = subprocess.run([str(lib / exe), "--help"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, (exe, out.stderr[-2000:])
+        assert "usage" in out.stdout.lower(), exe
 
 
 def test_yaml_holds_every_parameter_with_its_default():

@@ -25,7 +25,7 @@ TASK = os.environ.get("ACTIVE_O3_TEST_TASK", "blob")
 
 def node_args(*extra: str, task: str = TASK, task_options: str = "{}") -> list[str]:
     sensing_opts = '{"rows": 1, "cols": 3}' if SENSING == "tiling" else "{}"
-    return ["--ros-args", "-p", f"sensing_backend:={SENSING}", "-p", f"sensing_options:='{sensing_opts}'",
+    return ["--ros-args", "-r", "image:=/camera/image_raw", "-p", f"sensing_backend:={SENSING}", "-p", f"sensing_options:='{sensing_opts}'",
             "-p", f"task_module:={task}", "-p", f"task_options:='{task_options}'", "-p", "plugins:=ros_test_backends",
             "-p", "qos_reliability:=reliable", "-p", f"max_regions:={K}", "-p", "instruction:=bright blobs",
             "-p", "diagnostics_period:=0.5", "-p", "crop_size:=320", *extra]
