@@ -222,7 +222,7 @@ def heuristic_problems(split: str, n: int, start: int, anchors: np.ndarray, thum
         paths = [_render_thumbnail(j) for j in tqdm(jobs, desc=f"frames ({split})", disable=not progress)]
     out = []
     for path in paths:
-        d = np.load(path)
+        d = np.load(path, allow_pickle=False)
         fw, fh = (int(v) for v in d["size"])
         thumb = d["thumbnail"]
         gt = [Box(*map(float, b)) for b in d["gt"]]

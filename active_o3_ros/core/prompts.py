@@ -34,6 +34,10 @@ TASK_POINT_TEMPLATE = (
 SYSTEM_PROMPT = "You are a helpful assistant."
 
 
+#: Longest accepted instruction, characters (after whitespace is collapsed).
+MAX_INSTRUCTION_CHARS = 1000
+
+
 def normalize_instruction(target: str | Sequence[str]) -> str:
     """Turn class names or free text into the ``{target}`` phrase of the templates.
 
@@ -47,6 +51,9 @@ def normalize_instruction(target: str | Sequence[str]) -> str:
         text = ", ".join(p for p in parts if p)
     if not text:
         raise ValueError("instruction is empty: give target class names or a free-text description")
+    if len(text) > MAX_INSTRUCTION_CHARS:
+        raise ValueError(f"instruction of {len(text)} characters exceeds {MAX_INSTRUCTION_CHARS} "
+                         "(it is copied into every prompt and every published DetectionArray)")
     return text
 
 

@@ -187,6 +187,8 @@ def compressed_size(data: memoryview) -> tuple[int, int]:
     try:
         with PILImage.open(io.BytesIO(data)) as im:
             return int(im.size[0]), int(im.size[1])
+    except PILImage.DecompressionBombError as exc:  # a few bytes declaring gigapixels
+        raise ImageConversionError(f"compressed image refused as a decompression bomb: {exc}") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageConversionError(f"compressed image is not a readable JPEG/PNG: {exc}") from exc
 

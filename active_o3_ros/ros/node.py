@@ -99,6 +99,17 @@ def descriptor(p: Parameter) -> ParameterDescriptor:
     return d
 
 
+#: Longest ``last_error`` text kept (and published in /diagnostics), characters.
+MAX_ERROR_CHARS = 300
+#: /diagnostics ``fps`` counts the frames finished over this many wall seconds (or since activate).
+FPS_WINDOW_S = 10.0
+
+
+def short(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was cut (bounded logs/diagnostics)."""
+    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters]"
+
+
 class LatestSlot:
     """A one-item buffer where a newer item replaces the pending one (latest frame wins)."""
 
@@ -106,14 +117,14 @@ class LatestSlot:
         self._cv = threading.Condition()
         self._item: Any = None
         self._closed = False
-        self.dropped = 0
 
-    def put(self, item: Any) -> None:
+    def put(self, item: Any) -> bool:
+        """Store ``item``; True when it replaced a pending one (which is then dropped)."""
         with self._cv:
-            if self._item is not None:
-                self.dropped += 1
+            replaced = self._item is not None
             self._item = item
             self._cv.notify()
+            return replaced
 
     def take(self, timeout: float) -> Any:
         with self._cv:
@@ -121,11 +132,13 @@ class LatestSlot:
             item, self._item = self._item, None
             return item
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Stop handing out items; True when a pending one was discarded."""
         with self._cv:
             self._closed = True
-            self._item = None
+            discarded, self._item = self._item is not None, None
             self._cv.notify_all()
+            return discarded
 
 
 @dataclass
@@ -134,6 +147,7 @@ class Stats:
 
     received: int = 0
     processed: int = 0
+    dropped: int = 0
     rejected: int = 0
     failed: int = 0
     published_detections: int = 0
@@ -176,6 +190,7 @@ class ActiveO3Node(LifecycleNode):
         self._stats_lock = threading.Lock()
         self._state = "unconfigured"
         self._last_diag = (time.monotonic(), 0, 0, 0, 0)
+        self._active_since = time.monotonic()
         self._diag_timer = self.create_timer(float(self.get_parameter("diagnostics_period").value), self._publish_diag)
         if self.get_parameter("auto_activate").value:
             if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
@@ -205,6 +220,10 @@ class ActiveO3Node(LifecycleNode):
 
     def _apply_parameters(self, params: list[RosParameter]) -> None:
         names = {p.name for p in params}
+        if "diagnostics_period" in names:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = self.create_timer(float(self.get_parameter("diagnostics_period").value),
+                                                 self._publish_diag)
         if "instruction" in names:
             self._instruction = str(self.get_parameter("instruction").value)
             self.get_logger().info(f"instruction is now {self._instruction!r}")
@@ -239,7 +258,7 @@ class ActiveO3Node(LifecycleNode):
             self._config = cfg
         except Exception as exc:  # bad config, missing weights, backend not installed...
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
-            self._stats.last_error = f"configure failed: {exc}"
+            self._stats.last_error = short(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._instruction = cfg.instruction
         self.get_logger().info(f"models loaded in {time.perf_counter() - t:.2f}s: sensing={cfg.backend.sensing} "
@@ -274,6 +293,7 @@ class ActiveO3Node(LifecycleNode):
         else:
             from sensor_msgs.msg import Image as msg_type
         self._slot = LatestSlot()
+        self._active_since = time.monotonic()
         self._stop.clear()
         self._max_pixels = int(self.get_parameter("max_image_pixels").value)
         self._debug = bool(self.get_parameter("publish_debug_image").value) and "debug_image" in self._pubs
@@ -290,7 +310,9 @@ class ActiveO3Node(LifecycleNode):
             self.destroy_subscription(self._image_sub)
             self._image_sub = None
         self._stop.set()
-        self._slot.close()
+        if self._slot.close():
+            with self._stats_lock:
+                self._stats.dropped += 1
         if self._worker is not None:
             self._worker.join(timeout=30)
             if self._worker.is_alive():
@@ -338,12 +360,14 @@ class ActiveO3Node(LifecycleNode):
         """Never does work: store the message, the worker picks the latest."""
         with self._stats_lock:
             self._stats.received += 1
-        self._slot.put((msg, time.monotonic()))
+            if self._slot.put((msg, time.monotonic())):
+                self._stats.dropped += 1
 
     def _on_instruction(self, msg: Any) -> None:
         result = self.set_parameters([RosParameter("instruction", value=str(msg.data))])[0]
         if not result.successful:
-            self.get_logger().warning(f"instruction {msg.data!r} refused: {result.reason}")
+            self.get_logger().warning(f"instruction {short(repr(msg.data), 80)} refused: {short(result.reason)}",
+                                      throttle_duration_sec=5.0)
 
     # -- worker -------------------------------------------------------------------------
     def _work(self) -> None:
@@ -353,8 +377,16 @@ class ActiveO3Node(LifecycleNode):
                 continue
             try:
                 self._process(*item)
-            except Exception as exc:  # last resort: the worker must never die
-                self.get_logger().error(f"unexpected error while publishing: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # last resort: the worker must never die; counted like any failure
+                self._failed(f"unexpected error: {type(exc).__name__}: {exc}")
+
+    def _failed(self, error: str) -> None:
+        with self._stats_lock:
+            self._stats.failed += 1
+            self._stats.consecutive_failures += 1
+            self._stats.last_error = short(error)
+            n = self._stats.failed
+        self.get_logger().error(f"frame failed ({n} so far): {short(error)}", throttle_duration_sec=5.0)
 
     def _process(self, msg: Any, t_arrival: float) -> None:
         from active_o3_ros.ros import convert
@@ -364,9 +396,9 @@ class ActiveO3Node(LifecycleNode):
         except ImageConversionError as exc:
             with self._stats_lock:
                 self._stats.rejected += 1
-                self._stats.last_error = f"image rejected: {exc}"
-            self.get_logger().warning(f"skipping image ({self._stats.rejected} so far): {exc}",
-                                      throttle_duration_sec=5.0)
+                self._stats.last_error = short(f"image rejected: {exc}")
+                n = self._stats.rejected
+            self.get_logger().warning(f"skipping image ({n} so far): {short(str(exc))}", throttle_duration_sec=5.0)
             return
         pipeline = self._pipeline
         if pipeline is None:
@@ -374,12 +406,7 @@ class ActiveO3Node(LifecycleNode):
         try:
             result = pipeline(frame, self._instruction)
         except Exception as exc:  # model OOM, backend bug: log, count, keep going with the next frame
-            with self._stats_lock:
-                self._stats.failed += 1
-                self._stats.consecutive_failures += 1
-                self._stats.last_error = f"pipeline failed: {type(exc).__name__}: {exc}"
-            self.get_logger().error(f"frame failed ({self._stats.failed} so far): {type(exc).__name__}: {exc}",
-                                    throttle_duration_sec=5.0)
+            self._failed(f"pipeline failed: {type(exc).__name__}: {exc}")
             return
         types = convert.rclpy_types()
         latency = time.monotonic() - t_arrival
@@ -415,15 +442,16 @@ class ActiveO3Node(LifecycleNode):
         now = time.monotonic()
         with self._stats_lock:
             s = self._stats
-            dropped = self._slot.dropped
             t0, rec0, proc0, rej0, fail0 = self._last_diag
             self._last_diag = (now, s.received, s.processed, s.rejected, s.failed)
-            recent = [t for t in s.done_times if t > now - 5.0]
-            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+            # frames finished per wall second over the window (a 4 s frame reads 0.25, not 0)
+            period = float(self.get_parameter("diagnostics_period").value)
+            window = min(FPS_WINDOW_S, max(now - self._active_since, period)) if self._state == "active" else 0.0
+            fps = sum(1 for t in s.done_times if t > now - window) / window if window > 0 else 0.0
             means = {k: v / s.processed for k, v in s.stage_sums.items()} if s.processed else {}
             values = {
                 "state": self._state, "instruction": self._instruction, "frames_received": s.received,
-                "frames_processed": s.processed, "frames_dropped": dropped, "frames_rejected": s.rejected,
+                "frames_processed": s.processed, "frames_dropped": s.dropped, "frames_rejected": s.rejected,
                 "frames_failed": s.failed, "fps": f"{fps:.2f}", "latency_last_s": f"{s.last_latency:.4f}",
                 "detections_published": s.published_detections, "last_error": s.last_error,
                 **{f"mean_{k}": f"{v:.4f}" for k, v in means.items()},
@@ -445,11 +473,6 @@ class ActiveO3Node(LifecycleNode):
                                        message=message[:500], hardware_id="",
                                        values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])]
         self._diag_pub.publish(arr)
-
-    def stats(self) -> dict[str, Any]:
-        with self._stats_lock:
-            return {"received": self._stats.received, "processed": self._stats.processed,
-                    "dropped": self._slot.dropped, "rejected": self._stats.rejected, "failed": self._stats.failed}
 
 
 def hub_offline() -> None:
