@@ -1,8 +1,13 @@
 """rosbag2 tools (``active-o3-bag``): record, play, offline pipeline, info.
 
 * ``record``: subscribe to topics over DDS (raw CDR, no deserialisation) and write a
-  rosbag2 (mcap or sqlite3).  SIGINT/SIGTERM close the bag properly.
-* ``play``: publish a bag's messages (raw CDR) with their original timing.
+  rosbag2 (mcap or sqlite3).  SIGINT/SIGTERM close the bag properly; a second signal, or a
+  ROS shutdown that hangs after the bag is closed, ends the process anyway.  ``--ready-file``
+  appears once every requested topic is subscribed; the summary and the exit status count
+  what was written (exit 1 when a requested topic was never recorded).
+* ``play``: publish a bag's messages (raw CDR) with their original timing.  It can wait for
+  the intended recorder by node name (``--wait-for-node``), not just for any subscriber, and
+  exits 1 when a subscriber did not acknowledge every message: a loss is never a success.
 * ``offline``: run the pipeline over a bag's image topic *without DDS* and write a new bag
   holding every original message unchanged plus our DetectionArray / ZoomRegionArray
   (/ InstanceMaskArray) at the image's timestamp -- how robot logs become training and
@@ -18,8 +23,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +40,16 @@ OUR_TYPES = ("Detection", "DetectionArray", "ZoomRegion", "ZoomRegionArray", "In
 
 class BagError(RuntimeError):
     """A bag cannot be read or written; the message says which file and why."""
+
+
+class DeliveryError(BagError):
+    """Messages were (or would be) lost between processes: no matching subscriber, no ack."""
+
+
+#: What each storage loses when the recorder is killed (SIGKILL, power loss).
+STORAGE_HELP = ("mcap (default): a kill loses only the open chunk (the last ~1 MB of messages; "
+                "'python -m active_o3_ros.ros.bag_recovery' restores the rest); sqlite3: written at close, "
+                "a kill loses EVERY message")
 
 
 # -- types ------------------------------------------------------------------------------
@@ -245,7 +262,11 @@ def run_offline(input_bag: Path, output_bag: Path, image_topic: str, pipeline: A
 
 # -- DDS record / play ------------------------------------------------------------------
 class _Stop:
-    """SIGINT/SIGTERM -> a flag the spin loops poll, so bags are always closed cleanly."""
+    """SIGINT/SIGTERM -> a flag the spin loops poll, so bags are always closed cleanly.
+
+    A second signal ends the process at once (exit 130): a user pressing Ctrl-C twice, or a
+    supervisor escalating, must never meet a process that ignores it.
+    """
 
     def __init__(self) -> None:
         self.requested = False
@@ -253,7 +274,40 @@ class _Stop:
             signal.signal(sig, self._handler)
 
     def _handler(self, signum: int, _frame: Any) -> None:
+        if self.requested:
+            sys.stderr.write(f"active-o3-bag: second signal {signum}: exiting now\n")
+            sys.stderr.flush()
+            os._exit(130)
         self.requested = True
+
+
+def exit_watchdog(timeout: float, status: int, what: str) -> threading.Timer:
+    """End the process with ``status`` if it is still alive ``timeout`` s from now.
+
+    WHY: DDS teardown (``destroy_node``/``rclpy.shutdown``) has been seen to hang for good after
+    the bag was closed, busy on a core; the data is safe by then, so the process must end.
+    """
+    def fire() -> None:
+        sys.stderr.write(f"active-o3-bag: {what} still running after {timeout:.0f} s; exiting with {status}\n")
+        sys.stderr.flush()
+        os._exit(status)
+
+    timer = threading.Timer(timeout, fire)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _teardown(node: Any, status: int, what: str, timeout: float = 10.0) -> None:
+    import rclpy
+
+    timer = exit_watchdog(timeout, status, what)
+    try:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    finally:
+        timer.cancel()
 
 
 def _qos_for(node: Any, topic: str) -> Any:
@@ -269,17 +323,35 @@ def _qos_for(node: Any, topic: str) -> Any:
                       durability=DurabilityPolicy.TRANSIENT_LOCAL if transient else DurabilityPolicy.VOLATILE)
 
 
+RECORDER_NODE = "active_o3_bag_recorder"
+
+
 def record(output: Path, topics: Sequence[str], storage: str = "mcap", duration: float = 0.0,
-           max_messages: int = 0, ros_args: Sequence[str] = ()) -> dict[str, int]:
-    """Record ``topics`` until a signal, ``duration`` seconds or ``max_messages`` messages."""
+           max_messages: int = 0, ros_args: Sequence[str] = (), ready_file: Path | None = None,
+           node_name: str = RECORDER_NODE, shutdown_timeout: float = 10.0) -> dict[str, int]:
+    """Record ``topics`` until a signal, ``duration`` seconds or ``max_messages`` messages.
+
+    Prints the summary as soon as the bag is closed (before DDS teardown, which is bounded by
+    ``shutdown_timeout``).  Raises DeliveryError after closing the bag when a requested topic
+    never appeared (nothing of it could be recorded).
+    """
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
     store = typestore()
+    if ready_file is not None and Path(ready_file).exists():
+        raise BagError(f"ready file {ready_file} already exists (it must appear only when this recorder is ready)")
+    if storage == "sqlite3":
+        LOG.warning("storage sqlite3: the bag is written at close; if this process is killed, every message is "
+                    "lost (mcap, the default, loses only the open chunk)")
     stop = _Stop()
     rclpy.init(args=["active-o3-bag", *ros_args], signal_handler_options=SignalHandlerOptions.NO)
-    node = rclpy.create_node("active_o3_bag_recorder")
-    writer = open_writer(output, storage)
+    node = rclpy.create_node(node_name)
+    try:
+        writer = open_writer(output, storage)
+    except BagError:
+        _teardown(node, 2, "shutdown after a bad output path", shutdown_timeout)
+        raise
     counts = {t: 0 for t in topics}
     conns: dict[str, Any] = {}
     subs: list[Any] = []
@@ -310,10 +382,16 @@ def record(output: Path, topics: Sequence[str], storage: str = "mcap", duration:
 
         start = time.monotonic()
         next_graph = 0.0
+        ready = False
         while rclpy.ok() and not stop.requested:
             if time.monotonic() >= next_graph and len(conns) < len(topics):
                 subscribe_new()
                 next_graph = time.monotonic() + 0.2
+            if not ready and len(conns) == len(topics):
+                ready = True
+                node.get_logger().info(f"ready: recording all {len(topics)} topic(s)")
+                if ready_file is not None:
+                    Path(ready_file).write_text(f"{os.getpid()}\n")
             rclpy.spin_once(node, timeout_sec=0.05)
             if duration and time.monotonic() - start >= duration:
                 break
@@ -321,15 +399,54 @@ def record(output: Path, topics: Sequence[str], storage: str = "mcap", duration:
                 break
     finally:
         writer.close()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        print(f"recorded {sum(counts.values())} messages to {output}: {counts}", flush=True)
+        missing = sorted(set(topics) - set(conns))
+        _teardown(node, 1 if missing else 0, "ROS shutdown after the bag was closed", shutdown_timeout)
+    if missing:
+        raise DeliveryError(f"topic(s) {missing} were never recorded (not seen on the graph, or of an unknown "
+                            "type); the bag holds the other topics")
     return counts
 
 
+def subscribers_ready(node: Any, pubs: dict[str, Any], count: int = 0, nodes: Sequence[str] = ()) -> bool:
+    """Every publisher is matched to at least ``count`` subscriptions and, on every topic, each
+    node in ``nodes`` (name or /namespace/name) has a subscription that is matched already
+    (every subscription the graph shows is matched, so the named one is too)."""
+    for topic, pub in pubs.items():
+        matched = pub.get_subscription_count()
+        if matched < count:
+            return False
+        if nodes:
+            infos = node.get_subscriptions_info_by_topic(topic)
+            present = set()
+            for i in infos:
+                ns = i.node_namespace.rstrip("/")
+                present.update({i.node_name, f"{ns}/{i.node_name}"})
+            if not all(n in present for n in nodes) or matched < len(infos):
+                return False
+    return True
+
+
+def wait_acked(pubs: dict[str, Any], timeout: float, counts: dict[str, int]) -> None:
+    """Raise DeliveryError unless every subscriber acknowledged every message in ``timeout``."""
+    import rclpy
+
+    end = time.monotonic() + timeout
+    late = [t for t, p in pubs.items()
+            if not p.wait_for_all_acked(rclpy.duration.Duration(seconds=max(0.0, end - time.monotonic())))]
+    if late:
+        raise DeliveryError(f"not every subscriber acknowledged the messages on {late} within {timeout:g} s "
+                            f"(published {[counts.get(t, 0) for t in late]}): some may be lost")
+
+
 def play(input_bag: Path, topics: Sequence[str] | None = None, rate: float = 1.0, wait_subscribers: int = 0,
-         wait_timeout: float = 30.0, loop: bool = False, ros_args: Sequence[str] = ()) -> int:
-    """Publish the bag's messages as recorded (raw CDR); ``rate`` scales time (0 = no delays)."""
+         wait_timeout: float = 30.0, loop: bool = False, ros_args: Sequence[str] = (),
+         wait_nodes: Sequence[str] = (), ack_timeout: float = 10.0) -> int:
+    """Publish the bag's messages as recorded (raw CDR); ``rate`` scales time (0 = no delays).
+
+    With ``wait_subscribers``/``wait_nodes`` nothing is published until they are matched on
+    every topic (DeliveryError after ``wait_timeout``); afterwards every subscriber must
+    acknowledge every message within ``ack_timeout`` (DeliveryError otherwise)."""
     import rclpy
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from rclpy.signals import SignalHandlerOptions
@@ -345,15 +462,19 @@ def play(input_bag: Path, topics: Sequence[str] | None = None, rate: float = 1.0
     qos = QoSProfile(history=HistoryPolicy.KEEP_ALL, depth=1000, reliability=ReliabilityPolicy.RELIABLE)
     pubs = {t: node.create_publisher(rclpy_class(info[t].msgtype), t, qos) for t in wanted}
     sent = 0
+    per_topic: dict[str, int] = {}
+    status = 1
     try:
         deadline = time.monotonic() + wait_timeout
-        while wait_subscribers and not stop.requested and time.monotonic() < deadline:
-            if all(p.get_subscription_count() >= wait_subscribers for p in pubs.values()):
+        while (wait_subscribers or wait_nodes) and not stop.requested:
+            if subscribers_ready(node, pubs, wait_subscribers, wait_nodes):
                 break
+            if time.monotonic() > deadline:
+                want = ([f"{wait_subscribers} subscriber(s)"] if wait_subscribers else []) + \
+                       ([f"node(s) {list(wait_nodes)}"] if wait_nodes else [])
+                raise DeliveryError(f"{' and '.join(want)} not matched on every topic after {wait_timeout:g} s; "
+                                    "nothing published")
             rclpy.spin_once(node, timeout_sec=0.05)
-        else:
-            if wait_subscribers and not stop.requested:
-                node.get_logger().warning(f"fewer than {wait_subscribers} subscriber(s) after {wait_timeout}s; playing anyway")
         while not stop.requested:
             t_bag0 = t_wall0 = None
             for topic, _mt, ts, raw in iter_raw(input_bag, wanted):
@@ -367,14 +488,13 @@ def play(input_bag: Path, topics: Sequence[str] | None = None, rate: float = 1.0
                         time.sleep(delay)
                 pubs[topic].publish(raw)
                 sent += 1
+                per_topic[topic] = per_topic.get(topic, 0) + 1
             if not loop:
                 break
-        for p in pubs.values():
-            p.wait_for_all_acked(rclpy.duration.Duration(seconds=10))
+        wait_acked(pubs, ack_timeout, per_topic)
+        status = 0
     finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        _teardown(node, status, "ROS shutdown after playing")
     return sent
 
 
@@ -386,17 +506,27 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("record", help="record topics from DDS into a rosbag2")
     r.add_argument("-o", "--output", type=Path, required=True, help="new bag directory (must not exist)")
     r.add_argument("topics", nargs="+", help="topics to record, e.g. /camera/image_raw /active_o3/detections")
-    r.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    r.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help=STORAGE_HELP)
     r.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
     r.add_argument("--max-messages", type=int, default=0, help="stop after this many messages in total (0: no limit)")
+    r.add_argument("--ready-file", type=Path, default=None,
+                   help="create this file once every requested topic is subscribed (for scripts and tests)")
+    r.add_argument("--node-name", default=RECORDER_NODE, help="the recorder's node name (play --wait-for-node NAME)")
+    r.add_argument("--shutdown-timeout", type=float, default=10.0,
+                   help="seconds the ROS teardown may take after the bag is closed before the process exits anyway")
     pl = sub.add_parser("play", help="publish a bag's messages into DDS")
     pl.add_argument("input", type=Path)
     pl.add_argument("--topics", nargs="*", default=None, help="only these topics (default: all)")
     pl.add_argument("--rate", type=float, default=1.0, help="time scale; 0 publishes as fast as possible")
     pl.add_argument("--loop", action="store_true")
     pl.add_argument("--wait-subscribers", type=int, default=0,
-                    help="wait until every topic has this many subscribers before playing")
-    pl.add_argument("--wait-timeout", type=float, default=30.0)
+                    help="wait until every topic has this many matched subscribers before playing (any node's)")
+    pl.add_argument("--wait-for-node", action="append", default=[], metavar="NAME",
+                    help="wait until node NAME (e.g. a recorder's --node-name) subscribes to every topic; "
+                         "repeatable. Unlike a count, a bystander subscriber cannot satisfy it")
+    pl.add_argument("--wait-timeout", type=float, default=30.0, help="give up (exit 1, nothing published) after this")
+    pl.add_argument("--ack-timeout", type=float, default=10.0,
+                    help="seconds for every subscriber to acknowledge every message; exit 1 otherwise")
     o = sub.add_parser("offline", help="run the pipeline over a bag's images without DDS; write a new bag")
     o.add_argument("input", type=Path)
     o.add_argument("-o", "--output", type=Path, required=True)
@@ -422,11 +552,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for topic, s in sorted(bag_info(args.input).items()):
                 print(f"{topic}\t{s.msgtype}\t{s.count}")
         elif args.cmd == "record":
-            counts = record(args.output, args.topics, args.storage, args.duration, args.max_messages, ros_args)
-            print(f"recorded {sum(counts.values())} messages to {args.output}: {counts}")
+            record(args.output, args.topics, args.storage, args.duration, args.max_messages, ros_args,
+                   args.ready_file, args.node_name, args.shutdown_timeout)
         elif args.cmd == "play":
-            n = play(args.input, args.topics, args.rate, args.wait_subscribers, args.wait_timeout, args.loop, ros_args)
-            print(f"published {n} messages")
+            n = play(args.input, args.topics, args.rate, args.wait_subscribers, args.wait_timeout, args.loop, ros_args,
+                     args.wait_for_node, args.ack_timeout)
+            print(f"published {n} messages, every one acknowledged")
         elif args.cmd == "offline":
             from active_o3_ros.core.config import PerceptionConfig, parse_overrides
             from active_o3_ros.core.pipeline import ActivePerception
@@ -444,6 +575,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pipeline.close()
             print(f"offline: {st.messages_in} messages in, {st.messages_out} out; {st.images} frames, "
                   f"{st.processed} processed, {st.rejected} rejected, {st.failed} failed, {st.detections} detections")
+    except DeliveryError as exc:
+        print(f"active-o3-bag: error: {exc}", file=sys.stderr)
+        return 1
     except (BagError, ValueError) as exc:
         print(f"active-o3-bag: error: {exc}", file=sys.stderr)
         return 2

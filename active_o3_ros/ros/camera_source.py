@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=1, help="QoS history depth")
     p.add_argument("--wait-subscribers", type=int, default=0, help="wait for this many subscribers before publishing")
     p.add_argument("--wait-timeout", type=float, default=30.0)
+    p.add_argument("--ack-timeout", type=float, default=5.0,
+                   help="reliable QoS: seconds for every subscriber to acknowledge every frame at the end; "
+                        "exit 1 when one did not (frames may be lost)")
     return p
 
 
@@ -160,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     topic = args.topic.rstrip("/") + "/compressed" if args.compressed else args.topic
     pub = node.create_publisher(CompressedImage if args.compressed else Image, topic, qos)
     sent = 0
+    status = 0
     try:
         deadline = time.monotonic() + args.wait_timeout
         while args.wait_subscribers and pub.get_subscription_count() < args.wait_subscribers:
@@ -190,7 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     break
             if not args.loop or (args.max_frames and sent >= args.max_frames):
                 break
-        pub.wait_for_all_acked(rclpy.duration.Duration(seconds=5))
+        if args.qos == "reliable" and not pub.wait_for_all_acked(rclpy.duration.Duration(seconds=args.ack_timeout)):
+            print(f"active-o3-camera: error: not every subscriber acknowledged the {sent} frames on {topic} "
+                  f"within {args.ack_timeout:g} s: some may be lost", file=sys.stderr)
+            status = 1
     except ValueError as exc:
         print(f"active-o3-camera: error: {exc}", file=sys.stderr)
         return 2
@@ -201,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-    return 0
+    return status
 
 
 if __name__ == "__main__":

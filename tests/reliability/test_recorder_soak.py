@@ -103,14 +103,15 @@ def test_record_replay_1000_frames_with_detections(ros_domain, tmp_path):
 
     topics = [TOPIC, "/active_o3/detections"]
     node = start("active_o3_ros.ros.node", *node_args("-p", "qos_depth:=10"), log=tmp_path / "node.log")
-    rec1 = start("active_o3_ros.ros.bags", "record", "-o", str(tmp_path / "bag1"), *topics, log=tmp_path / "rec1.log")
+    rec1 = start("active_o3_ros.ros.bags", "record", "-o", str(tmp_path / "bag1"), "--ready-file",
+                 str(tmp_path / "rec1.ready"), *topics, log=tmp_path / "rec1.log")
     probe = Probe()
+    procs = [node, rec1]
     try:
-        probe.wait_for(lambda: probe.node.count_subscribers("/active_o3/detections") >= 1
-                       and probe.node.count_publishers("/active_o3/detections") >= 1, 30, "node + recorder")
-        time.sleep(1.0)
+        probe.wait_for(lambda: (tmp_path / "rec1.ready").exists(), 30, "recorder subscribed to every topic")
         cam = start("active_o3_ros.ros.camera_source", "synthetic:64x48", "--fps", "100", "--max-frames", "1000",
                     "--depth", "1000", "--wait-subscribers", "2", log=tmp_path / "cam.log")
+        procs.append(cam)
         assert cam.wait(120) == 0, (tmp_path / "cam.log").read_text()
         time.sleep(3.0)
         assert stop(rec1) == 0, (tmp_path / "rec1.log").read_text()
@@ -119,14 +120,15 @@ def test_record_replay_1000_frames_with_detections(ros_domain, tmp_path):
         assert info1[TOPIC].count == 1000 and info1["/active_o3/detections"].count >= 100
         total = sum(s.count for s in info1.values())
         rec2 = start("active_o3_ros.ros.bags", "record", "-o", str(tmp_path / "bag2"), "--max-messages", str(total),
-                     *topics, log=tmp_path / "rec2.log")
-        play = start("active_o3_ros.ros.bags", "play", str(tmp_path / "bag1"), "--rate", "5", "--wait-subscribers",
-                     "1", log=tmp_path / "play.log")
+                     "--node-name", "rec2", *topics, log=tmp_path / "rec2.log")
+        play = start("active_o3_ros.ros.bags", "play", str(tmp_path / "bag1"), "--rate", "5", "--wait-for-node",
+                     "rec2", log=tmp_path / "play.log")
+        procs += [rec2, play]
         assert play.wait(180) == 0, (tmp_path / "play.log").read_text()
         assert rec2.wait(60) == 0, (tmp_path / "rec2.log").read_text()
         assert_bags_equal(tmp_path / "bag1", tmp_path / "bag2", topics)
     finally:
-        for p in (node, rec1):
+        for p in procs:
             stop(p)
         probe.close()
 

@@ -3,6 +3,9 @@ run time, and record -> replay -> record over DDS losing nothing."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -104,41 +107,170 @@ def test_lifecycle_transitions_and_runtime_instruction(ros_domain, tmp_path):
     assert code == 0, (tmp_path / "node.log").read_text()
 
 
+def _image_bag(path, frames: int, size: tuple[int, int]) -> None:
+    """A bag of ``frames`` rgb8 images on /camera/image_raw, 0.1 s apart."""
+    import numpy as np
+
+    from active_o3_ros.ros import bags
+    from active_o3_ros.ros.camera_source import synthetic_frame
+
+    store = bags.typestore()
+    T = store.types
+    w, h = size
+    writer = bags.open_writer(path, "mcap")
+    conn = writer.add_connection("/camera/image_raw", "sensor_msgs/msg/Image", typestore=store)
+    for i in range(frames):
+        msg = T["sensor_msgs/msg/Image"](
+            header=T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=10 + i, nanosec=0),
+                                            frame_id="cam"), height=h, width=w, encoding="rgb8", is_bigendian=0,
+            step=3 * w, data=np.ascontiguousarray(synthetic_frame(w, h, i).reshape(-1)))
+        writer.write(conn, (10 + i) * 10**9 // 10, store.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    writer.close()
+
+
+def _wait_file(path, proc, log, timeout=30.0) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < end, f"{path} did not appear: " + log.read_text()
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("repeat", range(3))
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
-def test_record_replay_record_loses_nothing(ros_domain, tmp_path, storage):
+def test_record_replay_record_loses_nothing(ros_domain, tmp_path, storage, repeat):
+    """Under a CPU hog and with a bystander subscriber on the domain, record -> play -> record
+    gives the same bytes: play waits for the *named* recorder, not for any subscriber."""
     from active_o3_ros.ros import bags
 
     env = dict(os.environ)
     topics = ["/camera/image_raw", "/active_o3/detections"]
-    node = start("active_o3_ros.ros.node", *node_args("-p", "qos_depth:=10"), env=env, log=tmp_path / "node.log")
-    rec1 = start("active_o3_ros.ros.bags", "record", "-o", str(tmp_path / "bag1"), "--storage", storage, *topics,
-                 env=env, log=tmp_path / "rec1.log")
+    procs = []
+    # a busy core for the whole test (bounded: it ends itself after 120 s)
+    hog = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 120\nwhile time.time() < end: pass"])
     probe = Probe()
     try:
-        probe.wait_for(lambda: probe.node.count_subscribers("/active_o3/detections") >= 1
-                       and probe.node.count_publishers("/active_o3/detections") >= 1
-                       and probe.node.count_subscribers("/camera/image_raw") >= 2, 30, "recorder and node ready")
-        time.sleep(1.0)  # the recorder subscribes to a topic once it sees it in the graph
+        probe.subscribe(Image, "/camera/image_raw")  # the bystander: a subscriber that is not the recorder
+        probe.subscribe(DetectionArray, "/active_o3/detections")
+        node = start("active_o3_ros.ros.node", *node_args("-p", "qos_depth:=10"), env=env, log=tmp_path / "node.log")
+        procs.append(node)
+        probe.wait_for(lambda: probe.node.count_publishers("/active_o3/detections") >= 1
+                       and probe.node.count_subscribers("/camera/image_raw") >= 2, 30, "node ready")
+        rec1 = start("active_o3_ros.ros.bags", "record", "-o", str(tmp_path / "bag1"), "--storage", storage,
+                     "--ready-file", str(tmp_path / "rec1.ready"), *topics, env=env, log=tmp_path / "rec1.log")
+        procs.append(rec1)
+        _wait_file(tmp_path / "rec1.ready", rec1, tmp_path / "rec1.log")
         cam = start("active_o3_ros.ros.camera_source", "synthetic:320x240", "--fps", "5", "--max-frames", "12",
-                    "--depth", "50", "--wait-subscribers", "2", env=env, log=tmp_path / "cam.log")
-        assert cam.wait(60) == 0
+                    "--depth", "50", "--wait-subscribers", "3", env=env, log=tmp_path / "cam.log")
+        procs.append(cam)
+        assert cam.wait(60) == 0, (tmp_path / "cam.log").read_text()
+        probe.wait_for(lambda: len(probe.got("/active_o3/detections")) >= 2, 30, "detections")
         time.sleep(2.0)
         assert stop(rec1) == 0, (tmp_path / "rec1.log").read_text()
+        assert "recorded" in (tmp_path / "rec1.log").read_text()
         stop(node)
         info1 = bags.bag_info(tmp_path / "bag1")
         assert info1["/camera/image_raw"].count == 12
         assert info1["/active_o3/detections"].count >= 2
         rec2 = start("active_o3_ros.ros.bags", "record", "-o", str(tmp_path / "bag2"), "--storage", storage,
-                     "--max-messages", str(sum(s.count for s in info1.values())), *topics, env=env,
-                     log=tmp_path / "rec2.log")
-        # the recorder subscribes once play's publishers make the topics (and types) visible;
-        # play waits for that subscription before sending anything
-        play = start("active_o3_ros.ros.bags", "play", str(tmp_path / "bag1"), "--rate", "4", "--wait-subscribers",
-                     "1", env=env, log=tmp_path / "play.log")
+                     "--node-name", "rec2", "--max-messages", str(sum(s.count for s in info1.values())), *topics,
+                     env=env, log=tmp_path / "rec2.log")
+        procs.append(rec2)
+        # the recorder subscribes once play's publishers make the topics (and types) visible; play
+        # waits for *that* node -- the bystander already satisfies any subscriber count
+        play = start("active_o3_ros.ros.bags", "play", str(tmp_path / "bag1"), "--rate", "4", "--wait-for-node",
+                     "rec2", env=env, log=tmp_path / "play.log")
+        procs.append(play)
         assert play.wait(60) == 0, (tmp_path / "play.log").read_text()
+        assert "every one acknowledged" in (tmp_path / "play.log").read_text()
         assert rec2.wait(30) == 0, (tmp_path / "rec2.log").read_text()
         assert_bags_equal(tmp_path / "bag1", tmp_path / "bag2", topics)
     finally:
-        for p in (node, rec1):
+        for p in procs:
             stop(p)
+        hog.kill()
+        hog.wait()
         probe.close()
+
+
+def test_play_to_a_stalled_recorder_is_an_error(ros_domain, tmp_path):
+    """SIGSTOP the recorder: play must exit non-zero, never print a success line."""
+    env = dict(os.environ)
+    src = tmp_path / "src"
+    _image_bag(src, frames=24, size=(640, 480))
+    rec = start("active_o3_ros.ros.bags", "record", "-o", str(tmp_path / "out"), "--node-name", "stalled",
+                "/camera/image_raw", env=env, log=tmp_path / "rec.log")
+    play = None
+    try:
+        play = start("active_o3_ros.ros.bags", "play", str(src), "--topics", "/camera/image_raw", "--rate", "1",
+                     "--wait-for-node", "stalled", "--ack-timeout", "3", env=env, log=tmp_path / "play.log")
+        end = time.monotonic() + 30
+        while "recording /camera/image_raw" not in (tmp_path / "rec.log").read_text():
+            assert time.monotonic() < end, (tmp_path / "rec.log").read_text()
+            time.sleep(0.02)
+        os.kill(rec.pid, signal.SIGSTOP)  # 24 frames 0.1 s apart: most are still to come
+        code = play.wait(60)
+        text = (tmp_path / "play.log").read_text()
+        assert code == 1, text
+        assert "acknowledged" in text and "published 24 messages" not in text, text
+    finally:
+        if rec.poll() is None:
+            os.kill(rec.pid, signal.SIGCONT)
+        for p in (play, rec):
+            if p is not None:
+                stop(p)
+
+
+def test_play_waits_for_the_named_recorder_not_a_bystander(ros_domain, tmp_path):
+    src = tmp_path / "src"
+    _image_bag(src, frames=3, size=(64, 48))
+    probe = Probe()
+    try:
+        probe.subscribe(Image, "/camera/image_raw")  # bystander
+        play = start("active_o3_ros.ros.bags", "play", str(src), "--topics", "/camera/image_raw", "--wait-for-node",
+                     "nobody_records", "--wait-timeout", "3", env=dict(os.environ), log=tmp_path / "play.log")
+        assert play.wait(30) == 1, (tmp_path / "play.log").read_text()
+        assert "nothing published" in (tmp_path / "play.log").read_text()
+        time.sleep(0.3)
+        assert probe.got("/camera/image_raw") == []
+    finally:
+        probe.close()
+
+
+def test_recorder_exits_on_a_second_signal_and_reports_missing_topics(ros_domain, tmp_path):
+    rec = start("active_o3_ros.ros.bags", "record", "-o", str(tmp_path / "out"), "/never/published",
+                env=dict(os.environ), log=tmp_path / "rec.log")
+    try:
+        time.sleep(3.0)
+        rec.send_signal(signal.SIGINT)
+        code = rec.wait(30)
+        text = (tmp_path / "rec.log").read_text()
+        assert code == 1 and "never recorded" in text and "recorded 0 messages" in text, text
+    finally:
+        stop(rec)
+    # a second signal ends it at once, whatever it is doing
+    rec = start("active_o3_ros.ros.bags", "record", "-o", str(tmp_path / "out2"), "/x", env=dict(os.environ),
+                log=tmp_path / "rec2.log")
+    try:
+        time.sleep(3.0)
+        rec.send_signal(signal.SIGINT)
+        rec.send_signal(signal.SIGINT)
+        assert rec.wait(10) in (1, 130)
+    finally:
+        stop(rec)
+
+
+def test_exit_watchdog_ends_a_hung_process():
+    """The teardown guard: a process blocked forever (here in a C-level wait) still exits."""
+    code = ("import threading\nfrom active_o3_ros.ros.bags import exit_watchdog\n"
+            "exit_watchdog(0.5, 7, 'test teardown')\nthreading.Event().wait()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 7 and "still running after" in out.stderr, out.stderr
+
+
+def test_sqlite3_recording_warns_and_help_says_what_a_kill_loses():
+    from active_o3_ros.ros import bags
+
+    help_text = bags.build_parser()._subparsers._group_actions[0].choices["record"].format_help()
+    assert "a kill loses EVERY message" in " ".join(help_text.split()) and "open chunk" in help_text
