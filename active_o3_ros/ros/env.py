@@ -27,7 +27,7 @@ def data_path(relative: str) -> Path | None:
 
         try:
             candidates.append(Path(get_package_share_directory(PACKAGE)) / relative)
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # OSError: AMENT_PREFIX_PATH unset (no sourced ROS shell)
             pass
     except ImportError:  # no ROS environment: the venv layout below still works
         pass

@@ -7,6 +7,7 @@ import importlib
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -107,3 +108,16 @@ def test_yaml_holds_every_parameter_with_its_default():
     cfg = PerceptionConfig.from_yaml(REPO / "config" / "perceive.yaml")
     assert cfg.backend.sensing == "small_policy" and cfg.backend.task == "text"
     assert ROS_PARAMETER_INDEX["auto_activate"].default is True
+
+
+def test_shipped_files_are_found_without_a_sourced_ros_environment(tmp_path):
+    """A venv user who never sourced a setup script (no AMENT_PREFIX_PATH) still gets the
+    node's default parameters and message definitions."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMENT_")}
+    code = ("from active_o3_ros.ros.env import data_path; "
+            "print(data_path('config/perceive.yaml')); print(data_path('msg'))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    found = out.stdout.split()
+    assert len(found) == 2 and all(Path(p).exists() for p in found), out.stdout
