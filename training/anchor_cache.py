@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from active_o3_ros.core.config import PipelineConfig
-from active_o3_ros.core.geometry import ResizeCropConfig, make_thumbnail, resize_crop
+from active_o3_ros.core.geometry import ResizeCropConfig, make_thumbnail
 from active_o3_ros.core.merge import MergeConfig, merge_detections
 from active_o3_ros.core.types import Box, Detection
 
@@ -149,6 +149,13 @@ def anchor_regions(anchors: np.ndarray, frame_w: int, frame_h: int, thumb_short:
     return [tf.to_frame(b).clip(frame_w, frame_h) for b in anchor_boxes_px(anchors, tw, th)]
 
 
+def _task_stage(cfg: AnchorCacheConfig, task) -> Any:
+    """A task-only pipeline with the cache's crop settings (no full-frame fallback or pass)."""
+    from active_o3_ros.core.pipeline import ActivePerception
+
+    return ActivePerception(None, task, PipelineConfig(crop=cfg.crop(), fallback_full_frame=False))
+
+
 def compute_frame(seed: int, cfg: AnchorCacheConfig, task, anchors: np.ndarray) -> dict[str, np.ndarray]:
     """Run the task model on every anchor's ResizeCrop of frame ``seed`` (one batched call)."""
     from active_o3_training.data.synthetic import generate_frame
@@ -157,24 +164,16 @@ def compute_frame(seed: int, cfg: AnchorCacheConfig, task, anchors: np.ndarray) 
     fh, fw = frame.shape[:2]
     thumb, _tf = make_thumbnail(frame, cfg.thumbnail_short_side)
     regions = anchor_regions(anchors, fw, fh, cfg.thumbnail_short_side)
-    crops, tfs = [], []
-    for r in regions:
-        c, tf, _ = resize_crop(frame, r, cfg.crop())
-        crops.append(c)
-        tfs.append(tf)
-    t0 = time.perf_counter()
-    outs = task.detect(crops, ["text"] * len(crops))
-    dt = time.perf_counter() - t0
+    # the pipeline's own task stage: same ResizeCrop, one batched call, same map back and clip
+    each = _task_stage(cfg, task).detect_each(frame, regions, "text")
+    dt = each.task_s
     boxes, scores, labels, idx = [], [], [], []
-    for a, (out, tf) in enumerate(zip(outs, tfs)):
-        for d in out.detections:  # the pipeline's _to_frame: map, clip, drop degenerate
-            b = tf.to_frame(d.box).clip(fw, fh)
-            if b.width <= 0 or b.height <= 0:
-                continue
-            boxes.append(b.as_list())
+    for dets in each.per_crop:
+        for d in dets:
+            boxes.append(d.box.as_list())
             scores.append(d.score)
             labels.append(d.label)
-            idx.append(a)
+            idx.append(d.region_index)
     return {
         "seed": np.int64(seed), "size": np.array([fw, fh], np.int64), "thumbnail": thumb,
         "gt": np.asarray([b.as_list() for b in gt], np.float64).reshape(-1, 4),

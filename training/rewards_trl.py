@@ -23,13 +23,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from active_o3_ros.backends.base import SensingOutput, SensingPolicy, TaskModel
+from active_o3_ros.backends.base import TaskModel
 from active_o3_ros.core import rewards as core_rewards
 from active_o3_ros.core.config import PipelineConfig
 from active_o3_ros.core.geometry import QWEN_PATCH_MULTIPLE, smart_resize
 from active_o3_ros.core.parsing import parse_answer
 from active_o3_ros.core.pipeline import ActivePerception
-from active_o3_ros.core.types import Box, ParseStatus, Region
+from active_o3_ros.core.types import Box, ParseStatus
 
 HEURISTIC_TERMS = ("format", "non_overlap", "area", "coverage")
 RewardFunc = Callable[..., list[float]]
@@ -79,22 +79,6 @@ def regions_in_frame(text: str, width: int, height: int, space: InputSpace, max_
     return [Box(b.x1 * fx, b.y1 * fy, b.x2 * fx, b.y2 * fy) for b in res.boxes], res.status
 
 
-class _GivenRegions(SensingPolicy):
-    """Feeds already-chosen frame-pixel regions (``context['regions']``) into the pipeline,
-    so the task term uses the exact crop/merge path of inference."""
-
-    name = "given"
-    is_model_call = False
-    preferred_thumbnail_short_side = None
-
-    def propose(self, images, instructions, max_regions, context=None):
-        outs = []
-        for ctx in context or [{}] * len(images):
-            tf = ctx["thumbnail_transform"]
-            outs.append(SensingOutput([Region(tf.from_frame(b), "", i) for i, b in enumerate(ctx.get("regions", []))]))
-        return outs
-
-
 @dataclass
 class TrlRewards:
     """Builds the per-term TRL reward functions for one training run.
@@ -112,7 +96,7 @@ class TrlRewards:
     def __post_init__(self) -> None:
         if self.cfg.mode in ("both", "task") and self.task_model is None:
             raise ValueError(f"reward mode {self.cfg.mode!r} needs a frozen task model (or use mode='heuristic')")
-        self._perception = (ActivePerception(_GivenRegions(), self.task_model, self.pipeline)
+        self._perception = (ActivePerception(None, self.task_model, self.pipeline)
                             if self.task_model is not None else None)
 
     # -- helpers ----------------------------------------------------------------------------
@@ -148,7 +132,7 @@ class TrlRewards:
                 out.append(core_rewards.detection_task_reward([], g, int(w), int(h)))
                 continue
             frame = np.asarray(img.convert("RGB")) if hasattr(img, "convert") else np.asarray(img)
-            res = self._perception(frame, instr, context={"regions": regions})
+            res = self._perception.detect_regions(frame, regions, instr)
             out.append(core_rewards.detection_task_reward(res.detections, g, int(w), int(h)))
         return out
 

@@ -24,6 +24,39 @@ from active_o3_ros.core.types import Box, Detection, ParseStatus, PerceptionResu
 
 
 @dataclass
+class Proposal:
+    """What the sensing stage returns: regions in frame pixels (ranked), the policy's raw
+    answer and parse status, its model-call count and stage times."""
+
+    regions: list[Region]
+    text: str = ""
+    status: ParseStatus = ParseStatus.OK
+    model_calls: int = 0
+    preprocess_s: float = 0.0
+    sensing_s: float = 0.0
+
+
+@dataclass
+class RegionDetections:
+    """What the task stage returns before merging: per crop (regions first, then the full
+    frame if it ran) the detections in frame pixels and the raw task output."""
+
+    regions: list[Region]
+    per_crop: list[list[Detection]]
+    crop_region_index: list[int]  # -1: the full frame
+    outputs: list[TaskOutput]
+    model_calls: int
+    crop_s: float
+    task_s: float
+    map_s: float
+    problems: list[str]
+    instruction: str
+    width: int
+    height: int
+    mode: str
+
+
+@dataclass
 class _Crop:
     image: np.ndarray
     transform: ScaleOffset  # crop pixels -> frame pixels
@@ -31,14 +64,18 @@ class _Crop:
 
 
 class ActivePerception:
-    """Runs sensing and task backends over frames; stateless between frames."""
+    """Runs sensing and task backends over frames; stateless between frames.
+
+    Stages a caller can use on their own (training rewards, teachers, caches, evaluation):
+    :meth:`propose` (sensing), :meth:`detect_each` (crop, task, map back; per region) and
+    :meth:`detect_regions` (the same, merged).  ``__call__`` is propose + detect_regions.
+    ``sensing`` may be None for a task-only pipeline (``detect_regions``, ``full_frame``).
+    """
 
     def __init__(self, sensing: SensingPolicy | None, task: TaskModel, config: PipelineConfig | None = None) -> None:
         self.sensing = sensing
         self.task = task
-        self.config = config or PipelineConfig()
-        if self.sensing is None and self.config.mode != "full_frame":
-            raise ValueError("a sensing policy is required unless mode='full_frame'")
+        self.config = config or PipelineConfig()  # sensing None: task stage only (detect_regions, full_frame)
 
     @classmethod
     def from_config(cls, cfg: PerceptionConfig) -> "ActivePerception":
@@ -56,53 +93,61 @@ class ActivePerception:
             if m is not None:
                 m.close()
 
-    # -- one frame -----------------------------------------------------------------------
-    def __call__(self, frame: np.ndarray, instruction: str | Sequence[str],
-                 context: dict[str, Any] | None = None, mode: str | None = None) -> PerceptionResult:
-        """Process one RGB ``HxWx3 uint8`` frame.  ``context`` is passed to the sensing
-        policy (ground truth for the oracle baseline).  Raises ValueError on a bad frame or
-        empty instruction; never on bad model output (that is counted in the result)."""
+    # -- the stages (all in frame pixels) ----------------------------------------------------
+    def propose(self, frame: np.ndarray, instruction: str | Sequence[str],
+                context: dict[str, Any] | None = None) -> Proposal:
+        """Sensing stage: thumbnail -> ONE sensing call -> up to K regions in frame pixels.
+
+        ``context`` is passed to the sensing policy (ground truth for the oracle baseline);
+        the pipeline adds ``thumbnail_transform`` (frame -> thumbnail) to it.
+        """
+        if self.sensing is None:
+            raise ValueError("propose() needs a sensing policy (this pipeline was built for mode='full_frame')")
         cfg = self.config
-        mode = mode or cfg.mode
-        t_start = time.perf_counter()
-        timings = StageTimings()
         frame = validate_image(frame, "frame")
         text = normalize_instruction(instruction)
         fh, fw = frame.shape[:2]
-        model_calls = 0
+        t = time.perf_counter()
+        short = self.sensing.preferred_thumbnail_short_side or cfg.thumbnail_short_side
+        thumb, thumb_tf = make_thumbnail(frame, short, cfg.thumbnail_max_long_side or None)
+        ctx = dict(context or {})
+        ctx["thumbnail_transform"] = thumb_tf
+        preprocess_s = time.perf_counter() - t
+        t = time.perf_counter()
+        out = self.sensing.propose([thumb], [text], cfg.max_regions, [ctx])[0]
+        sensing_s = time.perf_counter() - t
         regions: list[Region] = []
-        sensing_text, sensing_status = "", ParseStatus.OK
+        for r in out.regions:
+            box = thumb_tf.to_frame(r.box).clip(fw, fh)
+            if box.width >= 1 and box.height >= 1:
+                regions.append(replace(r, box=box, rank=len(regions)))
+        if self.sensing.is_model_call:
+            regions = regions[: cfg.max_regions]
+        return Proposal(regions, out.text, out.status, int(self.sensing.is_model_call), preprocess_s, sensing_s)
 
-        if mode != "full_frame":
-            if self.sensing is None:
-                raise ValueError(f"mode {mode!r} needs a sensing policy")
-            t = time.perf_counter()
-            short = self.sensing.preferred_thumbnail_short_side or cfg.thumbnail_short_side
-            thumb, thumb_tf = make_thumbnail(frame, short, cfg.thumbnail_max_long_side or None)
-            ctx = dict(context or {})
-            ctx["thumbnail_transform"] = thumb_tf
-            timings.preprocess_s = time.perf_counter() - t
-            t = time.perf_counter()
-            out = self.sensing.propose([thumb], [text], cfg.max_regions, [ctx])[0]
-            timings.sensing_s = time.perf_counter() - t
-            model_calls += int(self.sensing.is_model_call)
-            sensing_text, sensing_status = out.text, out.status
-            for r in out.regions:
-                box = thumb_tf.to_frame(r.box).clip(fw, fh)
-                if box.width >= 1 and box.height >= 1:
-                    regions.append(replace(r, box=box, rank=len(regions)))
-            if self.sensing.is_model_call:
-                regions = regions[: cfg.max_regions]
-
+    def detect_each(self, frame: np.ndarray, regions: Sequence[Region | Box], instruction: str | Sequence[str],
+                    mode: str | None = None) -> RegionDetections:
+        """Task stage without the merge: ResizeCrop every region (plus the full frame where the
+        config asks), run the task model (one batched call; one per crop in ``serial``), and map
+        each crop's detections to frame pixels, ``region_index`` set.  Regions are frame pixels."""
+        cfg = self.config
+        mode = mode or cfg.mode
+        frame = validate_image(frame, "frame")
+        text = normalize_instruction(instruction)
+        fh, fw = frame.shape[:2]
+        regions = [r if isinstance(r, Region) else Region(r, "", i) for i, r in enumerate(regions)]
+        if mode == "full_frame":
+            regions = []
         t = time.perf_counter()
         crops = [_Crop(*resize_crop(frame, r.box, cfg.crop)[:2], i) for i, r in enumerate(regions)]
         if mode == "full_frame" or cfg.full_frame_pass or (not crops and cfg.fallback_full_frame):
             img, tf = full_frame_input(frame, cfg.crop)
             crops.append(_Crop(img, tf, -1))
-        timings.crop_s = time.perf_counter() - t
+        crop_s = time.perf_counter() - t
 
         t = time.perf_counter()
         outputs: list[TaskOutput] = []
+        model_calls = 0
         if crops:
             # A task module that chains two models (SAM prompted by a detector) reports its
             # true count per call in ``extra["model_calls"]``; the default is one.
@@ -114,31 +159,64 @@ class ActivePerception:
             else:
                 outputs = self.task.detect([c.image for c in crops], [text] * len(crops))
                 model_calls += _calls(outputs)
-        timings.task_s = time.perf_counter() - t
+        task_s = time.perf_counter() - t
+        problems = []
         if len(outputs) != len(crops):
             # A backend broke its contract (one output per image): say so in the result
             # instead of silently zipping the shorter list.
             problem = f"task model {getattr(self.task, 'name', '?')} returned {len(outputs)} outputs for {len(crops)} crops"
             outputs = list(outputs[: len(crops)]) + [
                 TaskOutput([], problem, ParseStatus.FAILED) for _ in range(len(crops) - len(outputs))]
-            extra_problems = [problem]
-        else:
-            extra_problems = []
-
+            problems = [problem]
         t = time.perf_counter()
-        dets: list[Detection] = []
-        for crop, out in zip(crops, outputs):
-            dets += self._to_frame(out.detections, crop, fw, fh)
-        dets = [d for d in dets if d.score >= cfg.score_threshold]
+        per_crop = [self._to_frame(out.detections, crop, fw, fh) for crop, out in zip(crops, outputs)]
+        map_s = time.perf_counter() - t
+        return RegionDetections(regions, per_crop, [c.region_index for c in crops], outputs, model_calls,
+                                crop_s, task_s, map_s, problems, text, fw, fh, mode)
+
+    def detect_regions(self, frame: np.ndarray, regions: Sequence[Region | Box], instruction: str | Sequence[str],
+                       mode: str | None = None) -> PerceptionResult:
+        """Task stage: :meth:`detect_each`, then score threshold and merge -> the frame's result."""
+        t_start = time.perf_counter()
+        each = self.detect_each(frame, regions, instruction, mode)
+        return self._result(each, None, StageTimings(), t_start)
+
+    def __call__(self, frame: np.ndarray, instruction: str | Sequence[str],
+                 context: dict[str, Any] | None = None, mode: str | None = None) -> PerceptionResult:
+        """Process one RGB ``HxWx3 uint8`` frame: :meth:`propose` then :meth:`detect_regions`.
+        Raises ValueError on a bad frame or empty instruction; never on bad model output (that
+        is counted in the result)."""
+        mode = mode or self.config.mode
+        t_start = time.perf_counter()
+        frame = validate_image(frame, "frame")
+        normalize_instruction(instruction)  # a bad instruction fails before any model runs
+        timings = StageTimings()
+        proposal = None
+        if mode != "full_frame":
+            if self.sensing is None:
+                raise ValueError(f"mode {mode!r} needs a sensing policy")
+            proposal = self.propose(frame, instruction, context)
+            timings.preprocess_s, timings.sensing_s = proposal.preprocess_s, proposal.sensing_s
+        each = self.detect_each(frame, proposal.regions if proposal else [], instruction, mode)
+        return self._result(each, proposal, timings, t_start)
+
+    def _result(self, each: "RegionDetections", proposal: "Proposal | None", timings: StageTimings,
+                t_start: float) -> PerceptionResult:
+        cfg = self.config
+        t = time.perf_counter()
+        dets = [d for per in each.per_crop for d in per if d.score >= cfg.score_threshold]
         dets = merge_detections(dets, cfg.merge)
-        timings.merge_s = time.perf_counter() - t
+        timings.crop_s, timings.task_s = each.crop_s, each.task_s
+        timings.merge_s = each.map_s + time.perf_counter() - t
         timings.total_s = time.perf_counter() - t_start
         return PerceptionResult(
-            detections=dets, regions=regions, image_width=fw, image_height=fh, instruction=text,
-            timings=timings, model_calls=model_calls, sensing_text=sensing_text,
-            task_texts=[o.text for o in outputs], sensing_status=sensing_status,
-            task_statuses=[o.status for o in outputs], mode=mode,
-            extra={"problems": extra_problems} if extra_problems else {},
+            detections=dets, regions=list(each.regions), image_width=each.width, image_height=each.height,
+            instruction=each.instruction, timings=timings,
+            model_calls=each.model_calls + (proposal.model_calls if proposal else 0),
+            sensing_text=proposal.text if proposal else "", task_texts=[o.text for o in each.outputs],
+            sensing_status=proposal.status if proposal else ParseStatus.OK,
+            task_statuses=[o.status for o in each.outputs], mode=each.mode,
+            extra={"problems": each.problems} if each.problems else {},
         )
 
     @staticmethod
@@ -161,4 +239,4 @@ def _calls(outputs: list[TaskOutput]) -> int:
     return max((int(o.extra.get("model_calls", 1)) for o in outputs), default=1)
 
 
-__all__ = ["ActivePerception", "Box"]
+__all__ = ["ActivePerception", "Box", "Proposal", "RegionDetections"]

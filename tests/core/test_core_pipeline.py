@@ -110,8 +110,11 @@ def test_bad_inputs_clear_errors():
         p(np.zeros((0, 5, 3), np.uint8), "x")
     with pytest.raises(ValueError, match="instruction"):
         p(np.zeros((5, 5, 3), np.uint8), "   ")
+    task_only = ActivePerception(None, BlobDetector(), PipelineConfig(mode="parallel"))  # a task stage only
     with pytest.raises(ValueError, match="sensing"):
-        ActivePerception(None, BlobDetector(), PipelineConfig(mode="parallel"))
+        task_only(np.zeros((5, 5, 3), np.uint8), "x")
+    with pytest.raises(ValueError, match="sensing"):
+        task_only.propose(np.zeros((5, 5, 3), np.uint8), "x")
 
 
 def test_registry_errors_are_clear():
@@ -140,3 +143,26 @@ def test_task_model_returning_too_few_outputs_is_flagged():
     r = ActivePerception(TilingPolicy(rows=1, cols=3), ShortDetector(), PipelineConfig(thumbnail_short_side=540))(frame, "x")
     assert len(r.task_statuses) == 3 and r.task_statuses[1:] == [ParseStatus.FAILED] * 2
     assert "returned 1 outputs for 3 crops" in r.extra["problems"][0]
+
+
+def test_stages_compose_to_the_whole_pipeline():
+    """propose -> detect_regions gives what __call__ gives; detect_each keeps regions apart."""
+    frame, gts = frame_with_blobs()
+    cfg = PipelineConfig(max_regions=2, thumbnail_short_side=540, crop=ResizeCropConfig(840, 3.0, 1.3))
+    p = ActivePerception(OraclePolicy(), BlobDetector(), cfg)
+    whole = p(frame, "blob", context={"gt_boxes": gts})
+    proposal = p.propose(frame, "blob", context={"gt_boxes": gts})
+    assert [r.box for r in proposal.regions] == [r.box for r in whole.regions]
+    staged = p.detect_regions(frame, proposal.regions, "blob")
+    assert [(d.box, d.region_index) for d in staged.detections] == [(d.box, d.region_index) for d in whole.detections]
+    # a task-only pipeline (no sensing) takes frame-pixel boxes directly: what training and teachers use
+    task_only = ActivePerception(None, BlobDetector(), cfg)
+    each = task_only.detect_each(frame, [r.box for r in proposal.regions], "blob")
+    assert each.crop_region_index == [0, 1] and each.model_calls == 1
+    assert sum(len(x) for x in each.per_crop) == 3
+    for i, dets in enumerate(each.per_crop):
+        assert all(d.region_index == i for d in dets)
+    assert [d.box for d in task_only.detect_regions(frame, [r.box for r in proposal.regions], "blob").detections] \
+        == [d.box for d in whole.detections]
+    with pytest.raises(ValueError, match="needs a sensing policy"):
+        task_only(frame, "blob")
