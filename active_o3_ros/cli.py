@@ -1,8 +1,7 @@
 """``active-o3``: command-line door into the same pipeline the ROS node runs.
 
-Subcommands live in :data:`SUBCOMMANDS` (name -> (add_arguments, run, help)); other parts
-of the package add theirs with :func:`register_subcommand`, so this file does not grow an
-if-ladder.  ``detect`` flags are generated from :data:`core.config.PARAMETERS`, the table
+Subcommands live in :data:`SUBCOMMANDS` (name -> (add_arguments, run, help)), so this file
+does not grow an if-ladder.  ``detect`` flags are generated from :data:`core.config.PARAMETERS`, the table
 the node's parameters and YAML files also use, so names and checks agree everywhere.
 
 Errors a user can fix (unreadable image, missing model directory, bad K, unknown backend)
@@ -92,11 +91,11 @@ def _detect_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from active_o3_ros.core.pipeline import ActivePerception
+    from active_o3_ros.backends.base import build_pipeline
 
     cfg = config_from_args(args)
     frame = read_image(args.image)
-    pipe = ActivePerception.from_config(cfg)
+    pipe = build_pipeline(cfg)
     try:
         result = pipe(frame, cfg.instruction)
     finally:
@@ -146,11 +145,6 @@ SUBCOMMANDS: dict[str, tuple[SubcommandSetup, SubcommandRun, str]] = {
     "detect": (_detect_args, _detect, "run sensing -> zoom -> detect on one image and print JSON"),
     "backends": (_backends_args, _backends, "list the registered sensing and task backends"),
 }
-
-
-def register_subcommand(name: str, setup: SubcommandSetup, run: SubcommandRun, help: str) -> None:
-    """Add a subcommand (e.g. ``perceive``, ``bag``) without editing this file's logic."""
-    SUBCOMMANDS[name] = (setup, run, help)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -54,6 +54,7 @@ except ImportError:  # pragma: no cover - checkout without pip install
 from active_o3_ros.core.config import PARAMETER_INDEX, PerceptionConfig  # noqa: E402
 from active_o3_ros.core.metrics import ImageAnnotations, coco_evaluate, greedy_match  # noqa: E402
 from active_o3_ros.core.pipeline import ActivePerception  # noqa: E402
+from active_o3_ros.backends.base import build_pipeline
 from active_o3_training.data import synthetic as syn  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             result["rows"][name] = {"skipped": "trained weights not in active_o3_ros/data/ yet"}
             continue
         cfg = PerceptionConfig.from_flat(flat)
-        pipe = ActivePerception.from_config(cfg)
+        pipe = build_pipeline(cfg)
         pipe(frames[0].image[:64, :64].copy(), "text")  # warm-up: engine and policy load
         result["rows"][name] = {**run_row(pipe, frames, cfg.instruction, name), "config": dict(flat)}
         pipe.close()

@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
     from active_o3_ros.core.config import PerceptionConfig
-    from active_o3_ros.core.pipeline import ActivePerception
+    from active_o3_ros.backends.base import build_pipeline
 
     w, h = (int(v) for v in args.size.lower().split("x"))
     flat = {"sensing_backend": args.sensing, "task_module": args.task, "model": args.model,
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sensing_options": args.sensing_options}
     note = ""
     try:
-        pipe = ActivePerception.from_config(PerceptionConfig.from_flat(flat))
+        pipe = build_pipeline(PerceptionConfig.from_flat(flat))
     except (ValueError, RuntimeError) as exc:
         if args.sensing == "tiling":
             raise
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         note = f"sensing {args.sensing!r} unavailable ({reason}); used 'tiling' (1x{args.k} grid) instead"
         print(note, file=sys.stderr)
         flat.update(sensing_backend="tiling", sensing_options=json.dumps({"rows": 1, "cols": args.k}))
-        pipe = ActivePerception.from_config(PerceptionConfig.from_flat(flat))
+        pipe = build_pipeline(PerceptionConfig.from_flat(flat))
     frames = replay_frames(args.distinct, (w, h), args.seed)
     instruction = "text" if args.task == "text" else "object"
     for i in range(args.warmup):

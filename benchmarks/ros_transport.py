@@ -110,7 +110,7 @@ def end_to_end(frames: int, env: dict[str, str], tmp: Path, size: tuple[int, int
     from sensor_msgs.msg import Image
 
     from active_o3_ros.core.config import PerceptionConfig
-    from active_o3_ros.core.pipeline import ActivePerception
+    from active_o3_ros.backends.base import build_pipeline
     from active_o3_ros.msg import DetectionArray
     from active_o3_ros.ros.camera_source import synthetic_frame
     from active_o3_ros.ros.images import rgb_to_image
@@ -118,7 +118,7 @@ def end_to_end(frames: int, env: dict[str, str], tmp: Path, size: tuple[int, int
     backend = {"sensing_backend": "small_policy", "task_module": "text"}
     note = "embedded default (small_policy + text)"
     try:
-        ActivePerception.from_config(PerceptionConfig.from_flat(backend)).close()
+        build_pipeline(PerceptionConfig.from_flat(backend)).close()
     except Exception as exc:
         backend = {"sensing_backend": fallback[0], "task_module": fallback[1]}
         reason = str(exc).replace(str(REPO), "<repo>")[:160]

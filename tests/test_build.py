@@ -241,3 +241,20 @@ def test_package_xml_declares_every_ros_package_the_code_imports() -> None:
     assert {'rclpy', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs'} <= set(imported)
     missing = {k: v for k, v in imported.items() if k not in declared}
     assert not missing, f'package.xml lacks exec_depend for {missing}'
+
+
+# ------------------------------------------------------------------ the house: core owns its ports
+def test_core_imports_no_backend_and_no_ros() -> None:
+    """The ROS-free core (interfaces, geometry, pipeline stages, config, rewards, metrics) never
+    imports a backend, the registry or rclpy: the doors do the lookup."""
+    code = textwrap.dedent('''
+        import importlib, pkgutil, sys
+        import active_o3_ros.core as core
+        for m in pkgutil.iter_modules(core.__path__):
+            importlib.import_module(f"active_o3_ros.core.{m.name}")
+        bad = sorted(m for m in sys.modules if m.startswith(("active_o3_ros.backends", "active_o3_ros.ros", "rclpy")))
+        print(bad)
+    ''')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, cwd='/')
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == '[]', out.stdout

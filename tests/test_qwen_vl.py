@@ -27,6 +27,7 @@ from active_o3_ros.backends.region_sources import TilingPolicy
 from active_o3_ros.core.config import PerceptionConfig, PipelineConfig
 from active_o3_ros.core.geometry import ResizeCropConfig, smart_resize
 from active_o3_ros.core.pipeline import ActivePerception
+from active_o3_ros.backends.base import build_pipeline
 from active_o3_ros.core.types import ParseStatus
 
 torch.set_num_threads(1)
@@ -144,7 +145,7 @@ def test_garbage_text_is_counted_not_fatal(tiny_qwen_dir, task):  # noqa: F811
         "sensing_backend": "qwen_vl", "task_module": "qwen_vl", "model": str(tiny_qwen_dir), "crop_size": 224,
         "sensing_options": json.dumps(FAST), "task_options": json.dumps(FAST), "thumbnail_short_side": 224,
     })
-    pipe = ActivePerception.from_config(cfg)
+    pipe = build_pipeline(cfg)
     try:
         assert pipe.sensing.qwen is pipe.task.qwen, "one model instance for both roles"
         assert pipe.sensing.qwen is task.qwen and task.qwen.refs == held + 2

@@ -1,76 +1,16 @@
-"""The two interfaces of ACTIVE-o3 and a name registry for their implementations.
+"""The name registry of backends, and helpers they share.
 
-* :class:`SensingPolicy` (M_O) looks at a thumbnail and proposes up to K zoom regions.
-* :class:`TaskModel` (M_A) looks at a *batch* of crops and returns detections in each
-  crop's pixel coordinates.  One ``detect`` call is one model call, whatever the batch
-  size: that is the paper's parallelism.
-
-Both return coordinates in the pixels of the images they were *given*; a backend that
-resizes internally (Qwen2.5-VL does) maps its answers back itself.
+The interfaces (:class:`SensingPolicy`, :class:`TaskModel` and their outputs) belong to the
+core (:mod:`active_o3_ros.core.ports`); they are re-exported here because every backend and
+plugin implements them next to ``register_sensing`` / ``register_task``.
 """
 from __future__ import annotations
 
 import importlib
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
-import numpy as np
-
-from active_o3_ros.core.types import Detection, ParseStatus, Region
-
-
-@dataclass
-class SensingOutput:
-    """Regions in the pixel coordinates of the thumbnail the policy saw."""
-
-    regions: list[Region]
-    text: str = ""
-    status: ParseStatus = ParseStatus.OK
-
-
-@dataclass
-class TaskOutput:
-    """Detections in the pixel coordinates of the crop the task model saw."""
-
-    detections: list[Detection]
-    text: str = ""
-    status: ParseStatus = ParseStatus.OK
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class SensingPolicy(ABC):
-    """Proposes zoom regions.  ``is_model_call`` is False for geometric baselines (tiling,
-    random, oracle) so model-call counts stay honest."""
-
-    name: str = "sensing"
-    is_model_call: bool = True
-    #: Thumbnail short side this policy wants (the pipeline's default is used when None).
-    preferred_thumbnail_short_side: int | None = None
-
-    @abstractmethod
-    def propose(self, images: Sequence[np.ndarray], instructions: Sequence[str], max_regions: int,
-                context: Sequence[dict[str, Any]] | None = None) -> list[SensingOutput]:
-        """One call over a batch of thumbnails; ``context`` carries per-image extras
-        (e.g. ground truth for the oracle baseline, a seed for the random one)."""
-
-    def close(self) -> None:
-        """Free model memory (lifecycle cleanup)."""
-
-
-class TaskModel(ABC):
-    """Detects (or segments) the instruction's targets in a batch of crops."""
-
-    name: str = "task"
-    #: True when detections carry masks (the node then publishes /active_o3/masks).
-    produces_masks: bool = False
-
-    @abstractmethod
-    def detect(self, images: Sequence[np.ndarray], instructions: Sequence[str]) -> list[TaskOutput]:
-        """One model call over the whole batch; returns one output per image."""
-
-    def close(self) -> None:
-        """Free model memory (lifecycle cleanup)."""
+from active_o3_ros.core import config
+from active_o3_ros.core.ports import SensingOutput, SensingPolicy, TaskModel, TaskOutput  # noqa: F401 (re-export)
 
 
 def options_from_kwargs(cls: type, options: dict[str, Any], what: str) -> Any:
@@ -135,3 +75,22 @@ def build_task(name: str, **kwargs: Any) -> TaskModel:
 
 def available_backends() -> dict[str, list[str]]:
     return {"sensing": sorted(_SENSING), "task": sorted(_TASK)}
+
+
+def build_pipeline(cfg: Any) -> Any:
+    """An :class:`~active_o3_ros.core.pipeline.ActivePerception` with the backends ``cfg``
+    (a :class:`~active_o3_ros.core.config.PerceptionConfig`) names, built from the registry;
+    the node, CLI, bag tools and evaluation all use this."""
+    from active_o3_ros.core.pipeline import ActivePerception
+
+    b = cfg.backend
+    common = dict(device=b.device, dtype=b.dtype, trust_remote_code=b.trust_remote_code)
+    task = build_task(b.task, model=b.task_model or b.model, **common, **b.task_options)
+    sensing = None
+    if cfg.pipeline.mode != "full_frame":
+        sensing = build_sensing(b.sensing, model=b.sensing_model or b.model, **common, **b.sensing_options)
+    return ActivePerception(sensing, task, cfg.pipeline)
+
+
+# The core validates backend names against this registry without importing it.
+config.set_backend_names(lambda role: available_backends()[role])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -139,9 +139,6 @@ class PerceptionConfig:
         flat.update(overrides or {})
         return cls.from_flat(flat)
 
-    def with_pipeline(self, **changes: Any) -> "PerceptionConfig":
-        return replace(self, pipeline=replace(self.pipeline, **changes))
-
 
 def _unwrap_ros_yaml(data: Any) -> Any:
     if isinstance(data, dict) and len(data) == 1:
@@ -223,11 +220,19 @@ class Parameter:
         return value
 
 
+#: Where backend names come from: the door's registry (``active_o3_ros.backends`` sets it on
+#: import); the core does not import backends.  Unset: names are checked when a backend is built.
+_backend_names: Callable[[str], Sequence[str]] | None = None
+
+
+def set_backend_names(source: Callable[[str], Sequence[str]]) -> None:
+    global _backend_names
+    _backend_names = source
+
+
 def _registered(role: str) -> Callable[[], Sequence[str]]:
     def names() -> Sequence[str]:
-        from active_o3_ros.backends.base import available_backends
-
-        return available_backends()[role]
+        return _backend_names(role) if _backend_names is not None else ()
     return names
 
 

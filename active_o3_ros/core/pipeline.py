@@ -13,8 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from active_o3_ros.backends.base import SensingPolicy, TaskModel, TaskOutput, build_sensing, build_task
-from active_o3_ros.core.config import PerceptionConfig, PipelineConfig
+from active_o3_ros.core.ports import SensingPolicy, TaskModel, TaskOutput
+from active_o3_ros.core.config import PipelineConfig
 from active_o3_ros.core.geometry import (
     ScaleOffset, full_frame_input, make_thumbnail, map_mask_to_frame, resize_crop, validate_image,
 )
@@ -76,17 +76,6 @@ class ActivePerception:
         self.sensing = sensing
         self.task = task
         self.config = config or PipelineConfig()  # sensing None: task stage only (detect_regions, full_frame)
-
-    @classmethod
-    def from_config(cls, cfg: PerceptionConfig) -> "ActivePerception":
-        """Build backends by name from the registry (the node, CLI and eval all use this)."""
-        b = cfg.backend
-        common = dict(device=b.device, dtype=b.dtype, trust_remote_code=b.trust_remote_code)
-        task = build_task(b.task, model=b.task_model or b.model, **common, **b.task_options)
-        sensing = None
-        if cfg.pipeline.mode != "full_frame":
-            sensing = build_sensing(b.sensing, model=b.sensing_model or b.model, **common, **b.sensing_options)
-        return cls(sensing, task, cfg.pipeline)
 
     def close(self) -> None:
         for m in (self.sensing, self.task):

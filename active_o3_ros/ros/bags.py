@@ -560,14 +560,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"published {n} messages, every one acknowledged")
         elif args.cmd == "offline":
             from active_o3_ros.core.config import PerceptionConfig, parse_overrides
-            from active_o3_ros.core.pipeline import ActivePerception
+            from active_o3_ros.backends.base import build_pipeline
 
             for mod in args.plugin:
                 importlib.import_module(mod)
             overrides = parse_overrides(args.set)
             cfg = (PerceptionConfig.from_yaml(args.params_file, overrides) if args.params_file
                    else PerceptionConfig.from_flat(overrides))
-            pipeline = ActivePerception.from_config(cfg)
+            pipeline = build_pipeline(cfg)
             try:
                 st = run_offline(args.input, args.output, args.image_topic, pipeline, cfg.instruction,
                                  args.output_prefix, args.storage, args.max_image_pixels)

@@ -44,6 +44,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter as RosParameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from active_o3_ros.backends.base import build_pipeline  # the registry: backend names, the door's lookup
 from active_o3_ros.core.config import PARAMETER_INDEX, PARAMETERS, ConfigError, Parameter, PerceptionConfig
 from active_o3_ros.ros.env import data_path, ros_defaults
 from active_o3_ros.ros.images import DEFAULT_MAX_PIXELS, ImageConversionError, msg_to_rgb
@@ -247,14 +248,13 @@ class ActiveO3Node(LifecycleNode):
 
     # -- lifecycle ---------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        from active_o3_ros.core.pipeline import ActivePerception
         from active_o3_ros.msg import DetectionArray, InstanceMaskArray, ZoomRegionArray
 
         try:
             self._import_plugins(self._plugins)
             cfg = PerceptionConfig.from_flat(self._flat())
             t = time.perf_counter()
-            self._pipeline = ActivePerception.from_config(cfg)
+            self._pipeline = build_pipeline(cfg)
             self._config = cfg
         except Exception as exc:  # bad config, missing weights, backend not installed...
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
@@ -417,7 +417,7 @@ class ActiveO3Node(LifecycleNode):
             masks = convert.to_mask_array(types, result, header)
             if masks is not None:
                 self._pubs["masks"].publish(masks)
-        if self._debug:
+        if self._debug and self._pubs["debug_image"].get_subscription_count() > 0:  # no drawing for nobody
             self._publish_debug(frame, result, header)
         with self._stats_lock:
             s = self._stats
@@ -485,29 +485,10 @@ def hub_offline() -> None:
 
 
 def draw_debug(frame: Any, result: Any) -> Any:
-    """Frame with zoom regions (yellow) and detections (green) drawn.
+    """Frame with zoom regions and detections drawn (the CLI's drawing style)."""
+    from active_o3_ros.draw import draw_result
 
-    Uses ``active_o3_ros.draw.draw_result`` when that module exists (one drawing style
-    across CLI and node); otherwise this minimal cv2 fallback.
-    """
-    try:
-        from active_o3_ros.draw import draw_result  # type: ignore[import-not-found]
-
-        return draw_result(frame, result)
-    except (ImportError, TypeError, AttributeError):
-        pass
-    import cv2
-
-    img = frame.copy()
-    thick = max(1, round(max(img.shape[:2]) / 500))
-    for r in result.regions:
-        cv2.rectangle(img, (int(r.box.x1), int(r.box.y1)), (int(r.box.x2), int(r.box.y2)), (255, 220, 0), thick)
-    for d in result.detections:
-        p1, p2 = (int(d.box.x1), int(d.box.y1)), (int(d.box.x2), int(d.box.y2))
-        cv2.rectangle(img, p1, p2, (0, 255, 0), thick)
-        cv2.putText(img, f"{d.text or d.label} {d.score:.2f}"[:40], (p1[0], max(12, p1[1] - 4)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, (0, 255, 0), thick)
-    return img
+    return draw_result(frame, result)
 
 
 def _params_file_args(argv: list[str]) -> list[str]:

@@ -7,7 +7,7 @@ import pytest
 
 import ros_test_backends  # noqa: F401  (registers 'blob')
 from active_o3_ros.core.config import PerceptionConfig
-from active_o3_ros.core.pipeline import ActivePerception
+from active_o3_ros.backends.base import build_pipeline
 from active_o3_ros.ros import bags, convert
 from active_o3_ros.ros.camera_source import synthetic_frame
 
@@ -43,7 +43,7 @@ def test_offline_adds_outputs_and_drops_nothing(tmp_path, storage):
     cfg = PerceptionConfig.from_flat({"sensing_backend": "tiling", "sensing_options": '{"rows": 1, "cols": 2}',
                                       "task_module": "blob", "task_options": '{"mask": true}', "max_regions": 2,
                                       "instruction": "bright blobs"})
-    pipe = ActivePerception.from_config(cfg)
+    pipe = build_pipeline(cfg)
     stats = bags.run_offline(src, dst, "/camera/image_raw", pipe, cfg.instruction, progress=False)
     assert (stats.images, stats.processed, stats.rejected, stats.failed) == (5, 4, 1, 0)
     assert "truncated" in stats.errors[0]

@@ -10,7 +10,7 @@ from active_o3_ros.backends.grounding_dino import (
     GroundingDinoTask, build_caption, caption_phrases, phrase_token_masks,
 )
 from active_o3_ros.core.config import PerceptionConfig
-from active_o3_ros.core.pipeline import ActivePerception
+from active_o3_ros.backends.base import build_pipeline
 
 RNG = np.random.default_rng(1)
 
@@ -75,7 +75,7 @@ def test_through_config_and_pipeline(tiny_gdino_dir):
         "task_options": '{"box_threshold": 0.0, "max_detections_per_crop": 5}', "crop_size": 128,
         "sensing_options": '{"rows": 1, "cols": 2}', "instruction": "cat",
     })
-    pipe = ActivePerception.from_config(cfg)
+    pipe = build_pipeline(cfg)
     frame = RNG.integers(0, 255, (180, 320, 3), dtype=np.uint8)
     res = pipe(frame, "cat")
     assert res.model_calls == 1 and len(res.task_statuses) == 2
