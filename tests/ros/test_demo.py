@@ -22,7 +22,9 @@ def test_demo_runs_embedded_default_and_ends_by_itself(tmp_path):
     assert summary["frames_published"] == 2
     assert 1 <= summary["frames_processed"] <= 2
     assert summary["model_calls_per_frame"] == 2.0          # 1 sensing + 1 batched task call
-    assert summary["recall_at_0.5"] is not None
+    # the embedded default finds words on the recording (measured 0.88-0.94 recall on 8 frames)
+    assert summary["detections"] > 0
+    assert summary["recall_at_0.5"] is not None and summary["recall_at_0.5"] >= 0.5, summary
     assert list((out / "annotated").glob("frame_*.png"))
     counts = {t: s.count for t, s in bag_info(out / "run_bag").items()}
     assert counts["/active_o3/detections"] == summary["frames_processed"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from _bagutil import write_bag
 
@@ -41,7 +43,7 @@ def test_tiny_qwen_grpo_on_bag_saves_loadable_checkpoint(tiny_qwen, tmp_path):
     from active_o3_ros.core.geometry import ResizeCropConfig
     from active_o3_ros.core.pipeline import ActivePerception
     from active_o3_training.config import load_config
-    from active_o3_training.grpo_mllm import train
+    from active_o3_training.grpo_mllm import build_trainer, save_policy
 
     bag = _robot_bag(tmp_path / "robot_bag")
     cfg = load_config(None, [
@@ -53,7 +55,26 @@ def test_tiny_qwen_grpo_on_bag_saves_loadable_checkpoint(tiny_qwen, tmp_path):
         "reward.crop_size=112",
     ])
     assert cfg.reward.mode == "both" and cfg.trainer.beta == 0.04
-    final = train(cfg)
+    trainer, processor, rewards = build_trainer(cfg)
+    try:
+        trainer.train()
+        final = save_policy(trainer, processor, tmp_path / "run" / "final")
+    finally:
+        rewards.task_model.close()
+    # the checkpoint holds exactly the trained weights, and training moved them
+    from transformers import Qwen2_5_VLForConditionalGeneration as Qwen
+
+    def state(model) -> dict:
+        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+    reloaded = state(Qwen.from_pretrained(str(final), dtype=torch.float32))
+    initial = state(Qwen.from_pretrained(str(tiny_qwen), dtype=torch.float32))
+    trained = state(trainer.accelerator.unwrap_model(trainer.model))
+    assert set(reloaded) == set(trained)
+    for k, v in reloaded.items():
+        assert torch.equal(v, trained[k].to(v.dtype)), f"{k}: checkpoint differs from the trainer's weights"
+    moved = [k for k in reloaded if not torch.equal(reloaded[k], initial[k])]
+    assert moved, "no weight changed in 2 GRPO steps"
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
     assert len(rows) >= 2
     for term in ("format", "non_overlap", "area", "coverage", "task", "parse_failure"):
