@@ -65,7 +65,7 @@ def load_coco(annotations: str | Path, images: str | Path | None = None, with_ma
     else the dataset's category names joined by commas.  Crowd annotations are skipped
     (COCO ignores them for AP as well).  Masks are decoded only when ``with_masks``.
     """
-    from active_o3_training.data.coco import annotation_box, load_coco_json
+    from active_o3_training.data.coco import annotation_box, image_relpath, load_coco_json, resolve_image
 
     ann_path = Path(annotations)
     try:
@@ -99,7 +99,7 @@ def load_coco(annotations: str | Path, images: str | Path | None = None, with_ma
             iid, w, h = int(im["id"]), int(im["width"]), int(im["height"])
             if w <= 0 or h <= 0:
                 raise ValueError(f"width/height must be positive, got {w}x{h}")
-            file_name = str(im["file_name"])
+            file_name = image_relpath(im)
         boxes, labels, masks = [], [], []
         for a in by_image.get(iid, []):
             with _entry(ann_path, "annotations of image", iid):
@@ -113,7 +113,7 @@ def load_coco(annotations: str | Path, images: str | Path | None = None, with_ma
                 if coco is not None:
                     masks.append(coco.annToMask(a).astype(bool) if a.get("segmentation") else box_mask(boxes[-1], w, h))
         gt = ImageAnnotations(iid, w, h, boxes, labels, masks=masks if coco is not None else None)
-        path = img_dir / file_name
+        path = resolve_image(img_dir, im)
         samples.append(EvalSample(iid, file_name, w, h, gt, str(im.get("instruction") or default_instr),
                                   (lambda p=path: _read_rgb(p))))
         if max_images and len(samples) >= max_images:

@@ -112,3 +112,49 @@ def test_soda_a_per_image_files_merge_to_aligned_coco(tmp_path):
     assert coco["annotations"][0]["area"] == pytest.approx(200.0)   # the diamond's own area, not the box's
     recs = coco_records(coco, tmp_path, CocoSubsetConfig(subset="small", small_area=300))
     assert len(recs) == 2 and recs[0]["gt_boxes"] == [[0.0, 0.0, 20.0, 20.0]]
+
+
+def _lvis_file(tmp_path, flat: bool = False):
+    """A tiny LVIS v1 file: images carry coco_url (no file_name) and the federated lists."""
+    data = {"images": [{"id": 7, "coco_url": "http://images.cocodataset.org/val2017/000000000007.jpg",
+                        "width": 120, "height": 100, "neg_category_ids": [3], "not_exhaustive_category_ids": [2]},
+                       {"id": 8, "coco_url": "http://images.cocodataset.org/val2017/000000000008.jpg",
+                        "width": 120, "height": 100, "neg_category_ids": [], "not_exhaustive_category_ids": []}],
+            "annotations": [_ann(1, 7, 1, 10, 10, 12, 12), _ann(2, 7, 2, 50, 50, 10, 10), _ann(3, 8, 2, 5, 5, 8, 8)],
+            "categories": [{"id": 1, "name": "mug"}, {"id": 2, "name": "sign"}, {"id": 3, "name": "cat"}]}
+    (tmp_path / "lvis_v1_val.json").write_text(json.dumps(data))
+    folder = tmp_path if flat else tmp_path / "val2017"
+    folder.mkdir(exist_ok=True)
+    for iid in (7, 8):
+        cv2.imwrite(str(folder / f"{iid:012d}.jpg"), np.full((100, 120, 3), 90, np.uint8))
+    return tmp_path / "lvis_v1_val.json"
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_lvis_images_resolve_from_coco_url_and_not_exhaustive_pairs_are_skipped(tmp_path, flat):
+    from pathlib import Path
+
+    ann = _lvis_file(tmp_path, flat)
+    recs = coco_records(load_coco_json(ann), tmp_path, CocoSubsetConfig(subset="all"))
+    pairs = {(r["image_id"], r["instruction"]) for r in recs}
+    # (7, sign) is not exhaustively labelled in image 7: unlabelled signs there are not negatives
+    assert pairs == {("7", "mug"), ("8", "sign")}
+    for r in recs:
+        assert Path(r["image"]).is_file(), r["image"]
+        assert Path(r["image"]).parent == (tmp_path if flat else tmp_path / "val2017")
+
+
+def test_lvis_eval_loader_reads_coco_url(tmp_path):
+    from active_o3_training.eval_data import load_coco
+
+    ann = _lvis_file(tmp_path)
+    samples = load_coco(ann, tmp_path).samples
+    assert [s.file_name for s in samples] == ["val2017/000000000007.jpg", "val2017/000000000008.jpg"]
+    assert samples[0].load().shape == (100, 120, 3)
+
+
+def test_image_entry_without_file_name_or_url_is_named(tmp_path):
+    data = {"images": [{"id": 1, "width": 4, "height": 4}], "annotations": [], "categories": []}
+    (tmp_path / "x.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"images\[0\].*file_name.*coco_url"):
+        load_coco_json(tmp_path / "x.json")

@@ -137,6 +137,35 @@ def load_coco_json(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def image_relpath(im: dict[str, Any]) -> str:
+    """An image entry's path relative to the image folder.
+
+    COCO, SODA and Objects365 entries carry ``file_name``.  LVIS v1 entries carry only
+    ``coco_url`` (``http://images.cocodataset.org/val2017/000000397133.jpg``): the path is its
+    last two parts, ``val2017/000000397133.jpg``, as LVIS users lay out the COCO images
+    (:func:`resolve_image` also accepts the bare file name directly in the folder).
+    """
+    name = im.get("file_name")
+    if isinstance(name, str) and name:
+        return name
+    url = im.get("coco_url")
+    if isinstance(url, str) and url.rstrip("/").count("/") >= 1:
+        return "/".join(url.rstrip("/").split("/")[-2:])
+    raise ValueError(f"image {im.get('id')!r} has neither 'file_name' nor 'coco_url'")
+
+
+def resolve_image(image_dir: str | Path, im: dict[str, Any]) -> Path:
+    """The image file of an entry: ``image_dir / image_relpath(im)``, or for an LVIS entry whose
+    split folder is absent, the bare file name in ``image_dir``."""
+    rel = image_relpath(im)
+    path = Path(image_dir) / rel
+    if not path.exists() and "file_name" not in im:
+        flat = Path(image_dir) / Path(rel).name
+        if flat.exists():
+            return flat
+    return path
+
+
 def _check_entries(p: Path, data: dict[str, Any]) -> None:
     """The fields every reader indexes, checked once so a bad file fails here with the entry
     named instead of a KeyError/TypeError deep inside a loader (found by the reliability tests)."""
@@ -151,8 +180,8 @@ def _check_entries(p: Path, data: dict[str, Any]) -> None:
             raise bad("images", i, f"is a {type(im).__name__}, not an object")
         if not is_int(im.get("id")) and not isinstance(im.get("id"), str):
             raise bad("images", i, f"has no integer/string 'id' (got {im.get('id')!r})")
-        if not isinstance(im.get("file_name"), str):
-            raise bad("images", i, f"has no string 'file_name' (got {im.get('file_name')!r})")
+        if not isinstance(im.get("file_name"), str) and not isinstance(im.get("coco_url"), str):
+            raise bad("images", i, f"has no string 'file_name' or 'coco_url' (got {im.get('file_name')!r})")
         for key in ("width", "height"):
             if key in im and not (is_int(im[key]) and im[key] >= 0):
                 raise bad("images", i, f"'{key}' must be a non-negative integer, got {im[key]!r}")
@@ -204,6 +233,7 @@ def coco_records(data: dict[str, Any], image_dir: str | Path, cfg: CocoSubsetCon
         per_pair.setdefault(key, []).append(box)
     images = {im["id"]: im for im in data["images"]}
     records: list[dict[str, Any]] = []
+    skipped_not_exhaustive = 0
     for (iid, cid), boxes in sorted(per_pair.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
         if len(boxes) < cfg.min_instances:
             continue
@@ -217,9 +247,14 @@ def coco_records(data: dict[str, Any], image_dir: str | Path, cfg: CocoSubsetCon
         if w <= 0 or h <= 0:
             log.warning("image %s has no valid width/height; skipped", iid)
             continue
+        if cid in (im.get("not_exhaustive_category_ids") or ()):
+            # LVIS: this class is not labelled exhaustively in this image, so unlabelled instances
+            # would be scored as false positives by the task term; such pairs are not used
+            skipped_not_exhaustive += 1
+            continue
         name = cats[cid]
         records.append({
-            "image": str(image_dir / im["file_name"]),
+            "image": str(resolve_image(image_dir, im)),
             "image_id": str(iid),
             "width": w,
             "height": h,
@@ -231,6 +266,9 @@ def coco_records(data: dict[str, Any], image_dir: str | Path, cfg: CocoSubsetCon
         })
         if cfg.max_samples and len(records) >= cfg.max_samples:
             break
+    if skipped_not_exhaustive:
+        log.info("%d image-class pairs skipped: class listed in the image's not_exhaustive_category_ids (LVIS)",
+                 skipped_not_exhaustive)
     return records
 
 
