@@ -96,7 +96,7 @@ def build_model_dir(size: str, work: Path, dtype: str, device: str) -> tuple[Any
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    from active_o3_ros.backends.tiny_qwen import build_tiny_qwen
+    from active_o3_ros.testing.tiny_qwen import build_tiny_qwen
 
     tiny = build_tiny_qwen(work / "tiny")
     base = json.loads((tiny / "config.json").read_text())

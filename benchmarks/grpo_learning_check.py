@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     import torch
 
-    from active_o3_ros.backends.tiny_qwen import build_tiny_qwen
+    from active_o3_ros.testing.tiny_qwen import build_tiny_qwen
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     result: dict = {"task": "target always in the top-left quadrant, K=1, heuristic reward (max 4)",

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from active_o3_ros.backends.base import SensingOutput, SensingPolicy
     from active_o3_ros.backends.qwen_vl import QwenVLSensing, QwenVLTask
     from active_o3_ros.backends.region_sources import TilingPolicy
-    from active_o3_ros.backends.tiny_qwen import build_tiny_qwen
+    from active_o3_ros.testing.tiny_qwen import build_tiny_qwen
     from active_o3_ros.core.config import PipelineConfig
     from active_o3_ros.core.geometry import ResizeCropConfig, resize_crop
     from active_o3_ros.core.pipeline import ActivePerception

@@ -8,7 +8,7 @@ For every module: ``detect`` on K crops in one call ("batched") vs K calls of on
 mode and the speed-up serial/batched.  Modules:
 
 * ``sam/segment_anything`` and ``sam/transformers``: the tiny random models of
-  :mod:`active_o3_ros.backends.tiny_models` (256 px encoder) — measure our overhead;
+  :mod:`active_o3_ros.testing.tiny_models` (256 px encoder) — measure our overhead;
 * ``grounding_dino``: tiny random model;
 * with ``--full-size``: the REAL architectures with random weights (cost does not depend
   on weight values): SAM ``vit_b`` from the package's registry (1024 px encoder) and
@@ -81,7 +81,7 @@ def full_size_gdino_dir(out: Path) -> Path:
     tiny processor (the tokenizer only changes token ids, not the cost)."""
     from transformers import GroundingDinoConfig, GroundingDinoForObjectDetection, GroundingDinoProcessor
 
-    from active_o3_ros.backends.tiny_models import build_tiny_grounding_dino
+    from active_o3_ros.testing.tiny_models import build_tiny_grounding_dino
 
     tiny = build_tiny_grounding_dino(out / "tiny_for_processor")
     proc = GroundingDinoProcessor.from_pretrained(tiny)
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     from active_o3_ros.backends.grounding_dino import GroundingDinoTask
     from active_o3_ros.backends.sam import SamTaskModel
-    from active_o3_ros.backends.tiny_models import build_tiny_grounding_dino, build_tiny_hf_sam, save_tiny_segment_anything
+    from active_o3_ros.testing.tiny_models import build_tiny_grounding_dino, build_tiny_hf_sam, save_tiny_segment_anything
 
     rng = np.random.default_rng(0)
     aspects = [(1.0, 0.75), (0.6, 1.0), (1.0, 1.0), (1.0, 0.5)]

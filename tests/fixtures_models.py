@@ -13,7 +13,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory holding a tiny random Qwen2.5-VL (built offline, a few MB)."""
-    from active_o3_ros.backends.tiny_qwen import build_tiny_qwen
+    from active_o3_ros.testing.tiny_qwen import build_tiny_qwen
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return build_tiny_qwen(tmp_path_factory.mktemp("tiny_qwen"), seed=0)

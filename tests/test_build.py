@@ -258,3 +258,17 @@ def test_core_imports_no_backend_and_no_ros() -> None:
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, cwd='/')
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == '[]', out.stdout
+
+
+def test_runtime_never_imports_the_test_models() -> None:
+    """Tiny random models live in active_o3_ros.testing; core, backends and ros never import it."""
+    problems = []
+    for path in sorted((ROOT / 'active_o3_ros').rglob('*.py')):
+        if 'testing' in path.relative_to(ROOT).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ''] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.startswith('active_o3_ros.testing') for n in names):
+                problems.append(f'{path.relative_to(ROOT)}:{node.lineno}')
+    assert not problems, problems

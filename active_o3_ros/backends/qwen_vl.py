@@ -176,7 +176,7 @@ class QwenVLModel:
         """Local directory or hub id; a clear error for anything else."""
         if not model:
             raise ValueError("the qwen_vl backend needs 'model': a local model directory or a hub id "
-                             "(e.g. build a tiny one with `python -m active_o3_ros.backends.tiny_qwen DIR`)")
+                             "(e.g. build a tiny one with `python -m active_o3_ros.testing.tiny_qwen DIR`)")
         p = Path(model).expanduser()
         if p.is_dir():
             if not (p / "config.json").is_file():

@@ -45,6 +45,7 @@ import re
 import sys
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Sequence
@@ -287,9 +288,7 @@ class SegmentAnythingEngine(_SamEngine):
         if model_type == "auto":
             model_type = "vit_b"
         if model_type == "tiny":
-            from active_o3_ros.backends.tiny_models import build_tiny_segment_anything
-
-            sam = build_tiny_segment_anything()
+            sam = build_tiny_sam()
         else:
             sam = sa.build_sam.sam_model_registry[model_type](checkpoint=None)
         if sd is not None:
@@ -503,6 +502,35 @@ class SamTaskModel(TaskModel):
         self.engine.model = None
 
 
+#: Input size of the ``tiny`` architecture (tests, benchmarks of our overhead).
+TINY_SAM_IMAGE_SIZE = 256
+
+
+def build_tiny_sam() -> Any:
+    """``model_type="tiny"``: the package's ``Sam`` from its own modeling classes, small widths,
+    256 px; mirrors ``segment_anything.build_sam._build_sam`` (weights as initialised)."""
+    import torch
+
+    modeling = segment_anything_modules().modeling
+    size, patch, dim = TINY_SAM_IMAGE_SIZE, 16, 32
+    sam = modeling.Sam(
+        image_encoder=modeling.ImageEncoderViT(
+            depth=2, embed_dim=32, img_size=size, mlp_ratio=2, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            num_heads=2, patch_size=patch, qkv_bias=True, use_rel_pos=True, global_attn_indexes=[1],
+            window_size=8, out_chans=dim),
+        prompt_encoder=modeling.PromptEncoder(
+            embed_dim=dim, image_embedding_size=(size // patch, size // patch), input_image_size=(size, size),
+            mask_in_chans=4),
+        mask_decoder=modeling.MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=modeling.TwoWayTransformer(depth=2, embedding_dim=dim, mlp_dim=64, num_heads=2),
+            transformer_dim=dim, iou_head_depth=3, iou_head_hidden_dim=32),
+        pixel_mean=[123.675, 116.28, 103.53],
+        pixel_std=[58.395, 57.12, 57.375],
+    )
+    return sam.eval()
+
+
 __all__ = ["SamTaskModel", "SamOptions", "SamPrompt", "SegmentAnythingEngine", "TransformersSamEngine",
-           "grid_points", "mask_to_detection", "preprocess_shape", "prompts_from_detections",
+           "TINY_SAM_IMAGE_SIZE", "build_tiny_sam", "grid_points", "mask_to_detection", "preprocess_shape", "prompts_from_detections",
            "resolve_implementation", "segment_anything_modules"]

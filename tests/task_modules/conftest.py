@@ -12,21 +12,21 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 @pytest.fixture(scope="session")
 def tiny_gdino_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from active_o3_ros.backends.tiny_models import build_tiny_grounding_dino
+    from active_o3_ros.testing.tiny_models import build_tiny_grounding_dino
 
     return build_tiny_grounding_dino(tmp_path_factory.mktemp("gdino"), seed=0)
 
 
 @pytest.fixture(scope="session")
 def tiny_hf_sam_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from active_o3_ros.backends.tiny_models import build_tiny_hf_sam
+    from active_o3_ros.testing.tiny_models import build_tiny_hf_sam
 
     return build_tiny_hf_sam(tmp_path_factory.mktemp("sam_hf"), seed=0)
 
 
 @pytest.fixture(scope="session")
 def tiny_sa_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from active_o3_ros.backends.tiny_models import save_tiny_segment_anything
+    from active_o3_ros.testing.tiny_models import save_tiny_segment_anything
 
     return save_tiny_segment_anything(tmp_path_factory.mktemp("sam_sa") / "sam_tiny.safetensors", seed=0)
 

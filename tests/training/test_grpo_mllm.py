@@ -19,7 +19,7 @@ S0 = 1_700_000_000 * 10**9
 
 @pytest.fixture(scope="module")
 def tiny_qwen(tmp_path_factory):
-    from active_o3_ros.backends.tiny_qwen import build_tiny_qwen
+    from active_o3_ros.testing.tiny_qwen import build_tiny_qwen
 
     return build_tiny_qwen(tmp_path_factory.mktemp("tiny_qwen"))
 

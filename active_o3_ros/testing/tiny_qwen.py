@@ -8,7 +8,7 @@ exercises the parser's failure counting.
 
 Usage::
 
-    python -m active_o3_ros.backends.tiny_qwen OUT_DIR [--seed 0]
+    python -m active_o3_ros.testing.tiny_qwen OUT_DIR [--seed 0]
 """
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def build_tiny_qwen(out_dir: str | Path, seed: int = 0, overwrite: bool = False)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m active_o3_ros.backends.tiny_qwen",
+    parser = argparse.ArgumentParser(prog="python -m active_o3_ros.testing.tiny_qwen",
                                      description="Build a tiny random Qwen2.5-VL (offline) for tests and demos.")
     parser.add_argument("out_dir", help="directory to write the model into")
     parser.add_argument("--seed", type=int, default=0, help="weight initialisation seed")

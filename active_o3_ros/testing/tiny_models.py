@@ -13,20 +13,21 @@ and boxes, which is all the geometry, batching and error-path tests need.
 * :func:`build_tiny_hf_sam` — transformers ``SamModel`` + ``SamProcessor`` at 256 px.
 * :func:`build_tiny_segment_anything` — the ``segment_anything`` package's own ``Sam``
   assembled from its modeling classes at 256 px; :func:`save_tiny_segment_anything`
-  writes its state dict as safetensors.  ``model_type="tiny"`` in
-  :class:`~active_o3_ros.backends.sam.SamTaskModel` rebuilds this architecture.
+  writes its state dict as safetensors.  The architecture itself is the SAM backend's
+  ``model_type="tiny"`` (:func:`~active_o3_ros.backends.sam.build_tiny_sam`).
 
 Usage::
 
-    python -m active_o3_ros.backends.tiny_models OUT_DIR [--seed 0]
+    python -m active_o3_ros.testing.tiny_models OUT_DIR [--seed 0]
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from functools import partial
 from pathlib import Path
 from typing import Any
+
+from active_o3_ros.backends.sam import TINY_SAM_IMAGE_SIZE, build_tiny_sam
 
 #: Words the tiny BERT knows; enough for typical open-vocabulary prompts in tests/demos.
 TINY_VOCAB = (
@@ -36,7 +37,6 @@ TINY_VOCAB = (
 )
 
 #: Input size of the tiny SAM variants (the real ones use 1024).
-TINY_SAM_IMAGE_SIZE = 256
 
 
 def _seed(seed: int) -> None:
@@ -120,34 +120,9 @@ def build_tiny_hf_sam(out_dir: str | Path, seed: int = 0) -> Path:
 
 # -- SAM (segment_anything package) -----------------------------------------------------
 def build_tiny_segment_anything(seed: int = 0) -> Any:
-    """The package's ``Sam`` from its own modeling classes, tiny and at 256 px.
-
-    Mirrors ``segment_anything.build_sam._build_sam`` with small widths; ``image_size``
-    and the embedding grid follow from ``img_size`` exactly as in the real builders.
-    """
-    import torch
-
-    from active_o3_ros.backends.sam import segment_anything_modules
-
-    modeling = segment_anything_modules().modeling
+    """The ``tiny`` architecture of the SAM backend (``model_type="tiny"``), seeded weights."""
     _seed(seed)
-    size, patch, dim = TINY_SAM_IMAGE_SIZE, 16, 32
-    sam = modeling.Sam(
-        image_encoder=modeling.ImageEncoderViT(
-            depth=2, embed_dim=32, img_size=size, mlp_ratio=2, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            num_heads=2, patch_size=patch, qkv_bias=True, use_rel_pos=True, global_attn_indexes=[1],
-            window_size=8, out_chans=dim),
-        prompt_encoder=modeling.PromptEncoder(
-            embed_dim=dim, image_embedding_size=(size // patch, size // patch), input_image_size=(size, size),
-            mask_in_chans=4),
-        mask_decoder=modeling.MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=modeling.TwoWayTransformer(depth=2, embedding_dim=dim, mlp_dim=64, num_heads=2),
-            transformer_dim=dim, iou_head_depth=3, iou_head_hidden_dim=32),
-        pixel_mean=[123.675, 116.28, 103.53],
-        pixel_std=[58.395, 57.12, 57.375],
-    )
-    return sam.eval()
+    return build_tiny_sam()
 
 
 def save_tiny_segment_anything(path: str | Path, seed: int = 0) -> Path:
