@@ -16,6 +16,8 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from active_o3_ros.core.config import PARAMETER_INDEX
+
 DATA_KINDS = ("coco", "soda_a", "rosbag")
 
 
@@ -86,8 +88,11 @@ class RewardSection:
     coverage_min_inside: float = 1.0
     weights: dict[str, float] = field(default_factory=lambda: {
         "format": 1.0, "non_overlap": 1.0, "area": 1.0, "coverage": 1.0, "task": 1.0})
-    crop_size: int = 840
-    max_zoom: float = 3.0
+    # The task term crops exactly as the node serves (same defaults as the node's parameters):
+    # a reward measured on other crops would train for a pipeline that is never run.
+    crop_size: int = PARAMETER_INDEX["crop_size"].default
+    max_zoom: float = PARAMETER_INDEX["max_zoom"].default
+    crop_context: float = PARAMETER_INDEX["crop_context"].default
 
 
 @dataclass

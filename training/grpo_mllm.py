@@ -109,9 +109,15 @@ def build_rewards(cfg: TrainConfig, processor: Any, task_model: Any) -> TrlRewar
     rcfg = RewardConfig(mode=r.mode, max_regions=r.max_regions, overlap_tau=r.overlap_tau,
                         min_area_frac=r.min_area_frac, max_area_frac=r.max_area_frac,
                         coverage_min_inside=r.coverage_min_inside, weights=dict(r.weights))
-    pipe = PipelineConfig(max_regions=r.max_regions, crop=ResizeCropConfig(r.crop_size, r.max_zoom),
+    return TrlRewards(rcfg, InputSpace.from_processor(processor), task_model, task_pipeline(cfg))
+
+
+def task_pipeline(cfg: TrainConfig) -> PipelineConfig:
+    """The pipeline settings the task term runs: the node's crop (size, zoom, context) and merge;
+    no full-frame fallback (proposing nothing must not earn a free full-frame pass)."""
+    r = cfg.reward
+    return PipelineConfig(max_regions=r.max_regions, crop=ResizeCropConfig(r.crop_size, r.max_zoom, r.crop_context),
                           fallback_full_frame=False)
-    return TrlRewards(rcfg, InputSpace.from_processor(processor), task_model, pipe)
 
 
 def grpo_args(cfg: TrainConfig, device: str, reward_weights: list[float]):
@@ -254,5 +260,5 @@ def train(cfg: TrainConfig, train_dataset: Any = None) -> Path:
             rewards.task_model.close()
 
 
-__all__ = ["build_dataset", "build_rewards", "build_task_model", "build_trainer", "grpo_args", "load_policy",
+__all__ = ["build_dataset", "build_rewards", "task_pipeline", "build_task_model", "build_trainer", "grpo_args", "load_policy",
            "save_policy", "train"]

@@ -83,3 +83,17 @@ def test_cli_export_import_and_dataset(tmp_path, capsys):
     assert cli.main(["import-coco", str(tmp_path / "nope.json"), str(tmp_path), str(tmp_path / "b3")]) == 2
     assert "annotation file not found" in capsys.readouterr().err
     assert cli.main(["grpo", "--set", "trainer.bogus=1"]) == 2
+
+
+def test_mllm_task_reward_crops_like_the_node():
+    """No train/serve skew: the task term's ResizeCrop and merge equal the node's defaults."""
+    from active_o3_ros.core.config import PerceptionConfig
+    from active_o3_training.config import load_config
+    from active_o3_training.grpo_mllm import task_pipeline
+
+    served = PerceptionConfig.from_flat({}).pipeline
+    data = ["data.kind=rosbag", "data.bag=x", "model.policy=x"]
+    trained = task_pipeline(load_config(None, data))
+    assert trained.crop == served.crop and trained.crop.context == 1.3
+    assert trained.merge == served.merge
+    assert task_pipeline(load_config(None, [*data, "reward.crop_context=1.0"])).crop.context == 1.0
