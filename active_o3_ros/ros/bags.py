@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -169,30 +169,28 @@ def rclpy_class(msgtype: str) -> Any:
 
 # -- offline mode -----------------------------------------------------------------------
 @dataclass
-class OfflineStats:
+class OfflineReport:
+    """Messages copied/written by ``run_offline``; ``frames``: the same counters as the node's."""
+
     messages_in: int = 0
     messages_out: int = 0
-    images: int = 0
-    processed: int = 0
-    rejected: int = 0
-    failed: int = 0
-    detections: int = 0
-    errors: list[str] = field(default_factory=list)
+    frames: Any = None  # active_o3_ros.ros.frames.FrameStats
 
 
 def run_offline(input_bag: Path, output_bag: Path, image_topic: str, pipeline: Any, instruction: str,
                 output_prefix: str = "/active_o3", storage: str | None = None,
-                max_image_pixels: int | None = None, progress: bool = True) -> OfflineStats:
+                max_image_pixels: int | None = None, progress: bool = True) -> OfflineReport:
     """Copy every message of ``input_bag`` and add our outputs for each frame on ``image_topic``."""
     from tqdm import tqdm
 
     from active_o3_ros.ros import convert
-    from active_o3_ros.ros.images import DEFAULT_MAX_PIXELS, ImageConversionError, msg_to_rgb
+    from active_o3_ros.ros.frames import FrameProcessor
+    from active_o3_ros.ros.images import DEFAULT_MAX_PIXELS
 
     store = typestore()
-    types = convert.rosbags_types(store)
+    frames = FrameProcessor(pipeline, convert.rosbags_types(store), max_image_pixels or DEFAULT_MAX_PIXELS)
     reader = open_reader(input_bag)
-    stats = OfflineStats()
+    stats = OfflineReport(frames=frames.stats)
     if storage is None:
         storage = "mcap" if any(Path(input_bag).glob("*.mcap")) else "sqlite3"
     image_conns = [c for c in reader.connections if c.topic == image_topic]
@@ -218,39 +216,23 @@ def run_offline(input_bag: Path, output_bag: Path, image_topic: str, pipeline: A
             stats.messages_out += 1
             if conn.topic != image_topic:
                 continue
-            stats.images += 1
+            frames.received()
             try:
                 msg = store.deserialize_cdr(raw, conn.msgtype)
-                frame = msg_to_rgb(msg, max_image_pixels or DEFAULT_MAX_PIXELS)
-            except ImageConversionError as exc:
-                stats.rejected += 1
-                stats.errors.append(f"t={ts}: {exc}")
-                LOG.warning("frame at t=%d skipped: %s", ts, exc)
-                continue
             except Exception as exc:  # corrupt CDR in the bag
-                stats.rejected += 1
-                stats.errors.append(f"t={ts}: cannot deserialize: {exc}")
-                LOG.warning("frame at t=%d could not be deserialized: %s", ts, exc)
+                LOG.warning("frame at t=%d skipped: %s", ts, frames.error("rejected", f"t={ts}: cannot deserialize: {exc}").error)
                 continue
-            t0 = time.perf_counter()
-            try:
-                result = pipeline(frame, instruction)
-            except Exception as exc:
-                stats.failed += 1
-                stats.errors.append(f"t={ts}: pipeline failed: {type(exc).__name__}: {exc}")
-                LOG.error("pipeline failed on frame at t=%d: %s", ts, exc)
+            out = frames.process(msg, instruction)
+            if out.outputs is None:
+                LOG.warning("frame at t=%d %s: %s", ts, out.kind, out.error)
                 continue
-            latency = time.perf_counter() - t0
-            stats.processed += 1
-            stats.detections += len(result.detections)
-            outputs = [(det_conn, convert.to_detection_array(types, result, msg.header, latency), "DetectionArray"),
-                       (reg_conn, convert.to_region_array(types, result, msg.header), "ZoomRegionArray")]
-            masks = convert.to_mask_array(types, result, msg.header)
-            if masks is not None:
+            o = out.outputs
+            outputs = [(det_conn, o.detections, "DetectionArray"), (reg_conn, o.regions, "ZoomRegionArray")]
+            if o.masks is not None:
                 if mask_conn is None:
                     mask_conn = writer.add_connection(f"{prefix}/masks", "active_o3_ros/msg/InstanceMaskArray",
                                                       typestore=store)
-                outputs.append((mask_conn, masks, "InstanceMaskArray"))
+                outputs.append((mask_conn, o.masks, "InstanceMaskArray"))
             for oc, om, name in outputs:
                 writer.write(oc, ts, store.serialize_cdr(om, f"active_o3_ros/msg/{name}"))
                 stats.messages_out += 1
@@ -573,8 +555,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  args.output_prefix, args.storage, args.max_image_pixels)
             finally:
                 pipeline.close()
-            print(f"offline: {st.messages_in} messages in, {st.messages_out} out; {st.images} frames, "
-                  f"{st.processed} processed, {st.rejected} rejected, {st.failed} failed, {st.detections} detections")
+            f = st.frames
+            print(f"offline: {st.messages_in} messages in, {st.messages_out} out; {f.received} frames, "
+                  f"{f.processed} processed, {f.rejected} rejected, {f.failed} failed, {f.detections} detections")
     except DeliveryError as exc:
         print(f"active-o3-bag: error: {exc}", file=sys.stderr)
         return 1

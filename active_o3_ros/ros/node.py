@@ -34,8 +34,6 @@ import re
 import sys
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import rclpy
@@ -47,7 +45,9 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from active_o3_ros.backends.base import build_pipeline  # the registry: backend names, the door's lookup
 from active_o3_ros.core.config import PARAMETER_INDEX, PARAMETERS, ConfigError, Parameter, PerceptionConfig
 from active_o3_ros.ros.env import data_path, ros_defaults
-from active_o3_ros.ros.images import DEFAULT_MAX_PIXELS, ImageConversionError, msg_to_rgb
+from active_o3_ros.ros import convert
+from active_o3_ros.ros.frames import FrameProcessor, short
+from active_o3_ros.ros.images import DEFAULT_MAX_PIXELS
 
 NODE_NAME = "active_o3"
 
@@ -100,15 +100,8 @@ def descriptor(p: Parameter) -> ParameterDescriptor:
     return d
 
 
-#: Longest ``last_error`` text kept (and published in /diagnostics), characters.
-MAX_ERROR_CHARS = 300
 #: /diagnostics ``fps`` counts the frames finished over this many wall seconds (or since activate).
 FPS_WINDOW_S = 10.0
-
-
-def short(text: str, limit: int = MAX_ERROR_CHARS) -> str:
-    """``text`` cut to ``limit`` characters, saying how much was cut (bounded logs/diagnostics)."""
-    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters]"
 
 
 class LatestSlot:
@@ -142,23 +135,6 @@ class LatestSlot:
             return discarded
 
 
-@dataclass
-class Stats:
-    """Counters behind /diagnostics (read by the timer, written by callback/worker)."""
-
-    received: int = 0
-    processed: int = 0
-    dropped: int = 0
-    rejected: int = 0
-    failed: int = 0
-    published_detections: int = 0
-    last_error: str = ""
-    last_latency: float = 0.0
-    stage_sums: dict[str, float] = field(default_factory=dict)
-    done_times: deque = field(default_factory=lambda: deque(maxlen=200))
-    consecutive_failures: int = 0
-
-
 class ActiveO3Node(LifecycleNode):
     """See the module docstring."""
 
@@ -187,8 +163,8 @@ class ActiveO3Node(LifecycleNode):
         self._image_sub: Any = None
         self._instruction_sub: Any = None
         self._pubs: dict[str, Any] = {}
-        self._stats = Stats()
-        self._stats_lock = threading.Lock()
+        # one frame processor for the node's life: its counters survive configure/activate
+        self._frames = FrameProcessor(None, convert.rclpy_types())
         self._state = "unconfigured"
         self._last_diag = (time.monotonic(), 0, 0, 0, 0)
         self._active_since = time.monotonic()
@@ -254,11 +230,12 @@ class ActiveO3Node(LifecycleNode):
             self._import_plugins(self._plugins)
             cfg = PerceptionConfig.from_flat(self._flat())
             t = time.perf_counter()
-            self._pipeline = build_pipeline(cfg)
+            self._pipeline = self._frames.pipeline = build_pipeline(cfg)
             self._config = cfg
         except Exception as exc:  # bad config, missing weights, backend not installed...
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
-            self._stats.last_error = short(f"configure failed: {exc}")
+            with self._frames.lock:
+                self._frames.stats.last_error = short(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._instruction = cfg.instruction
         self.get_logger().info(f"models loaded in {time.perf_counter() - t:.2f}s: sensing={cfg.backend.sensing} "
@@ -295,7 +272,7 @@ class ActiveO3Node(LifecycleNode):
         self._slot = LatestSlot()
         self._active_since = time.monotonic()
         self._stop.clear()
-        self._max_pixels = int(self.get_parameter("max_image_pixels").value)
+        self._frames.max_pixels = int(self.get_parameter("max_image_pixels").value)
         self._debug = bool(self.get_parameter("publish_debug_image").value) and "debug_image" in self._pubs
         self._worker = threading.Thread(target=self._work, name="active_o3_worker", daemon=True)
         self._worker.start()
@@ -311,8 +288,7 @@ class ActiveO3Node(LifecycleNode):
             self._image_sub = None
         self._stop.set()
         if self._slot.close():
-            with self._stats_lock:
-                self._stats.dropped += 1
+            self._frames.dropped()
         if self._worker is not None:
             self._worker.join(timeout=30)
             if self._worker.is_alive():
@@ -334,7 +310,7 @@ class ActiveO3Node(LifecycleNode):
             self._instruction_sub = None
         if self._pipeline is not None:
             self._pipeline.close()
-            self._pipeline = None
+            self._pipeline = self._frames.pipeline = None
         import gc
 
         gc.collect()
@@ -358,10 +334,7 @@ class ActiveO3Node(LifecycleNode):
     # -- callbacks ----------------------------------------------------------------------
     def _on_image(self, msg: Any) -> None:
         """Never does work: store the message, the worker picks the latest."""
-        with self._stats_lock:
-            self._stats.received += 1
-            if self._slot.put((msg, time.monotonic())):
-                self._stats.dropped += 1
+        self._frames.received(replaced_pending=self._slot.put((msg, time.monotonic())))
 
     def _on_instruction(self, msg: Any) -> None:
         result = self.set_parameters([RosParameter("instruction", value=str(msg.data))])[0]
@@ -381,53 +354,28 @@ class ActiveO3Node(LifecycleNode):
                 self._failed(f"unexpected error: {type(exc).__name__}: {exc}")
 
     def _failed(self, error: str) -> None:
-        with self._stats_lock:
-            self._stats.failed += 1
-            self._stats.consecutive_failures += 1
-            self._stats.last_error = short(error)
-            n = self._stats.failed
-        self.get_logger().error(f"frame failed ({n} so far): {short(error)}", throttle_duration_sec=5.0)
+        text = self._frames.error("failed", error).error
+        self.get_logger().error(f"frame failed ({self._frames.stats.failed} so far): {text}", throttle_duration_sec=5.0)
 
     def _process(self, msg: Any, t_arrival: float) -> None:
-        from active_o3_ros.ros import convert
-
-        try:
-            frame = msg_to_rgb(msg, self._max_pixels)
-        except ImageConversionError as exc:
-            with self._stats_lock:
-                self._stats.rejected += 1
-                self._stats.last_error = short(f"image rejected: {exc}")
-                n = self._stats.rejected
-            self.get_logger().warning(f"skipping image ({n} so far): {short(str(exc))}", throttle_duration_sec=5.0)
+        if self._frames.pipeline is None:
             return
-        pipeline = self._pipeline
-        if pipeline is None:
+        out = self._frames.process(msg, self._instruction, t_arrival)
+        if out.kind == "rejected":
+            self.get_logger().warning(f"skipping image ({self._frames.stats.rejected} so far): {out.error}",
+                                      throttle_duration_sec=5.0)
             return
-        try:
-            result = pipeline(frame, self._instruction)
-        except Exception as exc:  # model OOM, backend bug: log, count, keep going with the next frame
-            self._failed(f"pipeline failed: {type(exc).__name__}: {exc}")
+        if out.kind == "failed":
+            self.get_logger().error(f"frame failed ({self._frames.stats.failed} so far): {out.error}",
+                                    throttle_duration_sec=5.0)
             return
-        types = convert.rclpy_types()
-        latency = time.monotonic() - t_arrival
-        header = msg.header
-        self._pubs["detections"].publish(convert.to_detection_array(types, result, header, latency))
-        self._pubs["regions"].publish(convert.to_region_array(types, result, header))
-        if "masks" in self._pubs:
-            masks = convert.to_mask_array(types, result, header)
-            if masks is not None:
-                self._pubs["masks"].publish(masks)
+        o = out.outputs
+        self._pubs["detections"].publish(o.detections)
+        self._pubs["regions"].publish(o.regions)
+        if "masks" in self._pubs and o.masks is not None:
+            self._pubs["masks"].publish(o.masks)
         if self._debug and self._pubs["debug_image"].get_subscription_count() > 0:  # no drawing for nobody
-            self._publish_debug(frame, result, header)
-        with self._stats_lock:
-            s = self._stats
-            s.processed += 1
-            s.consecutive_failures = 0
-            s.published_detections += len(result.detections)
-            s.last_latency = latency
-            for k, v in result.timings.as_dict().items():
-                s.stage_sums[k] = s.stage_sums.get(k, 0.0) + v
-            s.done_times.append(time.monotonic())
+            self._publish_debug(o.frame, o.result, msg.header)
 
     def _publish_debug(self, frame: Any, result: Any, header: Any) -> None:
         from active_o3_ros.ros.images import rgb_to_image
@@ -440,8 +388,8 @@ class ActiveO3Node(LifecycleNode):
         from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
         now = time.monotonic()
-        with self._stats_lock:
-            s = self._stats
+        with self._frames.lock:
+            s = self._frames.stats
             t0, rec0, proc0, rej0, fail0 = self._last_diag
             self._last_diag = (now, s.received, s.processed, s.rejected, s.failed)
             # frames finished per wall second over the window (a 4 s frame reads 0.25, not 0)
@@ -453,7 +401,7 @@ class ActiveO3Node(LifecycleNode):
                 "state": self._state, "instruction": self._instruction, "frames_received": s.received,
                 "frames_processed": s.processed, "frames_dropped": s.dropped, "frames_rejected": s.rejected,
                 "frames_failed": s.failed, "fps": f"{fps:.2f}", "latency_last_s": f"{s.last_latency:.4f}",
-                "detections_published": s.published_detections, "last_error": s.last_error,
+                "detections_published": s.detections, "last_error": s.last_error,
                 **{f"mean_{k}": f"{v:.4f}" for k, v in means.items()},
             }
             new_rec, new_proc, new_rej, new_fail = s.received - rec0, s.processed - proc0, s.rejected - rej0, s.failed - fail0
