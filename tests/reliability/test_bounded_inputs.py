@@ -13,7 +13,7 @@ import zlib
 import pytest
 
 from relutil import diag, node_args, ros_domain, start, stop  # noqa: F401
-from rosutil import Probe
+from rosutil import Probe, call_service
 
 pytest.importorskip("active_o3_ros.msg")
 from active_o3_ros.msg import DetectionArray  # noqa: E402
@@ -35,16 +35,6 @@ def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
-
-
-def _call(client, request, timeout=15.0):
-    assert client.wait_for_service(timeout_sec=timeout), client.srv_name
-    fut = client.call_async(request)
-    end = time.monotonic() + timeout
-    while not fut.done() and time.monotonic() < end:
-        time.sleep(0.01)
-    assert fut.done(), client.srv_name
-    return fut.result()
 
 
 def _good_png() -> bytes:
@@ -131,7 +121,7 @@ def test_counters_survive_activate_period_applies_fps_honest(ros_domain, tmp_pat
         dropped = int(diag(probe, "frames_dropped"))
         assert dropped >= 6
         for tid in (Transition.TRANSITION_DEACTIVATE, Transition.TRANSITION_ACTIVATE):
-            assert _call(change, ChangeState.Request(transition=Transition(id=tid))).success
+            assert call_service(change, ChangeState.Request(transition=Transition(id=tid))).success
         time.sleep(1.5)
         assert int(diag(probe, "frames_received")) == 12
         assert int(diag(probe, "frames_dropped")) >= dropped  # not restarted at activate
@@ -141,7 +131,7 @@ def test_counters_survive_activate_period_applies_fps_honest(ros_domain, tmp_pat
         assert s["frames_received"] == s["frames_processed"] + s["frames_dropped"] + s["frames_rejected"] \
             + s["frames_failed"], s
         # a run-time diagnostics_period is applied, not just accepted
-        res = _call(setp, SetParameters.Request(parameters=[Parameter(name="diagnostics_period", value=ParameterValue(
+        res = call_service(setp, SetParameters.Request(parameters=[Parameter(name="diagnostics_period", value=ParameterValue(
             type=ParameterType.PARAMETER_DOUBLE, double_value=2.0))])).results[0]
         assert res.successful
         time.sleep(1.0)

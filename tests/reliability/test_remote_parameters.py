@@ -12,7 +12,7 @@ import time
 import pytest
 
 from relutil import node_args, ros_domain, start, stop  # noqa: F401
-from rosutil import Probe
+from rosutil import Probe, call_service
 
 pytest.importorskip("active_o3_ros.msg")
 from active_o3_ros.msg import DetectionArray  # noqa: E402
@@ -46,16 +46,6 @@ def _param(name, value) -> Parameter:
     return Parameter(name=name, value=v)
 
 
-def _call(client, request, timeout=15.0):
-    assert client.wait_for_service(timeout_sec=timeout), f"service {client.srv_name} not available"
-    fut = client.call_async(request)
-    end = time.monotonic() + timeout
-    while not fut.done() and time.monotonic() < end:
-        time.sleep(0.02)
-    assert fut.done(), f"{client.srv_name} timed out"
-    return fut.result()
-
-
 def _frame(i: int):
     from active_o3_ros.ros.camera_source import synthetic_frame
     from active_o3_ros.ros.images import rgb_to_image
@@ -77,16 +67,16 @@ def test_set_parameters_cannot_import_load_or_kill(ros_domain, tmp_path):
         pub = probe.publisher(Image, "/camera/image_raw")
         probe.wait_for(lambda: pub.get_subscription_count() > 0, 30, "node active")
         for name, value in ATTACKS:
-            res = _call(setp, SetParameters.Request(parameters=[_param(name, value)])).results[0]
+            res = call_service(setp, SetParameters.Request(parameters=[_param(name, value)])).results[0]
             assert not res.successful and "read-only" in res.reason, (name, value, res.reason)
-            res = _call(atomic, SetParametersAtomically.Request(parameters=[_param(name, value)])).result
+            res = call_service(atomic, SetParametersAtomically.Request(parameters=[_param(name, value)])).result
             assert not res.successful, (name, value)
         # a harmless change batched with a forbidden one is refused as a whole
-        res = _call(atomic, SetParametersAtomically.Request(parameters=[
+        res = call_service(atomic, SetParametersAtomically.Request(parameters=[
             _param("instruction", "cats"), _param("plugins", "this")])).result
         assert not res.successful
         assert node.poll() is None, log.read_text()
-        got = _call(getp, GetParameters.Request(names=["plugins", "trust_remote_code", "instruction"])).values
+        got = call_service(getp, GetParameters.Request(names=["plugins", "trust_remote_code", "instruction"])).values
         assert got[0].string_value == "ros_test_backends" and got[1].bool_value is False
         assert got[2].string_value == "bright blobs"
         # still serving, with the start-time models
@@ -94,7 +84,7 @@ def test_set_parameters_cannot_import_load_or_kill(ros_domain, tmp_path):
         probe.wait_for(lambda: len(probe.got("/active_o3/detections")) >= 1, 20, "detections after the attacks")
         assert probe.got("/active_o3/detections")[-1].detections
         # an allowed run-time change still works
-        res = _call(setp, SetParameters.Request(parameters=[_param("instruction", "white squares")])).results[0]
+        res = call_service(setp, SetParameters.Request(parameters=[_param("instruction", "white squares")])).results[0]
         assert res.successful
         assert node.poll() is None
     finally:

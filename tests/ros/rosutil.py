@@ -50,6 +50,17 @@ def stop(proc: subprocess.Popen, timeout: float = 15.0) -> int:
     return proc.returncode
 
 
+def call_service(client: Any, request: Any, timeout: float = 15.0) -> Any:
+    """Call a ROS service from a Probe's node (spun in its thread) and return the response."""
+    assert client.wait_for_service(timeout_sec=timeout), f"service {client.srv_name} not available"
+    fut = client.call_async(request)
+    end = time.monotonic() + timeout
+    while not fut.done() and time.monotonic() < end:
+        time.sleep(0.01)
+    assert fut.done(), f"{client.srv_name} timed out"
+    return fut.result()
+
+
 def assert_bags_equal(first: Path, second: Path, topics: Sequence[str]) -> None:
     """Both bags hold the same serialized messages, in order, on every topic (nothing lost)."""
     from active_o3_ros.ros import bags

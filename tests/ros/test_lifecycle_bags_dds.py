@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from rosutil import Probe, assert_bags_equal, start, stop
+from rosutil import Probe, assert_bags_equal, call_service, start, stop
 
 pytest.importorskip("active_o3_ros.msg")
 from active_o3_ros.msg import DetectionArray  # noqa: E402
@@ -21,16 +21,6 @@ from rcl_interfaces.srv import SetParameters  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from test_node_dds import node_args  # noqa: E402
-
-
-def _call(probe, client, request, timeout=15.0):
-    assert client.wait_for_service(timeout_sec=timeout), f"service {client.srv_name} not available"
-    fut = client.call_async(request)
-    end = time.monotonic() + timeout
-    while not fut.done() and time.monotonic() < end:
-        time.sleep(0.02)
-    assert fut.done(), f"{client.srv_name} timed out"
-    return fut.result()
 
 
 def test_lifecycle_transitions_and_runtime_instruction(ros_domain, tmp_path):
@@ -49,10 +39,10 @@ def test_lifecycle_transitions_and_runtime_instruction(ros_domain, tmp_path):
         instr = probe.publisher(String, "/active_o3/instruction")
 
         def state() -> int:
-            return _call(probe, get, GetState.Request()).current_state.id
+            return call_service(get, GetState.Request()).current_state.id
 
         def transition(tid: int) -> None:
-            assert _call(probe, change, ChangeState.Request(transition=Transition(id=tid))).success
+            assert call_service(change, ChangeState.Request(transition=Transition(id=tid))).success
 
         frame_no = [0]
 
@@ -78,7 +68,7 @@ def test_lifecycle_transitions_and_runtime_instruction(ros_domain, tmp_path):
         # run-time instruction: parameter service, then topic
         req = SetParameters.Request(parameters=[Parameter(name="instruction", value=ParameterValue(
             type=ParameterType.PARAMETER_STRING, string_value="white squares"))])
-        assert _call(probe, setp, req).results[0].successful
+        assert call_service(setp, req).results[0].successful
         send_and_count(True)
         assert probe.got("/active_o3/detections")[-1].instruction == "white squares"
         instr.publish(String(data="text, logos"))
@@ -87,7 +77,7 @@ def test_lifecycle_transitions_and_runtime_instruction(ros_domain, tmp_path):
         assert probe.got("/active_o3/detections")[-1].instruction == "text, logos"
         bad = SetParameters.Request(parameters=[Parameter(name="max_regions", value=ParameterValue(
             type=ParameterType.PARAMETER_INTEGER, integer_value=99))])
-        res = _call(probe, setp, bad).results[0]
+        res = call_service(setp, bad).results[0]
         assert not res.successful and "max_regions" in res.reason
         transition(Transition.TRANSITION_DEACTIVATE)
         assert state() == State.PRIMARY_STATE_INACTIVE
