@@ -257,18 +257,32 @@ class ActiveO3Node(LifecycleNode):
         self._state = "inactive"
         return super().on_configure(state)
 
+    def _input_topic(self) -> tuple[str, Any]:
+        """The input subscription's name and type; raises when the (remapped) name is invalid."""
+        if self.get_parameter("compressed").value:
+            from sensor_msgs.msg import CompressedImage
+
+            # image_transport's rule: the transport suffix goes after the *remapped* base name
+            topic = self.resolve_topic_name(IMAGE_INPUT).rstrip("/") + "/compressed"
+            self.resolve_topic_name(topic)
+            return topic, CompressedImage
+        from sensor_msgs.msg import Image
+
+        self.resolve_topic_name(IMAGE_INPUT)
+        return IMAGE_INPUT, Image
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         reliable = self.get_parameter("qos_reliability").value == "reliable"
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(self.get_parameter("qos_depth").value),
                          reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
-        topic = IMAGE_INPUT
-        if self.get_parameter("compressed").value:
-            from sensor_msgs.msg import CompressedImage as msg_type
-
-            # image_transport's rule: the transport suffix goes after the *remapped* base name
-            topic = self.resolve_topic_name(IMAGE_INPUT).rstrip("/") + "/compressed"
-        else:
-            from sensor_msgs.msg import Image as msg_type
+        try:
+            topic, msg_type = self._input_topic()
+            self._image_sub = self.create_subscription(msg_type, topic, self._on_image, qos)
+        except Exception as exc:  # an input name (after remapping) that is not a valid topic name
+            self.get_logger().error(f"activate failed: cannot subscribe to the input: {short(str(exc))}")
+            with self._frames.lock:
+                self._frames.stats.last_error = short(f"activate failed: {exc}")
+            return TransitionCallbackReturn.FAILURE  # back to inactive; the models stay loaded
         self._slot = LatestSlot()
         self._active_since = time.monotonic()
         self._stop.clear()
@@ -276,7 +290,6 @@ class ActiveO3Node(LifecycleNode):
         self._debug = bool(self.get_parameter("publish_debug_image").value) and "debug_image" in self._pubs
         self._worker = threading.Thread(target=self._work, name="active_o3_worker", daemon=True)
         self._worker.start()
-        self._image_sub = self.create_subscription(msg_type, topic, self._on_image, qos)
         self._state = "active"
         self.get_logger().info(f"active: listening on {self.resolve_topic_name(topic)} "
                                f"({'reliable' if reliable else 'best_effort'}, depth {qos.depth})")
@@ -482,7 +495,13 @@ Parameters:
 def main(argv: Sequence[str] | None = None) -> int:
     ros_defaults()
     args = _params_file_args(list(sys.argv[1:] if argv is None else argv))
-    rclpy.init(args=["active-o3-node", *args])
+    from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+
+    try:
+        rclpy.init(args=["active-o3-node", *args])
+    except _rclpy.RCLError as exc:  # e.g. a remap rule rcl cannot parse
+        print(f"active-o3-node: error: invalid ROS arguments: {str(exc).split(', at ')[0]}", file=sys.stderr)
+        return 2
     node = None
     try:
         node = ActiveO3Node()

@@ -144,3 +144,16 @@ def test_counters_survive_activate_period_applies_fps_honest(ros_domain, tmp_pat
         code = stop(node)
         probe.close()
     assert code == 0, (tmp_path / "node.log").read_text()[-3000:]
+
+
+@pytest.mark.parametrize("remap", ["image:=/bad name", "image:=/cam/1x"])
+def test_invalid_input_name_is_a_clear_error_at_start(ros_domain, tmp_path, remap):
+    """An input name that is no topic name fails at start with exit 2 and one line, not at the
+    next activate with a bare lifecycle error that unloads the models."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "active_o3_ros.ros.node", "--ros-args", "-r", remap, "-p",
+                          "sensing_backend:=tiling"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "invalid ROS arguments" in out.stderr and remap in out.stderr and "Traceback" not in out.stderr
