@@ -226,7 +226,7 @@ def readme_section(results_dir: Path = RESULTS, rel: str = "benchmarks/results")
     lines = [README_BEGIN, "",
              "Every figure here is read from `benchmarks/results/*.json`, written by the scripts in `benchmarks/` "
              "(each script's docstring says what it measures). Reproduce all of it with "
-             "`python benchmarks/run_all.py --readme README.md` (`--quick` for a short run); "
+             "`python benchmarks/run_all.py --readme docs/results.md` (`--quick` for a short run); "
              f"every file in full: [SUMMARY.md]({rel}/SUMMARY.md). Timings come from the shared 2-core CPU "
              "machine these were produced on unless a section names another device.", ""]
     for name in order:
@@ -257,7 +257,9 @@ def update_readme(readme: Path, results_dir: Path = RESULTS) -> None:
     """Replace the text between the markers (or append a ``## Results`` section) — nothing
     else in the README is touched."""
     text = readme.read_text() if readme.is_file() else ""
-    body = readme_section(results_dir)
+    # links relative to the page that holds the section (docs/results.md -> ../benchmarks/results)
+    rel = os.path.relpath(results_dir.resolve(), readme.resolve().parent).replace(os.sep, "/")
+    body = readme_section(results_dir, rel)
     if README_BEGIN in text and README_END in text:
         head, rest = text.split(README_BEGIN, 1)
         tail = rest.split(README_END, 1)[1]
@@ -277,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--list", action="store_true", help="print the discovered scripts and exit")
     p.add_argument("--summary-only", action="store_true", help="do not run anything; rebuild SUMMARY.md")
     p.add_argument("--results", default=str(RESULTS), help="results folder to summarise")
-    p.add_argument("--readme", help="also rewrite the Results section of this README from the results")
+    p.add_argument("--readme", help="also rewrite the generated results section of this page (docs/results.md)")
     p.add_argument("--bench-dir", default=str(HERE), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     scripts = discover(Path(args.bench_dir))
