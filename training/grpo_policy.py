@@ -11,7 +11,7 @@ optimisation step per batch (TRL's default ``num_iterations=1``), so the importa
 is 1 and PPO-style clipping is inactive.  It is written by hand here only because the
 policy is not a language model: a "completion" is an ordered draw of K distinct anchors
 whose log-probability and KL are exact sums over the K categorical draws (see
-:func:`active_o3_ros.backends.small_policy.set_log_probs`), not token sequences.
+:func:`active_o3_training.policy_math.set_log_probs`), not token sequences.
 
 The task reward uses the cached detector outputs of :mod:`active_o3_training.anchor_cache`
 (exact: the policy can only propose anchors).  Learning rate differs from the paper's 1e-6:
@@ -37,9 +37,10 @@ import numpy as np
 import torch
 
 from active_o3_ros.backends.small_policy import (
-    BUNDLED_WEIGHTS, DEFAULT_ANCHOR_GRIDS, AnchorGrid, SmallPolicyConfig, SmallPolicyNet, anchor_flip_permutation, build_net, greedy_sets,
-    anchor_iou_matrix, grow_net, load_weights, read_config, make_anchors, sample_sets, save_weights, set_log_probs,
+    BUNDLED_WEIGHTS, DEFAULT_ANCHOR_GRIDS, AnchorGrid, SmallPolicyConfig, SmallPolicyNet, build_net, greedy_sets,
+    anchor_iou_matrix, load_weights, read_config, make_anchors, sample_sets, save_weights,
 )
+from active_o3_training.policy_math import anchor_flip_permutation, grow_net, set_log_probs
 from active_o3_ros.core.geometry import ResizeCropConfig, crop_window
 from active_o3_ros.core.parsing import format_regions_answer
 from active_o3_ros.core.rewards import RewardConfig, region_rewards

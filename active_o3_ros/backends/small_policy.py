@@ -28,9 +28,8 @@ self-describing.
 from __future__ import annotations
 
 import json
-import math
 import zlib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -96,19 +95,6 @@ def anchor_iou_matrix(anchors: np.ndarray, aspect: float = 16 / 9) -> np.ndarray
     ih = np.clip(np.minimum(y2[:, None], y2[None]) - np.maximum(y1[:, None], y1[None]), 0, None)
     inter = iw * ih
     return inter / np.maximum(area[:, None] + area[None] - inter, 1e-12)
-
-
-def anchor_flip_permutation(anchors: np.ndarray, vertical: bool = False) -> np.ndarray:
-    """Index of each anchor's mirror image (for flip augmentation during training):
-    left-right by default, top-bottom with ``vertical=True``."""
-    lo, hi = (1, 3) if vertical else (0, 2)
-    mirrored = anchors.copy()
-    mirrored[:, lo], mirrored[:, hi] = 1 - anchors[:, hi], 1 - anchors[:, lo]
-    d = np.abs(mirrored[:, None, :] - anchors[None, :, :]).sum(-1)
-    perm = d.argmin(1)
-    if not np.allclose(d[np.arange(len(anchors)), perm], 0, atol=1e-6):
-        raise ValueError(f"anchor set is not {'top-bottom' if vertical else 'left-right'} symmetric")
-    return perm
 
 
 def anchor_boxes_px(anchors: np.ndarray, width: float, height: float) -> list[Box]:
@@ -339,38 +325,6 @@ def build_net(cfg: SmallPolicyConfig) -> SmallPolicyNet:
     return net
 
 
-def grow_net(net: SmallPolicyNet, res_blocks: Sequence[int] | None = None,
-             input_scale: int | None = None) -> SmallPolicyNet:
-    """A copy of ``net`` with more residual blocks (``res_blocks`` per stage) and/or a larger
-    ``input_scale``.  New blocks start as the identity and a larger input scale starts with
-    the first conv reading the mean of each folded pixel block, so the grown network gives
-    the same logits (exactly for blocks; for the scale, up to how the thumbnail was
-    downscaled) and GRPO can continue from it with the KL reference unchanged.  Counts and
-    scale may grow, never shrink: that would throw trained weights away."""
-    old = net.cfg
-    blocks = tuple(int(n) for n in res_blocks) if res_blocks is not None else old.res_blocks
-    scale = int(input_scale) if input_scale is not None else old.input_scale
-    padded = tuple(old.res_blocks) + (0,) * (len(blocks) - len(old.res_blocks))
-    if len(blocks) < len(old.res_blocks) or any(n < o for n, o in zip(blocks, padded)):
-        raise ValueError(f"res_blocks can only grow: {old.res_blocks} -> {blocks}")
-    if scale % old.input_scale:
-        raise ValueError(f"input_scale can only grow by a whole factor: {old.input_scale} -> {scale}")
-    grown = build_net(replace(old, res_blocks=blocks, input_scale=scale))
-    state = dict(net.state_dict())
-    f = scale // old.input_scale
-    if f > 1:  # each old input channel becomes its f*f sub-pixels, each weighted 1/(f*f)
-        w = state["backbone.0.weight"]                                 # C, 3*s0*s0, k, k
-        c_out, _, kh, kw = w.shape
-        s0 = old.input_scale
-        w = w.view(c_out, 3, s0, s0, kh, kw)[:, :, :, None, :, None]     # C, 3, s0, 1, s0, 1, k, k
-        w = w.expand(c_out, 3, s0, f, s0, f, kh, kw) / (f * f)
-        state["backbone.0.weight"] = w.reshape(c_out, 3 * scale * scale, kh, kw)
-    missing, unexpected = grown.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("blocks.") for k in missing):
-        raise ValueError(f"cannot grow this network: missing {missing}, unexpected {unexpected}")
-    return grown
-
-
 def save_weights(net: SmallPolicyNet, path: str | Path, provenance: dict[str, Any] | None = None) -> Path:
     """safetensors with the network config (and optional provenance) in its header."""
     from safetensors.torch import save_file
@@ -464,33 +418,6 @@ def sample_sets(logits: torch.Tensor, k: int, group: int, generator: torch.Gener
     return out.view(b, group, k)
 
 
-def set_log_probs(logits: torch.Tensor, sets: torch.Tensor, ref_logits: torch.Tensor | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Log-probability of each ordered draw in ``sets`` ``(B, G, k)`` under ``logits``
-    ``(B, N)`` (differentiable), plus the exact KL to ``ref_logits`` and the entropy,
-    both summed over the k draws given the same prefixes.  Returns ``(logp, kl, entropy)``
-    each ``(B, G)``."""
-    b, g, k = sets.shape
-    n = logits.shape[1]
-    lg = logits[:, None, :].expand(b, g, n)
-    rl = ref_logits[:, None, :].expand(b, g, n) if ref_logits is not None else None
-    mask = torch.zeros(b, g, n, dtype=torch.bool)
-    logp = torch.zeros(b, g)
-    kl = torch.zeros(b, g)
-    ent = torch.zeros(b, g)
-    for step in range(k):
-        lsm = torch.log_softmax(lg.masked_fill(mask, float("-inf")), -1)
-        p = lsm.exp()
-        safe = lsm.masked_fill(mask, 0.0)
-        logp = logp + lsm.gather(-1, sets[:, :, step:step + 1]).squeeze(-1)
-        ent = ent - (p * safe).sum(-1)
-        if rl is not None:
-            rlsm = torch.log_softmax(rl.masked_fill(mask, float("-inf")), -1).masked_fill(mask, 0.0)
-            kl = kl + (p * (safe - rlsm)).sum(-1)
-        mask = mask.scatter(-1, sets[:, :, step:step + 1], True)
-    return logp, kl, ent
-
-
 def greedy_sets(logits: torch.Tensor, k: int, iou: np.ndarray, tau: float) -> list[list[int]]:
     """The mode: best-first anchors, skipping any with IoU >= ``tau`` to one already kept."""
     out = []
@@ -579,8 +506,7 @@ class SmallSensingPolicy(SensingPolicy):
 
 
 __all__ = [
-    "AnchorGrid", "SmallPolicyConfig", "SmallPolicyNet", "SmallSensingPolicy", "build_net", "grow_net", "load_weights",
-    "read_config",
-    "save_weights", "sample_sets", "set_log_probs", "greedy_sets", "make_anchors", "anchor_iou_matrix",
-    "anchor_flip_permutation", "anchor_boxes_px", "BUNDLED_WEIGHTS", "INIT_WEIGHTS",
+    "AnchorGrid", "SmallPolicyConfig", "SmallPolicyNet", "SmallSensingPolicy", "build_net", "load_weights",
+    "read_config", "save_weights", "sample_sets", "greedy_sets", "make_anchors", "anchor_iou_matrix", "anchor_boxes_px",
+    "BUNDLED_WEIGHTS", "INIT_WEIGHTS",
 ]

@@ -191,7 +191,8 @@ def test_plot_stages_writes_a_png(tmp_path):
 def test_cli_evaluates_weights_of_different_input_scales_on_one_frame_set(tmp_path, monkeypatch):
     import json
 
-    from active_o3_ros.backends.small_policy import grow_net, save_weights
+    from active_o3_ros.backends.small_policy import save_weights
+    from active_o3_training.policy_math import grow_net
     from active_o3_training.grpo_policy import FRAME_CACHE_DIR, main, parse_grids
 
     monkeypatch.chdir(tmp_path)  # the frame cache is relative to the working directory

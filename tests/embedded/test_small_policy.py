@@ -7,9 +7,10 @@ import torch
 
 from active_o3_ros.backends.base import build_sensing
 from active_o3_ros.backends.small_policy import (
-    BUNDLED_WEIGHTS, SmallPolicyConfig, SmallSensingPolicy, anchor_flip_permutation, anchor_iou_matrix, build_net,
-    greedy_sets, grow_net, load_weights, make_anchors, sample_sets, save_weights, set_log_probs,
+    BUNDLED_WEIGHTS, SmallPolicyConfig, SmallSensingPolicy, anchor_iou_matrix, build_net, greedy_sets, load_weights,
+    make_anchors, sample_sets, save_weights,
 )
+from active_o3_training.policy_math import anchor_flip_permutation, grow_net, set_log_probs
 from active_o3_ros.core.parsing import is_well_formatted, parse_answer
 
 
