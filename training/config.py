@@ -16,13 +16,14 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from active_o3_ros.core.config import PARAMETER_INDEX
+from active_o3_ros.core.config import PARAMETER_INDEX, ConfigError as _CoreConfigError
 
 DATA_KINDS = ("coco", "soda_a", "rosbag")
 
 
-class ConfigError(ValueError):
-    """A training config value is wrong; the message names the key and the fix."""
+# One ConfigError for the node, the CLI and the trainers: a config value is wrong, the message
+# names the key and the fix.
+ConfigError = _CoreConfigError
 
 
 @dataclass

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from active_o3_ros.backends.hf import torch_dtype
 from active_o3_ros.core.config import PipelineConfig
 from active_o3_ros.core.geometry import ResizeCropConfig
 from active_o3_ros.core.rewards import RewardConfig
@@ -65,12 +66,6 @@ def resolve_device(cfg: TrainConfig) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _torch_dtype(name: str, device: str):
-    import torch
-
-    if name == "auto":
-        return torch.bfloat16 if device == "cuda" else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
 def load_policy(cfg: TrainConfig, device: str):
@@ -80,7 +75,7 @@ def load_policy(cfg: TrainConfig, device: str):
     from active_o3_ros.backends.qwen_vl import load_processor
 
     m = cfg.model
-    kw: dict[str, Any] = {"dtype": _torch_dtype(m.dtype, device), "trust_remote_code": m.trust_remote_code}
+    kw: dict[str, Any] = {"dtype": torch_dtype(m.dtype, device, auto_cuda="bfloat16"), "trust_remote_code": m.trust_remote_code}
     if m.attn_implementation:
         kw["attn_implementation"] = m.attn_implementation
     try:

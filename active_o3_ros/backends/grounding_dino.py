@@ -22,14 +22,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from active_o3_ros.backends.hf import is_hub_id, torch_dtype
 from active_o3_ros.backends.base import TaskModel, TaskOutput, options_from_kwargs
 from active_o3_ros.core.geometry import validate_image
 from active_o3_ros.core.prompts import normalize_instruction
 from active_o3_ros.core.types import Box, Detection, ParseStatus
 
-_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SPLIT_RE = re.compile(r"[.,;\n]+")
-_DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 
 def caption_phrases(instruction: str | Sequence[str]) -> list[str]:
@@ -108,12 +107,10 @@ class GroundingDinoTask(TaskModel):
             raise ValueError(f"{local} is a file; grounding_dino needs a transformers model directory or hub id")
         if local.is_dir() and not (local / "config.json").is_file():
             raise FileNotFoundError(f"{local} has no config.json: not a transformers Grounding DINO directory")
-        if not local.exists() and not _HUB_ID_RE.match(model):
+        if not local.exists() and not is_hub_id(model):
             raise FileNotFoundError(f"Grounding DINO model not found: {model} (neither a directory nor a hub id)")
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
         self.device = torch.device(device)
-        self.dtype = torch.float32 if dtype == "auto" else getattr(torch, dtype)
+        self.dtype = torch_dtype(dtype)  # auto: float32 on every device
         src = str(local) if local.exists() else model
         try:
             self.processor = GroundingDinoProcessor.from_pretrained(src, trust_remote_code=trust_remote_code)

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from active_o3_ros.backends.hf import check_dtype, is_hub_id
 from active_o3_ros.backends.base import SensingOutput, SensingPolicy, TaskModel, TaskOutput, options_from_kwargs
 from active_o3_ros.core.parsing import ParseResult, parse_answer
 from active_o3_ros.core.prompts import PromptSet
@@ -38,8 +39,6 @@ log = logging.getLogger(__name__)
 
 SCORE_MODES = ("logprob", "constant")
 _OBJECT_SPAN_RE = re.compile(r"\{[^{}]*\}")
-_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 # -- processor ------------------------------------------------------------------------
@@ -184,7 +183,7 @@ class QwenVLModel:
             return str(p.resolve())
         if p.exists():
             raise ValueError(f"model path {p} is a file; give the checkpoint directory")
-        if _HUB_ID_RE.match(model) and not model.startswith("."):
+        if is_hub_id(model):
             return model
         raise ValueError(f"model directory not found: {model}")
 
@@ -196,8 +195,7 @@ class QwenVLModel:
         import torch
         from transformers import Qwen2_5_VLForConditionalGeneration
 
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+        check_dtype(dtype)
         path = cls.resolve_path(model)
         torch_dtype: Any = "auto" if dtype == "auto" else getattr(torch, dtype)
         kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": bool(trust_remote_code)}

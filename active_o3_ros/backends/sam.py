@@ -41,7 +41,6 @@ import importlib
 import importlib.util
 import logging
 import math
-import re
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from active_o3_ros.backends.hf import is_hub_id, torch_dtype
 from active_o3_ros.backends.base import TaskModel, TaskOutput, build_task, options_from_kwargs
 from active_o3_ros.core.geometry import validate_image
 from active_o3_ros.core.prompts import normalize_instruction
@@ -62,8 +62,6 @@ log = logging.getLogger(__name__)
 SAM_IMPLEMENTATIONS = ("auto", "segment_anything", "transformers")
 BUILTIN_PROMPTERS = ("points", "box")
 SA_MODEL_TYPES = ("auto", "vit_b", "vit_l", "vit_h", "tiny")
-_DTYPES = ("auto", "float32", "float16", "bfloat16")
-_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 #: Encoder width -> registry name, to recognise a checkpoint's model type from its weights.
 _SA_WIDTHS = {768: "vit_b", 1024: "vit_l", 1280: "vit_h", 32: "tiny"}
 _SA_ALIAS = "_active_o3_segment_anything"
@@ -98,16 +96,6 @@ def preprocess_shape(height: int, width: int, long_side: int) -> tuple[int, int]
     """SAM's ``ResizeLongestSide.get_preprocess_shape``: ``(new_h, new_w)``."""
     scale = long_side * 1.0 / max(height, width)
     return int(height * scale + 0.5), int(width * scale + 0.5)
-
-
-def _torch_dtype(dtype: str, device: str) -> Any:
-    import torch
-
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
-    if dtype == "auto":
-        return torch.float32
-    return getattr(torch, dtype)
 
 
 # -- options and prompts -----------------------------------------------------------------
@@ -299,7 +287,7 @@ class SegmentAnythingEngine(_SamEngine):
                                    f"{str(exc)[:400]}") from exc
         self.model_type = model_type
         self.device = torch.device(device)
-        self.dtype = _torch_dtype(dtype, device)
+        self.dtype = torch_dtype(dtype)
         self.model = sam.to(self.device, self.dtype).eval()
         self.image_size = int(sam.image_encoder.img_size)
 
@@ -357,10 +345,10 @@ class TransformersSamEngine(_SamEngine):
         local = Path(path).expanduser()
         if local.is_dir() and not (local / "config.json").is_file():
             raise FileNotFoundError(f"{local} has no config.json: not a transformers SAM directory")
-        if not local.exists() and not _HUB_ID_RE.match(path):
+        if not local.exists() and not is_hub_id(path):
             raise FileNotFoundError(f"SAM model not found: {path} (neither a directory nor a hub id)")
         self.device = torch.device(device)
-        self.dtype = _torch_dtype(dtype, device)
+        self.dtype = torch_dtype(dtype)
         try:
             self.processor = SamProcessor.from_pretrained(str(local) if local.exists() else path)
             self.model = SamModel.from_pretrained(str(local) if local.exists() else path, dtype=self.dtype)
@@ -410,7 +398,7 @@ def resolve_implementation(implementation: str, path: str, random_init: bool = F
     p = Path(path).expanduser()
     if p.is_file():
         return "segment_anything"
-    if p.is_dir() or _HUB_ID_RE.match(path):
+    if p.is_dir() or is_hub_id(path):
         return "transformers"
     raise FileNotFoundError(f"SAM weights not found: {path} (expected a checkpoint file, a directory or a hub id)")
 
