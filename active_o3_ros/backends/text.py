@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from active_o3_ros.backends.base import TaskModel, TaskOutput
+from active_o3_ros.backends.base import TaskModel, TaskOutput, options_from_kwargs
 from active_o3_ros.core.types import Box, Detection, ParseStatus
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class TextEngineConfig:
     det_limit_side_len: int = 736
     use_cls: bool = False
     threads: int = 0
+    #: From the task's ``device`` (cuda*: onnxruntime's CUDA provider), not an option.
     use_cuda: bool = False
     det_model_path: str = ""
     rec_model_path: str = ""
@@ -90,6 +91,35 @@ class TextEngineConfig:
         if self.rec_model_path:
             p["Rec.model_path"] = self.rec_model_path
         return p
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """What ``task_options`` may set for the ``text`` module (checked by name and range)."""
+
+    recognize: bool = True
+    box_thresh: float = 0.3
+    unclip_ratio: float = 1.0
+    det_thresh: float = 0.3
+    text_score: float = 0.5
+    max_side_len: int = 16384
+    det_limit_side_len: int = 736
+    use_cls: bool = False
+    threads: int = 0
+    det_model_path: str = ""
+    rec_model_path: str = ""
+    #: The class every detection gets (what the detector read goes in ``Detection.text``).
+    label: str = "text"
+    min_score: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not str(self.label).strip():
+            raise ValueError("text task option label must be a non-empty string")
+
+    def engine(self, use_cuda: bool) -> TextEngineConfig:
+        """The engine settings (validated there); ``label``/``min_score`` are ours, not RapidOCR's."""
+        kw = {f: getattr(self, f) for f in TextEngineConfig.__dataclass_fields__ if f != "use_cuda"}
+        return TextEngineConfig(**kw, use_cuda=use_cuda)
 
 
 _ENGINES: dict[TextEngineConfig, tuple[Any, threading.Lock]] = {}
@@ -139,15 +169,8 @@ class TextTaskModel(TaskModel):
     name = "text"
 
     def __init__(self, model: str = "", device: str = "cpu", dtype: str = "auto", trust_remote_code: bool = False,
-                 recognize: bool = True, box_thresh: float = 0.3, unclip_ratio: float = 1.0,
-                 det_thresh: float = 0.3, text_score: float = 0.5, max_side_len: int = 16384,
-                 det_limit_side_len: int = 736, use_cls: bool = False, threads: int = 0,
-                 det_model_path: str = "", rec_model_path: str = "", label: str = "text",
-                 min_score: float = 0.0, **unknown: Any) -> None:
-        if unknown:
-            raise ValueError(f"unknown text task option(s) {sorted(unknown)}; known: recognize, box_thresh, "
-                             "unclip_ratio, det_thresh, text_score, max_side_len, det_limit_side_len, use_cls, "
-                             "threads, det_model_path, rec_model_path, label, min_score")
+                 **options: Any) -> None:
+        opts = options_from_kwargs(TextOptions, options, "text task")
         use_cuda = str(device).startswith("cuda")
         if use_cuda:
             try:
@@ -159,15 +182,10 @@ class TextTaskModel(TaskModel):
             if not use_cuda:
                 log.warning("text task: device %r requested but onnxruntime has no CUDA provider; using the CPU",
                             device)
-        self.config = TextEngineConfig(
-            recognize=bool(recognize), box_thresh=float(box_thresh), unclip_ratio=float(unclip_ratio),
-            det_thresh=float(det_thresh), text_score=float(text_score), max_side_len=int(max_side_len),
-            det_limit_side_len=int(det_limit_side_len), use_cls=bool(use_cls), threads=int(threads),
-            use_cuda=use_cuda, det_model_path=str(det_model_path), rec_model_path=str(rec_model_path))
-        if not str(label).strip():
-            raise ValueError("text task option label must be a non-empty string")
-        self.label = str(label).strip()
-        self.min_score = float(min_score)
+        self.options = opts
+        self.config = opts.engine(use_cuda)
+        self.label = str(opts.label).strip()
+        self.min_score = float(opts.min_score)
         self._engine, self._lock = get_engine(self.config)
 
     def detect(self, images: Sequence[np.ndarray], instructions: Sequence[str]) -> list[TaskOutput]:
@@ -218,4 +236,4 @@ class TextTaskModel(TaskModel):
         return {"label": self.label, "min_score": self.min_score, **asdict(self.config)}
 
 
-__all__ = ["TextTaskModel", "TextEngineConfig", "get_engine", "quad_to_box"]
+__all__ = ["TextTaskModel", "TextEngineConfig", "TextOptions", "get_engine", "quad_to_box"]
