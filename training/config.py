@@ -17,6 +17,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from active_o3_ros.core.config import PARAMETER_INDEX, ConfigError as _CoreConfigError
+from active_o3_ros.core.rewards import REWARD_TERMS
 
 DATA_KINDS = ("coco", "soda_a", "rosbag")
 
@@ -87,8 +88,7 @@ class RewardSection:
     min_area_frac: float = 0.01
     max_area_frac: float = 0.5
     coverage_min_inside: float = 1.0
-    weights: dict[str, float] = field(default_factory=lambda: {
-        "format": 1.0, "non_overlap": 1.0, "area": 1.0, "coverage": 1.0, "task": 1.0})
+    weights: dict[str, float] = field(default_factory=lambda: dict.fromkeys(REWARD_TERMS, 1.0))
     # The task term crops exactly as the node serves (same defaults as the node's parameters):
     # a reward measured on other crops would train for a pipeline that is never run.
     crop_size: int = PARAMETER_INDEX["crop_size"].default

@@ -43,10 +43,10 @@ from active_o3_ros.backends.small_policy import (
 from active_o3_training.policy_math import anchor_flip_permutation, grow_net, set_log_probs
 from active_o3_ros.core.geometry import ResizeCropConfig, crop_window
 from active_o3_ros.core.parsing import format_regions_answer
-from active_o3_ros.core.rewards import RewardConfig, region_rewards
+from active_o3_ros.core.rewards import REWARD_TERMS, RewardConfig, region_rewards
 from active_o3_ros.core.types import Box
 
-TERMS = ("format", "non_overlap", "area", "coverage", "task")
+TERMS = REWARD_TERMS
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from active_o3_ros.core.parsing import parse_answer
 from active_o3_ros.core.pipeline import ActivePerception
 from active_o3_ros.core.types import Box, ParseStatus
 
-HEURISTIC_TERMS = ("format", "non_overlap", "area", "coverage")
+HEURISTIC_TERMS = core_rewards.HEURISTIC_TERMS
 RewardFunc = Callable[..., list[float]]
 
 

@@ -103,6 +103,12 @@ def segmentation_task_reward(detections: Sequence[Detection], gt_masks: Sequence
     return float(np.mean(ious))
 
 
+#: The heuristic terms of the dual reward (the paper's format, non-overlap, area, coverage)
+#: and every term including the task term, in the order they are reported.
+HEURISTIC_TERMS: tuple[str, ...] = ("format", "non_overlap", "area", "coverage")
+REWARD_TERMS: tuple[str, ...] = HEURISTIC_TERMS + ("task",)
+
+
 @dataclass(frozen=True)
 class RewardConfig:
     """Weights and thresholds of the dual reward; ``mode`` selects the paper's ablation."""
@@ -115,15 +121,14 @@ class RewardConfig:
     coverage_min_inside: float = 1.0
     #: "detection": AP@0.5 + AR@0.5; "segmentation": mIoU under the K-region budget.
     task_metric: str = "detection"
-    weights: dict[str, float] = field(default_factory=lambda: {
-        "format": 1.0, "non_overlap": 1.0, "area": 1.0, "coverage": 1.0, "task": 1.0})
+    weights: dict[str, float] = field(default_factory=lambda: dict.fromkeys(REWARD_TERMS, 1.0))
 
     def __post_init__(self) -> None:
         if self.mode not in REWARD_MODES:
             raise ValueError(f"reward mode must be one of {REWARD_MODES}, got {self.mode!r}")
         if self.task_metric not in TASK_METRICS:
             raise ValueError(f"task_metric must be one of {TASK_METRICS}, got {self.task_metric!r}")
-        unknown = set(self.weights) - {"format", "non_overlap", "area", "coverage", "task"}
+        unknown = set(self.weights) - set(REWARD_TERMS)
         if unknown:
             raise ValueError(f"unknown reward terms {sorted(unknown)}")
 
