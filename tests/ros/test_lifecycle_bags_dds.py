@@ -159,6 +159,8 @@ def test_record_replay_record_loses_nothing(ros_domain, tmp_path, storage, repea
         time.sleep(2.0)
         assert stop(rec1) == 0, (tmp_path / "rec1.log").read_text()
         assert "recorded" in (tmp_path / "rec1.log").read_text()
+        if storage == "sqlite3":  # the user is told what a kill would have cost
+            assert "every message is lost" in (tmp_path / "rec1.log").read_text()
         stop(node)
         info1 = bags.bag_info(tmp_path / "bag1")
         assert info1["/camera/image_raw"].count == 12
@@ -264,3 +266,28 @@ def test_sqlite3_recording_warns_and_help_says_what_a_kill_loses():
 
     help_text = bags.build_parser()._subparsers._group_actions[0].choices["record"].format_help()
     assert "a kill loses EVERY message" in " ".join(help_text.split()) and "open chunk" in help_text
+
+
+def test_camera_source_exits_1_when_a_subscriber_does_not_acknowledge(ros_domain, tmp_path):
+    """A stalled (SIGSTOP) reliable subscriber: the camera must not report success."""
+    env = dict(os.environ)
+    rec = start("active_o3_ros.ros.bags", "record", "-o", str(tmp_path / "out"), "/camera/image_raw", env=env,
+                log=tmp_path / "rec.log")
+    cam = None
+    try:
+        cam = start("active_o3_ros.ros.camera_source", "synthetic:640x480", "--fps", "10", "--max-frames", "30",
+                    "--depth", "50", "--wait-subscribers", "1", "--ack-timeout", "2", env=env, log=tmp_path / "cam.log")
+        end = time.monotonic() + 30
+        while "recording /camera/image_raw" not in (tmp_path / "rec.log").read_text():
+            assert time.monotonic() < end, (tmp_path / "rec.log").read_text()
+            time.sleep(0.02)
+        os.kill(rec.pid, signal.SIGSTOP)  # 30 frames at 10 fps: most are still to come
+        code = cam.wait(60)
+        text = (tmp_path / "cam.log").read_text()
+        assert code == 1 and "acknowledged" in text, text
+    finally:
+        if rec.poll() is None:
+            os.kill(rec.pid, signal.SIGCONT)
+        for p in (cam, rec):
+            if p is not None:
+                stop(p)
