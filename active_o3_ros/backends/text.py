@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TextEngineConfig:
-    """The RapidOCR settings that matter; one engine per distinct config per process."""
+class _EngineSettings:
+    """The RapidOCR settings that matter (shared by the engine key and the user options)."""
 
     recognize: bool = True
     box_thresh: float = 0.3
@@ -50,8 +50,6 @@ class TextEngineConfig:
     det_limit_side_len: int = 736
     use_cls: bool = False
     threads: int = 0
-    #: From the task's ``device`` (cuda*: onnxruntime's CUDA provider), not an option.
-    use_cuda: bool = False
     det_model_path: str = ""
     rec_model_path: str = ""
 
@@ -68,6 +66,14 @@ class TextEngineConfig:
             raise ValueError(f"text task option det_limit_side_len must be >= 32, got {self.det_limit_side_len!r}")
         if int(self.threads) < 0:
             raise ValueError(f"text task option threads must be >= 0 (0: onnxruntime default), got {self.threads!r}")
+
+
+@dataclass(frozen=True)
+class TextEngineConfig(_EngineSettings):
+    """One engine per distinct config per process (the cache key)."""
+
+    #: From the task's ``device`` (cuda*: onnxruntime's CUDA provider), not an option.
+    use_cuda: bool = False
 
     def params(self) -> dict[str, Any]:
         """RapidOCR's dotted ``params`` overrides."""
@@ -94,32 +100,22 @@ class TextEngineConfig:
 
 
 @dataclass(frozen=True)
-class TextOptions:
+class TextOptions(_EngineSettings):
     """What ``task_options`` may set for the ``text`` module (checked by name and range)."""
 
-    recognize: bool = True
-    box_thresh: float = 0.3
-    unclip_ratio: float = 1.0
-    det_thresh: float = 0.3
-    text_score: float = 0.5
-    max_side_len: int = 16384
-    det_limit_side_len: int = 736
-    use_cls: bool = False
-    threads: int = 0
-    det_model_path: str = ""
-    rec_model_path: str = ""
     #: The class every detection gets (what the detector read goes in ``Detection.text``).
     label: str = "text"
     min_score: float = 0.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not str(self.label).strip():
             raise ValueError("text task option label must be a non-empty string")
 
     def engine(self, use_cuda: bool) -> TextEngineConfig:
-        """The engine settings (validated there); ``label``/``min_score`` are ours, not RapidOCR's."""
-        kw = {f: getattr(self, f) for f in TextEngineConfig.__dataclass_fields__ if f != "use_cuda"}
-        return TextEngineConfig(**kw, use_cuda=use_cuda)
+        """The engine settings; ``label``/``min_score`` are ours, not RapidOCR's."""
+        return TextEngineConfig(**{f: getattr(self, f) for f in _EngineSettings.__dataclass_fields__},
+                                use_cuda=use_cuda)
 
 
 _ENGINES: dict[TextEngineConfig, tuple[Any, threading.Lock]] = {}

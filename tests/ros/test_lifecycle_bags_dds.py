@@ -118,6 +118,13 @@ def _image_bag(path, frames: int, size: tuple[int, int]) -> None:
     writer.close()
 
 
+def _wait_log(log, needle: str, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while needle not in log.read_text():
+        assert time.monotonic() < end, log.read_text()
+        time.sleep(0.02)
+
+
 def _wait_file(path, proc, log, timeout=30.0) -> None:
     end = time.monotonic() + timeout
     while not path.exists():
@@ -197,10 +204,7 @@ def test_play_to_a_stalled_recorder_is_an_error(ros_domain, tmp_path):
     try:
         play = start("active_o3_ros.ros.bags", "play", str(src), "--topics", "/camera/image_raw", "--rate", "1",
                      "--wait-for-node", "stalled", "--ack-timeout", "3", env=env, log=tmp_path / "play.log")
-        end = time.monotonic() + 30
-        while "recording /camera/image_raw" not in (tmp_path / "rec.log").read_text():
-            assert time.monotonic() < end, (tmp_path / "rec.log").read_text()
-            time.sleep(0.02)
+        _wait_log(tmp_path / "rec.log", "recording /camera/image_raw")
         os.kill(rec.pid, signal.SIGSTOP)  # 24 frames 0.1 s apart: most are still to come
         code = play.wait(60)
         text = (tmp_path / "play.log").read_text()
@@ -277,10 +281,7 @@ def test_camera_source_exits_1_when_a_subscriber_does_not_acknowledge(ros_domain
     try:
         cam = start("active_o3_ros.ros.camera_source", "synthetic:640x480", "--fps", "10", "--max-frames", "30",
                     "--depth", "50", "--wait-subscribers", "1", "--ack-timeout", "2", env=env, log=tmp_path / "cam.log")
-        end = time.monotonic() + 30
-        while "recording /camera/image_raw" not in (tmp_path / "rec.log").read_text():
-            assert time.monotonic() < end, (tmp_path / "rec.log").read_text()
-            time.sleep(0.02)
+        _wait_log(tmp_path / "rec.log", "recording /camera/image_raw")
         os.kill(rec.pid, signal.SIGSTOP)  # 30 frames at 10 fps: most are still to come
         code = cam.wait(60)
         text = (tmp_path / "cam.log").read_text()
