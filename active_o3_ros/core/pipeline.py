@@ -92,9 +92,11 @@ class ActivePerception:
         """
         if self.sensing is None:
             raise ValueError("propose() needs a sensing policy (this pipeline was built for mode='full_frame')")
+        return self._propose(validate_image(frame, "frame"), normalize_instruction(instruction), context)
+
+    def _propose(self, frame: np.ndarray, text: str, context: dict[str, Any] | None) -> Proposal:
+        """:meth:`propose` on a validated frame and normalised instruction."""
         cfg = self.config
-        frame = validate_image(frame, "frame")
-        text = normalize_instruction(instruction)
         fh, fw = frame.shape[:2]
         t = time.perf_counter()
         short = self.sensing.preferred_thumbnail_short_side or cfg.thumbnail_short_side
@@ -119,10 +121,13 @@ class ActivePerception:
         """Task stage without the merge: ResizeCrop every region (plus the full frame where the
         config asks), run the task model (one batched call; one per crop in ``serial``), and map
         each crop's detections to frame pixels, ``region_index`` set.  Regions are frame pixels."""
+        return self._detect_each(validate_image(frame, "frame"), regions, normalize_instruction(instruction), mode)
+
+    def _detect_each(self, frame: np.ndarray, regions: Sequence[Region | Box], text: str,
+                     mode: str | None) -> RegionDetections:
+        """:meth:`detect_each` on a validated frame and normalised instruction."""
         cfg = self.config
         mode = mode or cfg.mode
-        frame = validate_image(frame, "frame")
-        text = normalize_instruction(instruction)
         fh, fw = frame.shape[:2]
         regions = [r if isinstance(r, Region) else Region(r, "", i) for i, r in enumerate(regions)]
         if mode == "full_frame":
@@ -178,15 +183,15 @@ class ActivePerception:
         mode = mode or self.config.mode
         t_start = time.perf_counter()
         frame = validate_image(frame, "frame")
-        normalize_instruction(instruction)  # a bad instruction fails before any model runs
+        text = normalize_instruction(instruction)  # a bad instruction fails before any model runs
         timings = StageTimings()
         proposal = None
         if mode != "full_frame":
             if self.sensing is None:
                 raise ValueError(f"mode {mode!r} needs a sensing policy")
-            proposal = self.propose(frame, instruction, context)
+            proposal = self._propose(frame, text, context)
             timings.preprocess_s, timings.sensing_s = proposal.preprocess_s, proposal.sensing_s
-        each = self.detect_each(frame, proposal.regions if proposal else [], instruction, mode)
+        each = self._detect_each(frame, proposal.regions if proposal else [], text, mode)
         return self._result(each, proposal, timings, t_start)
 
     def _result(self, each: "RegionDetections", proposal: "Proposal | None", timings: StageTimings,

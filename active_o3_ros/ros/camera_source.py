@@ -194,10 +194,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     break
             if not args.loop or (args.max_frames and sent >= args.max_frames):
                 break
-        if args.qos == "reliable" and not pub.wait_for_all_acked(rclpy.duration.Duration(seconds=args.ack_timeout)):
-            print(f"active-o3-camera: error: not every subscriber acknowledged the {sent} frames on {topic} "
-                  f"within {args.ack_timeout:g} s: some may be lost", file=sys.stderr)
-            status = 1
+        if args.qos == "reliable":
+            from active_o3_ros.ros.bags import DeliveryError, wait_acked
+
+            try:
+                wait_acked({topic: pub}, args.ack_timeout, {topic: sent})
+            except DeliveryError as exc:
+                print(f"active-o3-camera: error: {exc}", file=sys.stderr)
+                status = 1
     except ValueError as exc:
         print(f"active-o3-camera: error: {exc}", file=sys.stderr)
         return 2

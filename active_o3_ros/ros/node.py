@@ -154,7 +154,6 @@ class ActiveO3Node(LifecycleNode):
         from diagnostic_msgs.msg import DiagnosticArray
 
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._pipeline: Any = None
         self._config: PerceptionConfig | None = None
         self._instruction = str(self.get_parameter("instruction").value)
         self._slot = LatestSlot()
@@ -174,6 +173,11 @@ class ActiveO3Node(LifecycleNode):
                 self.trigger_activate()
 
     # -- parameters --------------------------------------------------------------------
+    @property
+    def _pipeline(self) -> Any:
+        """The loaded pipeline (None until configure); the frame processor holds it."""
+        return self._frames.pipeline
+
     def _flat(self, changes: dict[str, Any] | None = None) -> dict[str, Any]:
         flat = {p.name: self.get_parameter(p.name).value for p in PARAMETERS}
         flat.update({k: v for k, v in (changes or {}).items() if k in PARAMETER_INDEX})
@@ -230,7 +234,7 @@ class ActiveO3Node(LifecycleNode):
             self._import_plugins(self._plugins)
             cfg = PerceptionConfig.from_flat(self._flat())
             t = time.perf_counter()
-            self._pipeline = self._frames.pipeline = build_pipeline(cfg)
+            self._frames.pipeline = build_pipeline(cfg)
             self._config = cfg
         except Exception as exc:  # bad config, missing weights, backend not installed...
             self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
@@ -258,17 +262,14 @@ class ActiveO3Node(LifecycleNode):
         return super().on_configure(state)
 
     def _input_topic(self) -> tuple[str, Any]:
-        """The input subscription's name and type; raises when the (remapped) name is invalid."""
+        """The input subscription's name and type."""
         if self.get_parameter("compressed").value:
             from sensor_msgs.msg import CompressedImage
 
             # image_transport's rule: the transport suffix goes after the *remapped* base name
-            topic = self.resolve_topic_name(IMAGE_INPUT).rstrip("/") + "/compressed"
-            self.resolve_topic_name(topic)
-            return topic, CompressedImage
+            return self.resolve_topic_name(IMAGE_INPUT).rstrip("/") + "/compressed", CompressedImage
         from sensor_msgs.msg import Image
 
-        self.resolve_topic_name(IMAGE_INPUT)
         return IMAGE_INPUT, Image
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -323,7 +324,7 @@ class ActiveO3Node(LifecycleNode):
             self._instruction_sub = None
         if self._pipeline is not None:
             self._pipeline.close()
-            self._pipeline = self._frames.pipeline = None
+            self._frames.pipeline = None
         import gc
 
         gc.collect()
@@ -367,7 +368,10 @@ class ActiveO3Node(LifecycleNode):
                 self._failed(f"unexpected error: {type(exc).__name__}: {exc}")
 
     def _failed(self, error: str) -> None:
-        text = self._frames.error("failed", error).error
+        """Count a failure that happened outside the frame processor, and log it."""
+        self._log_failed(self._frames.error("failed", error).error)
+
+    def _log_failed(self, text: str) -> None:
         self.get_logger().error(f"frame failed ({self._frames.stats.failed} so far): {text}", throttle_duration_sec=5.0)
 
     def _process(self, msg: Any, t_arrival: float) -> None:
@@ -379,8 +383,7 @@ class ActiveO3Node(LifecycleNode):
                                       throttle_duration_sec=5.0)
             return
         if out.kind == "failed":
-            self.get_logger().error(f"frame failed ({self._frames.stats.failed} so far): {out.error}",
-                                    throttle_duration_sec=5.0)
+            self._log_failed(out.error)
             return
         o = out.outputs
         self._pubs["detections"].publish(o.detections)
