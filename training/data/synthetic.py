@@ -157,13 +157,13 @@ def font_dir() -> Path:
 def _font(name: str, size: int):
     from PIL import ImageFont
 
-    path = font_dir() / name
+    path = Path(name) if Path(name).is_absolute() else font_dir() / name
     if not path.is_file():
         raise FileNotFoundError(f"font {name!r} not found in {font_dir()} (is matplotlib installed?)")
     return ImageFont.truetype(str(path), size)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def _cap_ratio(name: str) -> float:
     """Cap height / font size of a font, measured on 'H' (so word heights mean the same in
     every font)."""
@@ -231,8 +231,12 @@ def _render_mask(word: str, font_name: str, cap_px: int, stroke: int) -> tuple[n
     """Anti-aliased ``(fill, fill+stroke)`` alpha masks (float 0..1), cropped to the ink.
 
     Faint anti-aliasing below 1/10 is dropped so the ink box is exactly where the word
-    changes pixels (the generator's ground truth is "tight" by construction)."""
+    changes pixels (the generator's ground truth is "tight" by construction).  A font named
+    ``hershey:<n>`` is one of OpenCV's stroke fonts (another rendering engine altogether)."""
     from PIL import Image, ImageDraw
+
+    if font_name.startswith(HERSHEY_PREFIX):
+        return _render_hershey(word, int(font_name[len(HERSHEY_PREFIX):]), cap_px, stroke)
 
     size = max(4, int(round(cap_px / _cap_ratio(font_name))))
     font = _font(font_name, size)
@@ -246,6 +250,33 @@ def _render_mask(word: str, font_name: str, cap_px: int, stroke: int) -> tuple[n
     ImageDraw.Draw(inner).text(org, word, font=font, fill=255)
     o = np.asarray(outer, np.float32) / 255.0
     i = np.asarray(inner, np.float32) / 255.0
+    o[o < 0.1] = 0.0
+    i[i < 0.1] = 0.0
+    ys, xs = np.nonzero(o)
+    if ys.size == 0:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    sl = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    return i[sl], o[sl]
+
+
+#: Font names ``hershey:<cv2 font id>`` select OpenCV's Hershey stroke fonts.
+HERSHEY_PREFIX = "hershey:"
+
+
+def _render_hershey(word: str, font: int, cap_px: int, stroke: int) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`_render_mask` for an OpenCV Hershey font (vector strokes, anti-aliased)."""
+    thick = 1 if cap_px < 14 else 2
+    (_, h_cap), _ = cv2.getTextSize("H", font, 1.0, thick)
+    scale = cap_px / max(1, h_cap)
+    (tw, th), base = cv2.getTextSize(word, font, scale, thick)
+    pad = 4 + stroke + thick
+    W, H = tw + 2 * pad, th + base + 2 * pad
+    inner = np.zeros((H, W), np.uint8)
+    cv2.putText(inner, word, (pad, pad + th), font, scale, 255, thick, cv2.LINE_AA)
+    outer = inner if not stroke else \
+        cv2.dilate(inner, np.ones((2 * stroke + 1, 2 * stroke + 1), np.uint8))
+    o = outer.astype(np.float32) / 255.0
+    i = inner.astype(np.float32) / 255.0
     o[o < 0.1] = 0.0
     i[i < 0.1] = 0.0
     ys, xs = np.nonzero(o)
