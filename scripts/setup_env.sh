@@ -42,7 +42,11 @@ stamp_set() { mkdir -p "$STAMPS"; printf '%s' "$2" > "$STAMPS/$1"; }
 step_apt() {
   local missing=() p
   command -v dpkg-query >/dev/null 2>&1 || { log "no dpkg: skipping Debian package check"; return; }
-  for p in cmake g++ make python3-venv python3-dev; do
+  # fonts: the font families of the training scenes (training/data/scenes.py FONT_PACKAGES)
+  local fonts=(fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf fonts-roboto-unhinted fonts-lato
+               fonts-open-sans fonts-crosextra-carlito fonts-crosextra-caladea fonts-cantarell fonts-firacode
+               fonts-inconsolata fonts-noto-mono fonts-oxygen fonts-urw-base35 fonts-comic-neue)
+  for p in cmake g++ make python3-venv python3-dev "${fonts[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   [[ ${#missing[@]} -eq 0 ]] && return

@@ -27,6 +27,7 @@ import copy
 import csv
 import itertools
 import json
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -43,7 +44,7 @@ from active_o3_ros.backends.small_policy import (
 from active_o3_training.policy_math import anchor_flip_permutation, grow_net, set_log_probs
 from active_o3_ros.core.geometry import ResizeCropConfig, crop_window
 from active_o3_ros.core.parsing import format_regions_answer
-from active_o3_ros.core.rewards import REWARD_TERMS, RewardConfig, region_rewards
+from active_o3_ros.core.rewards import HEURISTIC_TERMS, REWARD_TERMS, RewardConfig, region_rewards
 from active_o3_ros.core.types import Box
 
 TERMS = REWARD_TERMS
@@ -79,6 +80,12 @@ class GRPOPolicyConfig:
     #: ``SmallPolicyConfig.input_scale``); 0 = keep the initial network's.  A larger one
     #: than the initial network's grows it (``grow_net``).
     input_scale: int = 0
+    #: Read the per-anchor cues of :mod:`active_o3_ros.backends.cues` (fresh networks only).
+    cue_features: bool = False
+    #: Use the thumbnail CNN (off: the cues alone score the anchors).
+    use_cnn: bool = True
+    #: Width of the anchor-scoring head (fresh networks only).
+    hidden: int = 64
     #: Linear learning-rate warm-up.  WHY: continuing from trained weights with a fresh AdamW
     #: state, Adam's first steps move every weight by about lr at once; a warm-up keeps those
     #: early moves small (the shipped weights' last stage used 100 steps).
@@ -99,6 +106,8 @@ class GRPOPolicyConfig:
         if not (self.lr > 0 and self.beta >= 0):
             raise ValueError("need lr > 0 and beta >= 0")
         RewardConfig(mode=self.reward_mode, max_regions=self.k)  # validates the mode
+        if self.cue_features and (self.flip_augment or self.extra_augment):
+            raise ValueError("cue features carry the anchors' positions: train a cue policy with flips off (--no-flip)")
 
 
 @dataclass
@@ -112,6 +121,9 @@ class Problem:
     instruction: str
     reward_fn: Callable[[tuple[int, ...]], tuple[float, dict[str, float]]]
     _memo: dict = field(default_factory=dict)
+    #: ``(N, F)`` per-anchor evidence (:mod:`active_o3_ros.backends.cues`) of the full frame,
+    #: for networks that read cues.
+    cues: np.ndarray | None = None
 
     def reward(self, anchors: Sequence[int]) -> tuple[float, dict[str, float]]:
         key = tuple(sorted(int(a) for a in anchors))
@@ -233,6 +245,90 @@ def heuristic_problems(split: str, n: int, start: int, anchors: np.ndarray, thum
     return out
 
 
+def _scene_frame(args: tuple[int, str, int, str, str]) -> str:
+    """Worker: render one scene, keep the CNN thumbnail, the cue maps of the image the
+    policy is given (features are derived from them on load), and the ground truth."""
+    seed, domain, thumb_short, net_json, folder = args
+    from active_o3_training.data.scenes import SceneConfig, render_scene
+    from active_o3_ros.backends.cues import cue_maps
+    from active_o3_ros.core.geometry import make_thumbnail
+
+    path = Path(folder) / f"scene_{seed}.npz"
+    if not path.is_file():
+        torch.set_num_threads(1)
+        net = SmallPolicyNet(SmallPolicyConfig.from_json(net_json))
+        f = render_scene(seed, SceneConfig(domain))
+        seen, _ = make_thumbnail(f.image, net.cfg.cue_short_side)
+        thumb, _ = make_thumbnail(f.image, thumb_short)
+        tmp = path.with_suffix(".tmp.npz")
+        maps = cue_maps(seen, net.detector_side(seen), net.cfg.cue_short_side, threads=1)
+        np.savez_compressed(tmp, thumbnail=thumb, size=np.array(f.image.shape[1::-1], np.int64),
+                            gt=np.asarray([b.as_list() for b in f.boxes], np.float64).reshape(-1, 4),
+                            **maps.to_arrays())
+        tmp.replace(path)
+    return str(path)
+
+
+def scene_problems(set_name: str, n: int | None, start: int, net_cfg: SmallPolicyConfig,
+                   reward_cfg: RewardConfig, workers: int = 2, cache_dir: str = FRAME_CACHE_DIR,
+                   progress: bool = True, crop: ResizeCropConfig | None = None) -> list[Problem]:
+    """Problems from the domain-family scenes (:mod:`active_o3_training.data.scenes`):
+    ``set_name`` "train" (``n`` frames from index ``start``) or a frozen set's name, scored
+    by the heuristic reward.  Each frame's cues are computed once and cached by a hash of
+    the generator's output and the cue settings (never stale); the per-anchor features are
+    derived from the cached maps on load, so new anchors or features need no re-render."""
+    import hashlib
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    from active_o3_training.anchor_cache import anchor_regions
+    from active_o3_training.data import scenes
+
+    if set_name != "train" and set_name not in ("val", "val_held_out"):
+        raise ValueError(f"training may read the train and val scenes only, never {set_name!r} (a frozen test set)")
+    seeds = [scenes.train_seed(start + i) for i in range(n or 0)] if set_name == "train" else \
+        scenes.frozen_seeds(set_name)[start:None if n is None else start + n]
+    domain = scenes.set_config(set_name).domain
+    probe = scenes.render_scene(scenes.FROZEN_SETS["val"].first_seed, scenes.SceneConfig(frame_sizes=((640, 360),)))
+    settings = (net_cfg.cue_detector_long_side, net_cfg.cue_detector_fraction, net_cfg.cue_short_side,
+                net_cfg.thumbnail_size, "cue-maps-1")
+    key = hashlib.sha256(probe.image.tobytes() + json.dumps(
+        [[b.as_list() for b in probe.boxes], settings]).encode()).hexdigest()[:16]
+    thumb_short = net_cfg.thumbnail_size[1]
+    folder = Path(cache_dir) / f"scenes_{key}"
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(sd, domain, thumb_short, net_cfg.to_json(), str(folder)) for sd in seeds]
+    desc = f"scenes ({set_name})"
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            paths = list(tqdm(pool.map(_scene_frame, jobs), total=len(jobs), desc=desc, disable=not progress))
+    else:
+        paths = [_scene_frame(j) for j in tqdm(jobs, desc=desc, disable=not progress)]
+    from active_o3_ros.backends.cues import CueMaps, anchor_features
+
+    rcfg = replace(reward_cfg, mode="heuristic")
+    anchors = make_anchors(net_cfg.grids)
+    out = []
+    for path in paths:
+        d = np.load(path, allow_pickle=False)
+        fw, fh = (int(v) for v in d["size"])
+        thumb = d["thumbnail"]
+        gt = [Box(*map(float, b)) for b in d["gt"]]
+        regions = anchor_regions(anchors, fw, fh, thumb_short)
+        th, tw = thumb.shape[:2]
+        out.append(Problem(thumb, "text", region_reward_fn(regions, fw, fh, gt, (tw, th), rcfg, None, crop),
+                           cues=anchor_features(CueMaps.from_arrays(d), anchors) if net_cfg.cue_features else None))
+    return out
+
+
+def _net_inputs(net: SmallPolicyNet, problems: Sequence[Problem]):
+    """``(x, cues)`` for a batch of problems (either is None when the network does not read it)."""
+    x = net.preprocess([p.thumbnail for p in problems]) if net.cfg.use_cnn else None
+    cues = torch.from_numpy(np.stack([p.cues for p in problems])) if net.n_cues else None
+    return x, cues
+
+
 def evaluate_mode(net: SmallPolicyNet, problems: Sequence[Problem], k: int) -> dict[str, float]:
     """Mean reward (total and per term) of the policy's deterministic answer (its mode)."""
     if not problems:
@@ -240,7 +336,11 @@ def evaluate_mode(net: SmallPolicyNet, problems: Sequence[Problem], k: int) -> d
     iou = anchor_iou_matrix(net.anchors.numpy().astype(np.float64))
     net.eval()
     with torch.no_grad():
-        logits = torch.cat([net(net.preprocess([p.thumbnail]), [p.instruction]) for p in problems])
+        outs = []
+        for p in problems:
+            x, cues = _net_inputs(net, [p])
+            outs.append(net(x, [p.instruction], cues))
+        logits = torch.cat(outs)
     sets = greedy_sets(logits, k, iou, net.cfg.overlap_tau)
     rows = [p.reward(s) for p, s in zip(problems, sets)]
     res = {"reward": float(np.mean([r[0] for r in rows]))}
@@ -274,7 +374,8 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
     gen = torch.Generator().manual_seed(cfg.seed)
     if net is None:
         net = (build_net(SmallPolicyConfig(edge_features=cfg.edge_features, res_blocks=cfg.res_blocks,
-                                           input_scale=cfg.input_scale or 1))
+                                           input_scale=cfg.input_scale or 1, cue_features=cfg.cue_features,
+                                           use_cnn=cfg.use_cnn, hidden=cfg.hidden))
                if cfg.init == "init" else load_weights(cfg.init))
     blocks = tuple(cfg.res_blocks) if cfg.res_blocks else net.cfg.res_blocks
     scale = cfg.input_scale or net.cfg.input_scale
@@ -292,7 +393,10 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
         opt, lambda i: min(1.0, (i + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
     # Thumbnails resized once and kept as uint8 (a 2x input scale would need 22 GB as
     # floats); mirrors and colour orders are applied before folding (``normalise``).
-    base = torch.cat([net.raw_input([p.thumbnail]) for p in problems])
+    base = torch.cat([net.raw_input([p.thumbnail]) for p in problems]) if net.cfg.use_cnn else None
+    cue_base = torch.from_numpy(np.stack([p.cues for p in problems])) if net.n_cues else None
+    if net.n_cues and (cfg.flip_augment or cfg.extra_augment):
+        raise ValueError("cue features carry the anchors' positions: train a cue policy with flips off (--no-flip)")
     history: list[dict[str, float]] = []
     evals: list[dict[str, float]] = []
     writer, fh = None, None
@@ -317,16 +421,19 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
             net.train()
             idx = rng.choice(len(problems), size=min(cfg.batch_images, len(problems)), replace=False)
             flip = rng.random(len(idx)) < 0.5 if cfg.flip_augment else np.zeros(len(idx), bool)
-            x = torch.stack([base[i].flip(-1) if f else base[i] for i, f in zip(idx, flip)])
             vflip = rng.random(len(idx)) < 0.5 if cfg.extra_augment else np.zeros(len(idx), bool)
-            if cfg.extra_augment:  # top-bottom mirror where drawn, and a random channel order
-                x = torch.stack([(xi.flip(-2) if v else xi)[colour_orders[rng.integers(6)]]
-                                 for xi, v in zip(x, vflip)])
-            x = net.normalise(x)
+            x = None
+            if base is not None:
+                x = torch.stack([base[i].flip(-1) if f else base[i] for i, f in zip(idx, flip)])
+                if cfg.extra_augment:  # top-bottom mirror where drawn, and a random channel order
+                    x = torch.stack([(xi.flip(-2) if v else xi)[colour_orders[rng.integers(6)]]
+                                     for xi, v in zip(x, vflip)])
+                x = net.normalise(x)
+            cues = cue_base[torch.as_tensor(idx)] if cue_base is not None else None
             instr = [problems[i].instruction for i in idx]
-            logits = net(x, instr)
+            logits = net(x, instr, cues)
             with torch.no_grad():
-                ref_logits = ref(x, instr)
+                ref_logits = ref(x, instr, cues)
             sets = sample_sets(logits, cfg.k, cfg.group_size, gen)          # B, G, k (in x's anchors)
             rewards = torch.zeros(sets.shape[:2])
             terms_acc: dict[str, list[float]] = {}
@@ -459,6 +566,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="val-split frames for held-out heuristic-reward evaluation")
     p.add_argument("--heuristic-start", type=int, default=1000,
                    help="index in the train split where the heuristic frames start (after cached ones)")
+    p.add_argument("--scenes", type=int, default=0,
+                   help="training frames drawn from the domain-family scenes (held-out families never "
+                        "appear), heuristic reward")
+    p.add_argument("--scenes-start", type=int, default=0, help="first index of the training scenes")
+    p.add_argument("--scenes-val", type=int, default=0,
+                   help="frames of the frozen validation scenes to evaluate on (the only set decisions use)")
+    p.add_argument("--cues", action="store_true",
+                   help="a network that reads the full-resolution cues (detector probability map, strokes)")
+    p.add_argument("--no-cnn", action="store_true", help="with --cues: no thumbnail CNN, cues only")
+    p.add_argument("--hidden", type=int, default=d.hidden, help="width of the anchor-scoring head (fresh networks)")
     p.add_argument("--grids", default="",
                    help="anchor grids 'w,h,cols,rows;...' in fractions of the frame (default: the policy's)")
     p.add_argument("--workers", type=int, default=2, help="processes rendering heuristic frames")
@@ -514,7 +631,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             flip_augment=not args.no_flip, extra_augment=args.extra_augment,
             edge_features=not args.no_edge_features, seed=args.seed,
             res_blocks=tuple(int(n) for n in args.res_blocks.split(",") if n.strip()),
-            input_scale=args.input_scale, init=args.init, eval_every=args.eval_every,
+            input_scale=args.input_scale, cue_features=args.cues, use_cnn=not args.no_cnn, hidden=args.hidden,
+            init=args.init, eval_every=args.eval_every,
             eval_train_frames=args.eval_train_frames,
             threads=args.threads, out=args.out, weights_out=args.weights_out)
         cache_kw = {"task_options": opts} if opts else {}
@@ -549,6 +667,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.heuristic_frames:
             problems += heuristic_problems("train", args.heuristic_frames, args.heuristic_start, anchors,
                                            thumb_short, rcfg, args.workers, crop=coverage_crop)
+        if args.scenes or args.scenes_val:
+            if args.evaluate:
+                raise ValueError("--evaluate reads the synthetic caches; use benchmarks/sensing_domains.py for scenes")
+            scene_cfg = (SmallPolicyConfig(grids=grids, edge_features=cfg.edge_features, res_blocks=cfg.res_blocks,
+                                           cue_features=cfg.cue_features, use_cnn=cfg.use_cnn, hidden=cfg.hidden)
+                         if cfg.init == "init" else read_config(cfg.init))
+            if args.scenes:
+                problems += scene_problems("train", args.scenes, args.scenes_start, scene_cfg, rcfg, args.workers,
+                                           crop=coverage_crop)
+            if args.scenes_val:
+                val += scene_problems("val", args.scenes_val, 0, scene_cfg, rcfg, args.workers, crop=coverage_crop)
         if args.heuristic_val_frames:
             val += heuristic_problems("val", args.heuristic_val_frames, 0, anchors,
                                       thumb_short, rcfg, args.workers, crop=coverage_crop)
@@ -571,7 +700,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     net = None
     if cfg.init == "init":
-        net = build_net(SmallPolicyConfig(grids=grids, edge_features=cfg.edge_features, res_blocks=cfg.res_blocks))
+        net = build_net(SmallPolicyConfig(grids=grids, edge_features=cfg.edge_features, res_blocks=cfg.res_blocks,
+                                          cue_features=cfg.cue_features, use_cnn=cfg.use_cnn, hidden=cfg.hidden))
     res = train(problems, cfg, net=net, eval_problems=val, log_csv=out / "grpo_log.csv")
     weights = Path(cfg.weights_out or out / "small_policy.safetensors")
     first = res.history[: max(1, len(res.history) // 10)]
@@ -591,19 +721,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     recipe = {k: v for k, v in asdict(cfg).items() if k not in ("out", "weights_out")}  # no local paths
     recipe |= {"crop_context": args.crop_context, "coverage_on_crops": args.coverage_on_crops}
+    # what each group of training frames was really scored with (the heuristic groups never
+    # see the detector, whatever --reward-mode says)
+    heuristic = "heuristic: " + ", ".join(HEURISTIC_TERMS)
+    used = {"detector-cache frames (synthetic train split)": (len(train_frames), {
+                "both": heuristic + " + task (detector AP50+AR50 on the cached crops)",
+                "task": "task only (detector AP50+AR50 on the cached crops)", "heuristic": heuristic}[cfg.reward_mode]),
+            "synthetic frames without detector": (args.heuristic_frames, heuristic),
+            "domain-family scenes (training families)": (args.scenes, heuristic)}
+    recipe["reward_mode"] = "see rewards_used"
+    recipe["rewards_used"] = {k: {"frames": n, "reward": r} for k, (n, r) in used.items() if n}
     save_weights(res.net, weights, provenance={k: summary[k] for k in (
         "cache_key", "train_frames", "train_seconds", "sampled_reward_first_10pct", "sampled_reward_last_10pct")}
         | {"recipe": recipe})
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     # A small human-readable card next to the weights (config + provenance).
     card = {"weights": weights.name, "network": json.loads(res.net.cfg.to_json()),
-            "reproduce": "python -m active_o3_training.anchor_cache --split train --n-frames "
-                         f"{args.train_frames} && python -m active_o3_training.grpo_policy "
-                         + " ".join(a for a in (argv if argv is not None else sys.argv[1:])),
+            "reproduce": ("python -m active_o3_training.anchor_cache --split train --n-frames "
+                          f"{args.train_frames} && " if args.train_frames else "")
+                         + "python -m active_o3_training.grpo_policy "
+                         + shlex.join(argv if argv is not None else sys.argv[1:]),
             **{k: summary[k] for k in ("cache_key", "train_seeds", "val_seeds", "train_seconds",
                                        "detector_seconds_in_cache", "sampled_reward_first_10pct",
                                        "sampled_reward_last_10pct", "mode_eval", "parameters", "torch")},
             "recipe": recipe}
+    if args.scenes or args.scenes_val:
+        from active_o3_training.data import scenes as _scenes
+
+        card["scenes"] = {
+            "train_seeds": f"{_scenes.train_seed(args.scenes_start)}..{_scenes.train_seed(args.scenes_start + args.scenes - 1)}"
+            if args.scenes else None,
+            "val_seeds": f"frozen 'val' set, first {args.scenes_val} frames" if args.scenes_val else None,
+            "held_out_families_never_used": _scenes.HELD_OUT, "fonts_found": _scenes.available_font_families()}
     weights.with_suffix(".json").write_text(json.dumps(card, indent=1))
     plot_curves(res.history, res.evals, out / "reward_curves.png")
     print(json.dumps({k: summary[k] for k in ("train_seconds", "sampled_reward_first_10pct",

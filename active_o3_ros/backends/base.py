@@ -31,6 +31,7 @@ _SENSING: dict[str, str | Callable[..., SensingPolicy]] = {
     "random": "active_o3_ros.backends.region_sources:RandomPolicy",
     "oracle": "active_o3_ros.backends.region_sources:OraclePolicy",
     "oracle_anchors": "active_o3_ros.backends.region_sources:OracleAnchorsPolicy",
+    "cascade": "active_o3_ros.backends.region_sources:CascadePolicy",
     "qwen_vl": "active_o3_ros.backends.qwen_vl:QwenVLSensing",
     "qwen_vllm": "active_o3_ros.backends.vllm_qwen:VLLMQwenSensing",
     "small_policy": "active_o3_ros.backends.small_policy:SmallSensingPolicy",

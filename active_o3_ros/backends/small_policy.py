@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from active_o3_ros.backends.base import SensingOutput, SensingPolicy
+from active_o3_ros.backends.cues import CUE_FEATURES, anchor_cues
 from active_o3_ros.core.geometry import resize_image, validate_image
 from active_o3_ros.core.parsing import format_regions_answer
 from active_o3_ros.core.types import Box, Region
@@ -134,6 +135,21 @@ class SmallPolicyConfig:
     #: anchors stay as they are.  A trained network is raised to a larger scale without
     #: changing its answers (:func:`grow_net`): the first conv starts as the block mean.
     input_scale: int = 1
+    #: Score anchors from the cheap full-resolution evidence of :mod:`.cues` (the text
+    #: detector's probability map at ``cue_detector_long_side`` and the stroke maps).  WHY:
+    #: the thumbnail alone cannot show a 9 px word of a 4K frame; see that module.
+    cue_features: bool = False
+    #: The detector cue reads the policy's image downscaled to ``cue_detector_fraction`` of
+    #: its long side, at most ``cue_detector_long_side`` px (1280x720 -> 640, 1920x1080 ->
+    #: 960).  WHY: at 640 px the cue of a 4K frame (6x down) found 0.54 of the words the
+    #: anchor oracle found at 0.94; 1080p frames reached 0.87 (validation scenes).
+    cue_detector_long_side: int = 960
+    cue_detector_fraction: float = 0.5
+    #: Short side of the image the policy is given when it reads cues (the stroke cue's
+    #: resolution; the thumbnail for the CNN is cut from it).
+    cue_short_side: int = 1080
+    #: Use the thumbnail CNN.  Off = the anchor scores come from the cues alone.
+    use_cnn: bool = True
 
     def __post_init__(self) -> None:
         if self.input_width < 32 or self.input_height < 32:
@@ -144,6 +160,8 @@ class SmallPolicyConfig:
             raise ValueError("res_blocks needs at most one non-negative count per stage")
         if not self.grids:
             raise ValueError("at least one anchor grid is needed")
+        if not (self.use_cnn or self.cue_features):
+            raise ValueError("the policy needs the CNN, the cues, or both")
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -156,6 +174,7 @@ class SmallPolicyConfig:
         d["grids"] = tuple(AnchorGrid(**g) for g in d["grids"])
         d["res_blocks"] = tuple(int(n) for n in d.get("res_blocks", ()))  # absent in older weights
         d.setdefault("edge_features", False)  # weights written before the option existed
+        d.pop("n_cues", None)
         return cls(**d)
 
     @property
@@ -192,18 +211,24 @@ class SmallPolicyNet(nn.Module):
         self.cfg = cfg
         layers: list[nn.Module] = []
         c_in = 3 * cfg.input_scale ** 2
-        for c in cfg.channels:
+        for c in cfg.channels if cfg.use_cnn else ():
             layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(4, c), nn.ReLU(inplace=True)]
             c_in = c
         self.backbone = nn.Sequential(*layers)
         self.blocks = nn.ModuleList(
-            nn.Sequential(*(_ResidualBlock(c) for _ in range(n))) for c, n in zip(cfg.channels, cfg.res_blocks))
+            nn.Sequential(*(_ResidualBlock(c) for _ in range(n)))
+            for c, n in zip(cfg.channels, cfg.res_blocks if cfg.use_cnn else ()))
         c = cfg.channels[-1]
         self.word_embedding = nn.Embedding(cfg.instruction_buckets, 3 * c)
         nn.init.zeros_(self.word_embedding.weight)
-        n_edge = 6 if cfg.edge_features else 0
-        self.head = nn.Sequential(nn.Linear(3 * c + n_edge, cfg.hidden), nn.ReLU(inplace=True),
+        n_edge = 6 if (cfg.edge_features and cfg.use_cnn) else 0
+        n_cnn = 3 * c if cfg.use_cnn else 0
+        self.n_cues = len(CUE_FEATURES) if cfg.cue_features else 0
+        self.head = nn.Sequential(nn.Linear(n_cnn + n_edge + self.n_cues, cfg.hidden), nn.ReLU(inplace=True),
                                   nn.Linear(cfg.hidden, 1))
+        if not cfg.use_cnn:  # the instruction then shifts the hidden layer
+            self.word_embedding = nn.Embedding(cfg.instruction_buckets, cfg.hidden)
+            nn.init.zeros_(self.word_embedding.weight)
         lap = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
         self.register_buffer("laplacian", lap, persistent=False)
         anchors = make_anchors(cfg.grids)
@@ -250,8 +275,32 @@ class SmallPolicyNet(nn.Module):
         """RGB uint8 images of any size -> the network's normalised input."""
         return self.normalise(self.raw_input(images))
 
-    def forward(self, x: torch.Tensor, instructions: Sequence[str]) -> torch.Tensor:
-        """``x``: preprocessed ``(B, 3, H, W)``; returns ``(B, N)`` anchor logits."""
+    def cues(self, images: Sequence[np.ndarray], threads: int = 0) -> torch.Tensor:
+        """``(B, N, len(CUE_FEATURES))`` evidence of full-resolution images (see :mod:`.cues`)."""
+        anchors = self.anchors.cpu().numpy().astype(np.float64)
+        return torch.from_numpy(np.stack([
+            anchor_cues(validate_image(im, "frame"), anchors, self.detector_side(im),
+                        self.cfg.cue_short_side, threads) for im in images]))
+
+    def detector_side(self, image: np.ndarray) -> int:
+        """Long side the detector cue reads ``image`` at."""
+        return int(min(self.cfg.cue_detector_long_side, round(max(image.shape[:2]) * self.cfg.cue_detector_fraction)))
+
+    def _embed(self, instructions: Sequence[str], device) -> torch.Tensor:
+        return torch.stack([
+            self.word_embedding(torch.tensor(instruction_buckets(t, self.cfg.instruction_buckets),
+                                             device=device)).mean(0)
+            for t in instructions])
+
+    def forward(self, x: torch.Tensor | None, instructions: Sequence[str],
+                cues: torch.Tensor | None = None) -> torch.Tensor:
+        """``x``: preprocessed ``(B, 3, H, W)`` (None without the CNN); ``cues``: ``(B, N,
+        F)`` from :meth:`cues` when the network reads them; returns ``(B, N)`` logits."""
+        if self.n_cues and (cues is None or cues.shape[-1] != self.n_cues):
+            raise ValueError(f"this policy reads {self.n_cues} cue features per anchor; pass cues=net.cues(images)")
+        if not self.cfg.use_cnn:
+            z = self.head[0](cues.float()) + self._embed(instructions, cues.device)[:, None, :]
+            return self.head[2](torch.relu(z)).squeeze(-1) + self.anchor_prior[None, :]
         feat = x
         for stage in range(len(self.cfg.channels)):
             feat = self.backbone[3 * stage:3 * stage + 3](feat)
@@ -263,13 +312,11 @@ class SmallPolicyNet(nn.Module):
         mx = self._anchor_max(feat)                                  # B, N, C
         glob = flat.mean(-1)[:, None, :].expand(-1, mean.shape[1], -1)
         h = torch.cat([mean, mx, glob - mean], -1)                   # B, N, 3C
-        emb = torch.stack([
-            self.word_embedding(torch.tensor(instruction_buckets(t, self.cfg.instruction_buckets),
-                                             device=x.device)).mean(0)
-            for t in instructions])                                  # B, 3C
-        h = h + emb[:, None, :]
+        h = h + self._embed(instructions, x.device)[:, None, :]    # B, N, 3C
         if self.cfg.edge_features:
             h = torch.cat([h, self._edge_features(x, feat.shape[-2:], masks)], -1)
+        if self.n_cues:
+            h = torch.cat([h, cues.float()], -1)
         return self.head(h).squeeze(-1) + self.anchor_prior[None, :]
 
     def _anchor_max(self, fmap: torch.Tensor) -> torch.Tensor:
@@ -476,12 +523,16 @@ class SmallSensingPolicy(SensingPolicy):
         self.iou = anchor_iou_matrix(self.anchors)
         # The net reads ``input_height * input_scale`` rows; a bigger thumbnail only costs
         # resize time.
-        self.preferred_thumbnail_short_side = int(self.net.cfg.thumbnail_size[1])
+        # With cues it reads a larger image (the stroke cue's resolution).
+        cfg = self.net.cfg
+        self.preferred_thumbnail_short_side = int(cfg.cue_short_side if cfg.cue_features else cfg.thumbnail_size[1])
+        self.num_threads = int(num_threads)
 
     @torch.no_grad()
     def logits(self, images: Sequence[np.ndarray], instructions: Sequence[str]) -> torch.Tensor:
-        x = self.net.preprocess(images).to(self.device)
-        return self.net(x, list(instructions)).float().cpu()
+        x = self.net.preprocess(images).to(self.device) if self.net.cfg.use_cnn else None
+        cues = self.net.cues(images, self.num_threads).to(self.device) if self.net.n_cues else None
+        return self.net(x, list(instructions), cues).float().cpu()
 
     def propose(self, images, instructions, max_regions, context=None):
         if len(images) != len(instructions):

@@ -218,3 +218,31 @@ def test_cli_rejects_bad_options_with_a_clear_error(bad, tmp_path, capsys):
     assert main(["--train-frames", "0", "--out", str(tmp_path / "o"), "--steps", "0"] + bad) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and ("context" in err or "input_scale" in err or "not found" in err)
+
+
+@pytest.mark.slow
+def test_cli_trains_a_cue_policy_on_scenes_and_the_card_says_which_reward(tmp_path, monkeypatch):
+    """Scenes -> cached cue maps -> GRPO on the cue features: the mode's coverage on the
+    training scenes must rise, flips are refused for a cue policy, and the weights card
+    names the reward each frame group really got (heuristic here, never "both")."""
+    import json
+
+    from active_o3_training.grpo_policy import main
+
+    monkeypatch.chdir(tmp_path)
+    base = ["--train-frames", "0", "--scenes", "10", "--cues", "--no-cnn", "--no-edge-features",
+            "--grids", "0.15,0.2,7,5", "--workers", "1", "--threads", "1", "--out", str(tmp_path / "o")]
+    assert main(base + ["--steps", "1"]) == 2  # flips left on
+    assert main(base + ["--no-flip", "--steps", "150", "--lr", "3e-3", "--eval-every", "0",
+                        "--eval-train-frames", "10"]) == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    train_evals = [e for e in summary["mode_eval"] if e["split"] == "train"]
+    assert train_evals[-1]["coverage"] > train_evals[0]["coverage"] + 0.1, train_evals
+    card = json.loads((tmp_path / "o" / "small_policy.json").read_text())
+    assert card["recipe"]["reward_mode"] == "see rewards_used"
+    used = card["recipe"]["rewards_used"]
+    assert list(used) == ["domain-family scenes (training families)"]
+    assert used["domain-family scenes (training families)"]["frames"] == 10
+    assert "task" not in used["domain-family scenes (training families)"]["reward"]
+    assert card["network"]["cue_features"] and not card["network"]["use_cnn"]
+    assert card["scenes"]["held_out_families_never_used"]["background"] == ["structure"]

@@ -118,3 +118,35 @@ def test_readme_section_replaced_between_markers_only(tmp_path: Path) -> None:
     second = readme.read_text()
     assert second.count("## Results") == 1 and "| rss_end_mib | 150 |" in second and "101.5" not in second
     assert second.endswith("## Later section\nkept\n") and second.startswith("# proj\n\nintro\n")
+
+
+def test_bootstrap_interval_brackets_the_ratio_and_widens_with_fewer_images() -> None:
+    import numpy as np
+    import sensing_domains
+
+    tp = np.array([3, 0, 5, 2, 4, 1, 0, 6] * 4, float)
+    n = np.array([5, 2, 6, 4, 4, 3, 1, 6] * 4, float)
+    lo, hi = sensing_domains.bootstrap(tp, n)
+    assert lo < tp.sum() / n.sum() < hi
+    lo8, hi8 = sensing_domains.bootstrap(tp[:8], n[:8])
+    assert hi8 - lo8 > hi - lo
+
+
+@pytest.mark.slow
+def test_sensing_domains_runs_rows_on_a_frozen_set(tmp_path: Path) -> None:
+    out = tmp_path / "sd"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--sets", "val",
+                           "--frames", "2", "--rows", "cascade 720,oracle K=3,policy K=1", "--threads", "1",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(out.with_suffix(".json").read_text())
+    rows = res["sets"]["val"]["rows"]
+    assert set(rows) == {"cascade 720 K=3", "oracle K=3", "policy K=1"}
+    for r in rows.values():
+        lo, hi = r["recall_ci95"]
+        assert lo <= r["recall@0.5"] <= hi and r["seconds_per_frame"] > 0
+    assert rows["oracle K=3"]["recall@0.5"] > 0.3
+    assert out.with_suffix(".md").is_file() and out.with_suffix(".png").is_file()
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--sets", "nope"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown set" in bad.stderr

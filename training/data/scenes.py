@@ -104,8 +104,8 @@ FROZEN_SETS: dict[str, FrozenSet] = {
     "val": FrozenSet(20_000_000, 64, "in", "every decision: weights, settings, anchors, stopping"),
     "val_held_out": FrozenSet(21_000_000, 32, "held_out",
                               "diagnosis only; frames of held-out families must not steer training"),
-    "test_in": FrozenSet(30_000_000, 32, "in", "frozen: looked at once per release"),
-    "test_held_out": FrozenSet(31_000_000, 32, "held_out", "frozen: looked at once per release"),
+    "test_in": FrozenSet(30_000_000, 24, "in", "frozen: looked at once per release"),
+    "test_held_out": FrozenSet(31_000_000, 24, "held_out", "frozen: looked at once per release"),
 }
 
 

@@ -1,0 +1,238 @@
+"""Where to zoom, in scenes the policy was not trained on: in-domain vs held-out-domain.
+
+Question: with the SAME text detector (rapidocr, the ``text`` task module) on every row,
+how do recall@0.5 (95 % bootstrap interval over images), precision, AP50, false
+detections on text-free frames and seconds per frame compare between
+
+* the full frame (downscaled to the task input), uniform 3x3 tiling, 3 random regions,
+* the non-learned coarse-pass cascade (the detector on the frame at 720 / 1080 px short
+  side, oracle-style regions around its hits),
+* the previous small-policy weights at K=3 and the shipped ones at K=1/2/3,
+* the best 3 of the policy's anchors given the ground truth, and oracle regions?
+
+Sets (:data:`active_o3_training.data.scenes.FROZEN_SETS`): ``test_in`` (training families)
+and ``test_held_out`` (background, font and layout families no training frame used).  They
+are frozen: looked at once per release.  Choose settings with ``--sets val``.
+
+Every row is built the way the node builds it (``PerceptionConfig.from_flat`` ->
+``build_pipeline``).  Writes ``<out>.json``, ``.md`` and ``.png``.
+
+    python benchmarks/sensing_domains.py --help
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without install
+    sys.path.insert(0, str(ROOT))
+try:
+    import active_o3_training  # noqa: F401
+except ImportError:  # pragma: no cover - checkout without pip install
+    import importlib
+
+    sys.modules["active_o3_training"] = importlib.import_module("training")
+
+from active_o3_ros.backends.base import build_pipeline  # noqa: E402
+from active_o3_ros.core.config import PerceptionConfig  # noqa: E402
+from active_o3_ros.core.metrics import ImageAnnotations, coco_evaluate, greedy_match  # noqa: E402
+from active_o3_training.data import scenes  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+#: The weights shipped before the domain-family retraining (kept for the side-by-side row).
+PREVIOUS_WEIGHTS = ROOT / "training" / "results" / "small_policy_v1" / "small_policy.safetensors"
+
+
+def rows(threads: int, previous: Path | None) -> list[tuple[str, dict[str, Any]]]:
+    task = {"task_module": "text", "task_options": {"threads": threads}, "crop_size": 840}
+    out: list[tuple[str, dict[str, Any]]] = [
+        ("full frame", {**task, "mode": "full_frame"}),
+        ("tiling 3x3", {**task, "sensing_backend": "tiling", "crop_size": 1280, "crop_context": 1.0}),
+        ("random K=3", {**task, "sensing_backend": "random", "max_regions": 3, "sensing_options": {"seed": 0}}),
+        ("cascade 720 K=3", {**task, "sensing_backend": "cascade", "max_regions": 3,
+                             "sensing_options": {"coarse_short_side": 720, "threads": threads}}),
+        ("cascade 1080 K=3", {**task, "sensing_backend": "cascade", "max_regions": 3,
+                              "sensing_options": {"coarse_short_side": 1080, "threads": threads}}),
+    ]
+    if previous is not None:
+        out.append(("previous weights K=3", {**task, "sensing_backend": "small_policy",
+                                             "sensing_model": str(previous), "max_regions": 3}))
+    for k in (1, 2, 3):
+        out.append((f"policy K={k}", {**task, "sensing_backend": "small_policy", "max_regions": k,
+                                      "sensing_options": {"num_threads": threads}}))
+    out.append(("anchor oracle K=3", {**task, "sensing_backend": "oracle_anchors", "max_regions": 3}))
+    out.append(("oracle K=3", {**task, "sensing_backend": "oracle", "max_regions": 3}))
+    return out
+
+
+def bootstrap(tp: np.ndarray, n: np.ndarray, reps: int = 2000, seed: int = 0) -> list[float]:
+    """95 % percentile interval of ``sum(tp) / sum(n)`` over images resampled with replacement."""
+    if n.sum() == 0:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(tp), size=(reps, len(tp)))
+    ratios = tp[idx].sum(1) / np.maximum(n[idx].sum(1), 1)
+    return [round(float(v), 4) for v in np.percentile(ratios, [2.5, 97.5])]
+
+
+def run_row(pipe, frames, name: str) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    per = []
+    gts, preds = [], []
+    for i, f in enumerate(tqdm(frames, desc=name, unit="frame", leave=False)):
+        t0 = time.perf_counter()
+        res = pipe(f.image, "text", context={"gt_boxes": f.boxes})
+        secs = time.perf_counter() - t0
+        boxes = [d.box for d in res.detections]
+        scores = [d.score for d in res.detections]
+        tp, n_pred, n_gt = greedy_match(boxes, scores, f.boxes, 0.5)
+        per.append((tp, n_pred, n_gt, secs, res.timings.sensing_s, res.model_calls))
+        h, w = f.image.shape[:2]
+        gts.append(ImageAnnotations(i + 1, w, h, list(f.boxes), ["text"] * len(f.boxes)))
+        preds.append(ImageAnnotations(i + 1, w, h, boxes, ["text"] * len(boxes), scores))
+    a = np.array(per, dtype=np.float64)
+    tp, n_pred, n_gt, secs = a[:, 0], a[:, 1], a[:, 2], a[:, 3]
+    text_free = n_gt == 0
+    coco = coco_evaluate(gts, preds, iou_thresholds=[0.5], max_dets=300, class_agnostic=True)
+    recall = tp.sum() / max(1.0, n_gt.sum())
+    s_frame = float(secs.mean())
+    return {
+        "recall@0.5": round(float(recall), 4), "recall_ci95": bootstrap(tp, n_gt),
+        "precision@0.5": round(float(tp.sum() / n_pred.sum()), 4) if n_pred.sum() else 1.0,
+        "precision_ci95": bootstrap(tp, n_pred, seed=1),
+        "AP50": round(max(coco["AP50"], 0.0), 4),
+        "true_positives": int(tp.sum()), "detections": int(n_pred.sum()), "ground_truth": int(n_gt.sum()),
+        "text_free_frames": int(text_free.sum()),
+        "false_detections_per_text_free_frame": round(float(n_pred[text_free].mean()), 3) if text_free.any() else None,
+        "seconds_per_frame": round(s_frame, 3), "sensing_seconds_per_frame": round(float(a[:, 4].mean()), 4),
+        "model_calls_per_frame": round(float(a[:, 5].mean()), 2),
+        "recall_per_second": round(float(recall) / s_frame, 4) if s_frame > 0 else None,
+    }
+
+
+def ratios(r: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """The goals of the sensing issue, measured in this run."""
+    def g(name, key="recall@0.5"):
+        return r.get(name, {}).get(key)
+
+    pol, orc, rnd = g("policy K=3"), g("oracle K=3"), g("random K=3")
+    out = {"policy_over_oracle": pol / orc if pol is not None and orc else None,
+           "policy_over_random": pol / rnd if pol is not None and rnd else None,
+           "policy_over_anchor_oracle": pol / g("anchor oracle K=3") if pol is not None and g("anchor oracle K=3") else None}
+    for c in ("cascade 720 K=3", "cascade 1080 K=3"):
+        a, b = g("policy K=3", "recall_per_second"), g(c, "recall_per_second")
+        out[f"recall_per_second_over_{c.split(' K')[0].replace(' ', '_')}"] = a / b if a is not None and b else None
+    return {k: (round(v, 3) if v is not None else None) for k, v in out.items()}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = []
+    for set_name, s in result["sets"].items():
+        lines += [f"### {set_name}: {s['frames']} frames ({s['text_free_frames']} text-free), {s['ground_truth']} words, "
+                  f"seeds {s['seeds'][0]}..{s['seeds'][-1]}", "",
+                  "| row | recall@0.5 [95% CI] | precision | AP50 | false dets / text-free frame | s/frame | recall/s |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, r in s["rows"].items():
+            lo, hi = r["recall_ci95"]
+            fd = r["false_detections_per_text_free_frame"]
+            lines.append(f"| {name} | {r['recall@0.5']:.3f} [{lo:.2f}, {hi:.2f}] | {r['precision@0.5']:.3f} | "
+                         f"{r['AP50']:.3f} | {'' if fd is None else f'{fd:.2f}'} | {r['seconds_per_frame']:.2f} | "
+                         f"{r['recall_per_second']:.3f} |")
+        lines += ["", "Ratios: " + ", ".join(f"{k} {v}" for k, v in s["ratios"].items()), ""]
+    m = result["machine"]
+    lines += [f"Machine: {m['cpus']} CPUs, load average {m['load_before']} before / {m['load_after']} after.  "
+              f"Reproduce: `{result['command']}`"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = list(result["sets"].items())
+    fig, axes = plt.subplots(1, len(sets), figsize=(6.5 * len(sets), 4.8), squeeze=False)
+    for ax, (set_name, s) in zip(axes[0], sets):
+        for name, r in s["rows"].items():
+            lo, hi = r["recall_ci95"]
+            y = r["recall@0.5"]
+            ax.errorbar(r["seconds_per_frame"], y, yerr=[[y - lo], [hi - y]], fmt="o", ms=5, capsize=3)
+            ax.annotate(name, (r["seconds_per_frame"], y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.set_title(set_name)
+        ax.set_xlabel("seconds per frame (2 CPU cores)")
+        ax.set_ylabel("recall @ IoU 0.5 (95% CI)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sets", default="test_in,test_held_out",
+                   help="comma-separated frozen sets (val = where settings are chosen)")
+    p.add_argument("--frames", type=int, default=0, help="first N frames of each set (0 = all)")
+    p.add_argument("--rows", default="", help="comma-separated substrings; run only matching rows")
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime / torch threads")
+    p.add_argument("--previous", default=str(PREVIOUS_WEIGHTS), help="previous weights for the side-by-side row")
+    p.add_argument("--out", default=str(RESULTS / "sensing_domains"), help="output path without extension")
+    args = p.parse_args(argv)
+    from tqdm import tqdm
+
+    set_names = [s.strip() for s in args.sets.split(",") if s.strip()]
+    for s in set_names:
+        if s not in scenes.FROZEN_SETS:
+            p.error(f"unknown set {s!r}; choose from {sorted(scenes.FROZEN_SETS)}")
+    previous = Path(args.previous) if args.previous and Path(args.previous).is_file() else None
+    selected = [s.strip().lower() for s in args.rows.split(",") if s.strip()]
+    todo = [(n, f) for n, f in rows(args.threads, previous) if not selected or any(s in n.lower() for s in selected)]
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    result: dict[str, Any] = {
+        "question": "recall vs cost of zoom-region sources for small text, in-domain vs held-out families",
+        "command": "python benchmarks/sensing_domains.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "held_out_families": scenes.HELD_OUT, "fonts_found": scenes.available_font_families(),
+        "previous_weights": str(previous.relative_to(ROOT)) if previous else None, "sets": {},
+    }
+    for set_name in set_names:
+        frames = list(tqdm(scenes.iter_set(set_name, args.frames or None), desc=set_name, unit="frame"))
+        s = {"frames": len(frames), "seeds": [f.seed for f in frames],
+             "text_free_frames": sum(1 for f in frames if not f.boxes),
+             "ground_truth": sum(len(f.boxes) for f in frames), "rows": {}}
+        for name, flat in todo:
+            cfg = PerceptionConfig.from_flat(flat)
+            pipe = build_pipeline(cfg)
+            pipe(frames[0].image[:64, :64].copy(), "text")  # warm-up: engine and policy load
+            s["rows"][name] = {**run_row(pipe, frames, f"{set_name}: {name}"), "config": flat}
+            pipe.close()
+            r = s["rows"][name]
+            print(f"{set_name:14s} {name:22s} recall {r['recall@0.5']:.3f} {r['recall_ci95']} prec "
+                  f"{r['precision@0.5']:.3f} AP50 {r['AP50']:.3f} s/frame {r['seconds_per_frame']:.2f}", flush=True)
+        s["ratios"] = ratios(s["rows"])
+        result["sets"][set_name] = s
+    result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                         "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()]}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))
+    out.with_suffix(".md").write_text(markdown(result))
+    plot(result, out.with_suffix(".png"))
+    print(f"wrote {out.with_suffix('.json')}, .md, .png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
