@@ -44,6 +44,7 @@ except ImportError:  # pragma: no cover - checkout without pip install
     sys.modules["active_o3_training"] = importlib.import_module("training")
 
 from active_o3_ros.backends.base import build_pipeline  # noqa: E402
+from active_o3_ros.backends.small_policy import BUNDLED_WEIGHTS  # noqa: E402
 from active_o3_ros.core.config import PerceptionConfig  # noqa: E402
 from active_o3_ros.core.metrics import ImageAnnotations, coco_evaluate, greedy_match  # noqa: E402
 from active_o3_training.data import scenes  # noqa: E402
@@ -53,7 +54,14 @@ RESULTS = ROOT / "benchmarks" / "results"
 PREVIOUS_WEIGHTS = ROOT / "training" / "results" / "small_policy_v1" / "small_policy.safetensors"
 
 
-def rows(threads: int, previous: Path | None) -> list[tuple[str, dict[str, Any]]]:
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def rows(threads: int, previous: Path | None, policy: str = "", policy_label: str = "policy",
+         previous_label: str = "previous weights") -> list[tuple[str, dict[str, Any]]]:
     task = {"task_module": "text", "task_options": {"threads": threads}, "crop_size": 840}
     out: list[tuple[str, dict[str, Any]]] = [
         ("full frame", {**task, "mode": "full_frame"}),
@@ -65,11 +73,11 @@ def rows(threads: int, previous: Path | None) -> list[tuple[str, dict[str, Any]]
                               "sensing_options": {"coarse_short_side": 1080, "threads": threads}}),
     ]
     if previous is not None:
-        out.append(("previous weights K=3", {**task, "sensing_backend": "small_policy",
+        out.append((f"{previous_label} K=3", {**task, "sensing_backend": "small_policy",
                                              "sensing_model": str(previous), "max_regions": 3}))
     for k in (1, 2, 3):
-        out.append((f"policy K={k}", {**task, "sensing_backend": "small_policy", "max_regions": k,
-                                      "sensing_options": {"num_threads": threads}}))
+        out.append((f"{policy_label} K={k}", {**task, "sensing_backend": "small_policy", "sensing_model": policy,
+                                              "max_regions": k, "sensing_options": {"num_threads": threads}}))
     out.append(("anchor oracle K=3", {**task, "sensing_backend": "oracle_anchors", "max_regions": 3}))
     out.append(("oracle K=3", {**task, "sensing_backend": "oracle", "max_regions": 3}))
     return out
@@ -121,17 +129,17 @@ def run_row(pipe, frames, name: str) -> dict[str, Any]:
     }
 
 
-def ratios(r: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+def ratios(r: dict[str, dict[str, Any]], policy_label: str = "policy") -> dict[str, float | None]:
     """The goals of the sensing issue, measured in this run."""
     def g(name, key="recall@0.5"):
         return r.get(name, {}).get(key)
 
-    pol, orc, rnd = g("policy K=3"), g("oracle K=3"), g("random K=3")
+    pol, orc, rnd = g(f"{policy_label} K=3"), g("oracle K=3"), g("random K=3")
     out = {"policy_over_oracle": pol / orc if pol is not None and orc else None,
            "policy_over_random": pol / rnd if pol is not None and rnd else None,
            "policy_over_anchor_oracle": pol / g("anchor oracle K=3") if pol is not None and g("anchor oracle K=3") else None}
     for c in ("cascade 720 K=3", "cascade 1080 K=3"):
-        a, b = g("policy K=3", "recall_per_second"), g(c, "recall_per_second")
+        a, b = g(f"{policy_label} K=3", "recall_per_second"), g(c, "recall_per_second")
         out[f"recall_per_second_over_{c.split(' K')[0].replace(' ', '_')}"] = a / b if a is not None and b else None
     return {k: (round(v, 3) if v is not None else None) for k, v in out.items()}
 
@@ -189,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", default="", help="comma-separated substrings; run only matching rows")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime / torch threads")
     p.add_argument("--previous", default=str(PREVIOUS_WEIGHTS), help="previous weights for the side-by-side row")
+    p.add_argument("--previous-label", default="previous weights", help="row name of --previous")
+    p.add_argument("--policy", default="", help="small-policy weights of the K=1/2/3 rows ('' = the shipped ones)")
+    p.add_argument("--policy-label", default="policy", help="row name of --policy")
     p.add_argument("--out", default=str(RESULTS / "sensing_domains"), help="output path without extension")
     args = p.parse_args(argv)
     from tqdm import tqdm
@@ -199,13 +210,17 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"unknown set {s!r}; choose from {sorted(scenes.FROZEN_SETS)}")
     previous = Path(args.previous) if args.previous and Path(args.previous).is_file() else None
     selected = [s.strip().lower() for s in args.rows.split(",") if s.strip()]
-    todo = [(n, f) for n, f in rows(args.threads, previous) if not selected or any(s in n.lower() for s in selected)]
+    todo = [(n, f) for n, f in rows(args.threads, previous, args.policy, args.policy_label, args.previous_label) if not selected or any(s in n.lower() for s in selected)]
     load_before = [round(v, 2) for v in os.getloadavg()]
     result: dict[str, Any] = {
         "question": "recall vs cost of zoom-region sources for small text, in-domain vs held-out families",
         "command": "python benchmarks/sensing_domains.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "held_out_families": scenes.HELD_OUT, "fonts_found": scenes.available_font_families(),
-        "previous_weights": str(previous.relative_to(ROOT)) if previous else None, "sets": {},
+        "previous_weights": str(previous.relative_to(ROOT)) if previous else None,
+        "weights_sha256": {label: _sha256(Path(w) if w else BUNDLED_WEIGHTS) for label, w in
+                           ((args.policy_label, args.policy), (args.previous_label, str(previous or "")))
+                           if w or label == args.policy_label},
+        "sets": {},
     }
     for set_name in set_names:
         frames = list(tqdm(scenes.iter_set(set_name, args.frames or None), desc=set_name, unit="frame"))
@@ -221,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             r = s["rows"][name]
             print(f"{set_name:14s} {name:22s} recall {r['recall@0.5']:.3f} {r['recall_ci95']} prec "
                   f"{r['precision@0.5']:.3f} AP50 {r['AP50']:.3f} s/frame {r['seconds_per_frame']:.2f}", flush=True)
-        s["ratios"] = ratios(s["rows"])
+        s["ratios"] = ratios(s["rows"], args.policy_label)
         result["sets"][set_name] = s
     result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                          "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()]}

@@ -216,33 +216,45 @@ def heuristic_problems(split: str, n: int, start: int, anchors: np.ndarray, thum
     can be trained on hundreds of frames.  Rendered thumbnails are cached by generator
     fingerprint (never stale).  ``crop``: measure coverage on the crop windows (see
     :func:`region_reward_fn`)."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm import tqdm
-
-    from active_o3_training.anchor_cache import anchor_regions, generator_fingerprint
+    from active_o3_training.anchor_cache import generator_fingerprint
     from active_o3_training.data.synthetic import split_seed
 
     rcfg = replace(reward_cfg, mode="heuristic")
     folder = Path(cache_dir) / f"{generator_fingerprint()}_{thumb_short}"
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [(split_seed(split, start + i), thumb_short, str(folder)) for i in range(n)]
+    paths = _render_all(_render_thumbnail, jobs, f"frames ({split})", workers, progress)
+    return [_cached_problem(path, anchors, thumb_short, rcfg, crop) for path in paths]
+
+
+def _render_all(worker: Callable[[tuple], str], jobs: Sequence[tuple], desc: str, workers: int,
+                progress: bool) -> list[str]:
+    """Run a frame-rendering worker over ``jobs`` (in processes when ``workers > 1``)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            paths = list(tqdm(pool.map(_render_thumbnail, jobs), total=n, desc=f"frames ({split})",
-                              disable=not progress))
-    else:
-        paths = [_render_thumbnail(j) for j in tqdm(jobs, desc=f"frames ({split})", disable=not progress)]
-    out = []
-    for path in paths:
-        d = np.load(path, allow_pickle=False)
-        fw, fh = (int(v) for v in d["size"])
-        thumb = d["thumbnail"]
-        gt = [Box(*map(float, b)) for b in d["gt"]]
-        regions = anchor_regions(anchors, fw, fh, thumb_short)
-        th, tw = thumb.shape[:2]
-        out.append(Problem(thumb, "text", region_reward_fn(regions, fw, fh, gt, (tw, th), rcfg, None, crop)))
-    return out
+            return list(tqdm(pool.map(worker, jobs), total=len(jobs), desc=desc, disable=not progress))
+    return [worker(j) for j in tqdm(jobs, desc=desc, disable=not progress)]
+
+
+def _cached_problem(path: str, anchors: np.ndarray, thumb_short: int, rcfg: RewardConfig,
+                    crop: ResizeCropConfig | None, with_cues: bool = False) -> Problem:
+    """A :class:`Problem` from a rendered frame's ``.npz`` (thumbnail, size, ground truth and,
+    for scenes, the cue maps)."""
+    from active_o3_training.anchor_cache import anchor_regions
+    from active_o3_ros.backends.cues import CueMaps, anchor_features
+
+    d = np.load(path, allow_pickle=False)
+    fw, fh = (int(v) for v in d["size"])
+    thumb = d["thumbnail"]
+    gt = [Box(*map(float, b)) for b in d["gt"]]
+    regions = anchor_regions(anchors, fw, fh, thumb_short)
+    th, tw = thumb.shape[:2]
+    return Problem(thumb, "text", region_reward_fn(regions, fw, fh, gt, (tw, th), rcfg, None, crop),
+                   cues=anchor_features(CueMaps.from_arrays(d), anchors) if with_cues else None)
 
 
 def _scene_frame(args: tuple[int, str, int, str, str]) -> str:
@@ -278,11 +290,7 @@ def scene_problems(set_name: str, n: int | None, start: int, net_cfg: SmallPolic
     the generator's output and the cue settings (never stale); the per-anchor features are
     derived from the cached maps on load, so new anchors or features need no re-render."""
     import hashlib
-    from concurrent.futures import ProcessPoolExecutor
 
-    from tqdm import tqdm
-
-    from active_o3_training.anchor_cache import anchor_regions
     from active_o3_training.data import scenes
 
     if set_name != "train" and set_name not in ("val", "val_held_out"):
@@ -299,27 +307,10 @@ def scene_problems(set_name: str, n: int | None, start: int, net_cfg: SmallPolic
     folder = Path(cache_dir) / f"scenes_{key}"
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [(sd, domain, thumb_short, net_cfg.to_json(), str(folder)) for sd in seeds]
-    desc = f"scenes ({set_name})"
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            paths = list(tqdm(pool.map(_scene_frame, jobs), total=len(jobs), desc=desc, disable=not progress))
-    else:
-        paths = [_scene_frame(j) for j in tqdm(jobs, desc=desc, disable=not progress)]
-    from active_o3_ros.backends.cues import CueMaps, anchor_features
-
+    paths = _render_all(_scene_frame, jobs, f"scenes ({set_name})", workers, progress)
     rcfg = replace(reward_cfg, mode="heuristic")
     anchors = make_anchors(net_cfg.grids)
-    out = []
-    for path in paths:
-        d = np.load(path, allow_pickle=False)
-        fw, fh = (int(v) for v in d["size"])
-        thumb = d["thumbnail"]
-        gt = [Box(*map(float, b)) for b in d["gt"]]
-        regions = anchor_regions(anchors, fw, fh, thumb_short)
-        th, tw = thumb.shape[:2]
-        out.append(Problem(thumb, "text", region_reward_fn(regions, fw, fh, gt, (tw, th), rcfg, None, crop),
-                           cues=anchor_features(CueMaps.from_arrays(d), anchors) if net_cfg.cue_features else None))
-    return out
+    return [_cached_problem(path, anchors, thumb_short, rcfg, crop, net_cfg.cue_features) for path in paths]
 
 
 def _net_inputs(net: SmallPolicyNet, problems: Sequence[Problem]):

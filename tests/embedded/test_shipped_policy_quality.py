@@ -58,6 +58,7 @@ def test_shipped_policy_covers_more_held_out_text_than_random_and_untrained(fram
     mean = {k: float(np.mean(v)) for k, v in cov.items()}
     print(f"held-out-family mode coverage on {len(frames)} frames: {mean}")
     assert len(frames) >= 8
-    assert mean["shipped"] >= FLOOR, mean
+    # measured with the shipped (v1 CNN) weights: 0.57, untrained 0.04, random 0.04
+    assert mean["shipped"] >= 0.5, mean
     assert mean["shipped"] > 3 * mean["random"], mean
     assert mean["shipped"] > mean["init"] + 0.1, mean

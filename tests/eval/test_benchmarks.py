@@ -141,7 +141,7 @@ def test_sensing_domains_runs_rows_on_a_frozen_set(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.with_suffix(".json").read_text())
     rows = res["sets"]["val"]["rows"]
-    assert set(rows) == {"cascade 720 K=3", "oracle K=3", "policy K=1"}
+    assert set(rows) == {"cascade 720 K=3", "anchor oracle K=3", "oracle K=3", "policy K=1"}  # substrings
     for r in rows.values():
         lo, hi = r["recall_ci95"]
         assert lo <= r["recall@0.5"] <= hi and r["seconds_per_frame"] > 0

@@ -32,7 +32,7 @@ import glob
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -42,8 +42,8 @@ import numpy as np
 
 from active_o3_ros.core.types import Box
 
-from .synthetic import (FONT_FILES, HERSHEY_PREFIX, SyntheticFrame, SyntheticTextConfig, _contrast_colour,
-                        _draw_cluster, _Layout, _luma, _make_background, font_dir)
+from .synthetic import (FONT_FILES, HERSHEY_PREFIX, SyntheticFrame, SyntheticTextConfig, _draw_cluster, _Layout,
+                        _make_background, font_dir)
 
 BACKGROUND_FAMILIES: tuple[str, ...] = ("photo", "surface", "structure", "clutter", "vegetation", "sky")
 LAYOUT_FAMILIES: tuple[str, ...] = ("sign", "shelf", "bare", "rotated", "notice")

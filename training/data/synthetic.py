@@ -248,8 +248,14 @@ def _render_mask(word: str, font_name: str, cap_px: int, stroke: int) -> tuple[n
     org = (pad - x1, pad - y1)
     ImageDraw.Draw(outer).text(org, word, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
     ImageDraw.Draw(inner).text(org, word, font=font, fill=255)
-    o = np.asarray(outer, np.float32) / 255.0
-    i = np.asarray(inner, np.float32) / 255.0
+    return _ink_masks(np.asarray(inner), np.asarray(outer))
+
+
+def _ink_masks(inner: np.ndarray, outer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 ``(fill, fill+stroke)`` renderings -> float masks without faint anti-aliasing,
+    both cropped to the ink of ``outer``."""
+    o = outer.astype(np.float32) / 255.0
+    i = inner.astype(np.float32) / 255.0
     o[o < 0.1] = 0.0
     i[i < 0.1] = 0.0
     ys, xs = np.nonzero(o)
@@ -275,15 +281,7 @@ def _render_hershey(word: str, font: int, cap_px: int, stroke: int) -> tuple[np.
     cv2.putText(inner, word, (pad, pad + th), font, scale, 255, thick, cv2.LINE_AA)
     outer = inner if not stroke else \
         cv2.dilate(inner, np.ones((2 * stroke + 1, 2 * stroke + 1), np.uint8))
-    o = outer.astype(np.float32) / 255.0
-    i = inner.astype(np.float32) / 255.0
-    o[o < 0.1] = 0.0
-    i[i < 0.1] = 0.0
-    ys, xs = np.nonzero(o)
-    if ys.size == 0:
-        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
-    sl = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
-    return i[sl], o[sl]
+    return _ink_masks(inner, outer)
 
 
 def _contrast_colour(rng: np.random.Generator, behind_luma: float, min_contrast: float) -> np.ndarray:
