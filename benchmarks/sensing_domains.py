@@ -231,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg = PerceptionConfig.from_flat(flat)
             pipe = build_pipeline(cfg)
             pipe(frames[0].image[:64, :64].copy(), "text")  # warm-up: engine and policy load
-            s["rows"][name] = {**run_row(pipe, frames, f"{set_name}: {name}"), "config": flat}
+            shown = json.loads(json.dumps(flat).replace(str(ROOT) + os.sep, ""))  # no machine paths in results
+            s["rows"][name] = {**run_row(pipe, frames, f"{set_name}: {name}"), "config": shown}
             pipe.close()
             r = s["rows"][name]
             print(f"{set_name:14s} {name:22s} recall {r['recall@0.5']:.3f} {r['recall_ci95']} prec "
