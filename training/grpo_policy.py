@@ -267,13 +267,12 @@ def _scene_frame(args: tuple[int, str, int, str, str]) -> str:
 
     path = Path(folder) / f"scene_{seed}.npz"
     if not path.is_file():
-        torch.set_num_threads(1)
-        net = SmallPolicyNet(SmallPolicyConfig.from_json(net_json))
+        net_cfg = SmallPolicyConfig.from_json(net_json)
         f = render_scene(seed, SceneConfig(domain))
-        seen, _ = make_thumbnail(f.image, net.cfg.cue_short_side)
+        seen, _ = make_thumbnail(f.image, net_cfg.cue_short_side)
         thumb, _ = make_thumbnail(f.image, thumb_short)
         tmp = path.with_suffix(".tmp.npz")
-        maps = cue_maps(seen, net.detector_side(seen), net.cfg.cue_short_side, threads=1)
+        maps = cue_maps(seen, net_cfg.detector_side(seen.shape), net_cfg.cue_short_side, threads=1)
         np.savez_compressed(tmp, thumbnail=thumb, size=np.array(f.image.shape[1::-1], np.int64),
                             gt=np.asarray([b.as_list() for b in f.boxes], np.float64).reshape(-1, 4),
                             **maps.to_arrays())
@@ -293,7 +292,7 @@ def scene_problems(set_name: str, n: int | None, start: int, net_cfg: SmallPolic
 
     from active_o3_training.data import scenes
 
-    if set_name != "train" and set_name not in ("val", "val_held_out"):
+    if set_name not in ("train", "val", "val_held_out"):
         raise ValueError(f"training may read the train and val scenes only, never {set_name!r} (a frozen test set)")
     seeds = [scenes.train_seed(start + i) for i in range(n or 0)] if set_name == "train" else \
         scenes.frozen_seeds(set_name)[start:None if n is None else start + n]

@@ -1,7 +1,8 @@
 """Region sources used as baselines: tiling, random, oracle regions and the coarse-pass cascade.
 
-They implement :class:`SensingPolicy` so evaluation swaps them in by name; they are not
-model calls (``is_model_call = False``) and so do not inflate model-call counts.
+They implement :class:`SensingPolicy` so evaluation swaps them in by name.  The geometric
+ones are not model calls (``is_model_call = False``) and so do not inflate model-call
+counts; the cascade runs the detector, so it is one.
 """
 from __future__ import annotations
 

@@ -174,8 +174,11 @@ class SmallPolicyConfig:
         d["grids"] = tuple(AnchorGrid(**g) for g in d["grids"])
         d["res_blocks"] = tuple(int(n) for n in d.get("res_blocks", ()))  # absent in older weights
         d.setdefault("edge_features", False)  # weights written before the option existed
-        d.pop("n_cues", None)
         return cls(**d)
+
+    def detector_side(self, image_shape: Sequence[int]) -> int:
+        """Long side the detector cue reads an image of ``image_shape`` (``H, W, ...``) at."""
+        return int(min(self.cue_detector_long_side, round(max(image_shape[:2]) * self.cue_detector_fraction)))
 
     @property
     def thumbnail_size(self) -> tuple[int, int]:
@@ -279,12 +282,8 @@ class SmallPolicyNet(nn.Module):
         """``(B, N, len(CUE_FEATURES))`` evidence of full-resolution images (see :mod:`.cues`)."""
         anchors = self.anchors.cpu().numpy().astype(np.float64)
         return torch.from_numpy(np.stack([
-            anchor_cues(validate_image(im, "frame"), anchors, self.detector_side(im),
+            anchor_cues(validate_image(im, "frame"), anchors, self.cfg.detector_side(im.shape),
                         self.cfg.cue_short_side, threads) for im in images]))
-
-    def detector_side(self, image: np.ndarray) -> int:
-        """Long side the detector cue reads ``image`` at."""
-        return int(min(self.cfg.cue_detector_long_side, round(max(image.shape[:2]) * self.cfg.cue_detector_fraction)))
 
     def _embed(self, instructions: Sequence[str], device) -> torch.Tensor:
         return torch.stack([
