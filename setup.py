@@ -46,7 +46,7 @@ DATA_FILES = [(dest, srcs) for dest, srcs in DATA_FILES if srcs]
 # deepspeed: the ZeRO-3 accelerate configs in training/configs/ need it (a source distribution;
 # `pip install .[train] -c constraints.txt` builds it with its ops compiled on first use).
 TRAIN = ['trl>=1.0', 'peft>=0.15', 'datasets>=3.0', 'accelerate>=1.0', 'pycocotools>=2.0.8',
-         'matplotlib>=3.8', 'deepspeed>=0.15']
+         'matplotlib>=3.8', 'deepspeed>=0.15', 'onnx>=1.16']
 TEXT = ['rapidocr>=3.0', 'onnxruntime>=1.18']
 SAM = ['segment-anything>=1.0']
 # ROS 2 Kilted from PyPI wheels (a sourced ROS install works too; then skip this extra).

@@ -105,7 +105,9 @@ def run_row(pipe, frames, name: str) -> dict[str, Any]:
         boxes = [d.box for d in res.detections]
         scores = [d.score for d in res.detections]
         tp, n_pred, n_gt = greedy_match(boxes, scores, f.boxes, 0.5)
-        per.append((tp, n_pred, n_gt, secs, res.timings.sensing_s, res.model_calls))
+        cost = res.extra.get("task_cost", {})
+        per.append((tp, n_pred, n_gt, secs, res.timings.sensing_s, res.model_calls, cost.get("engine_s", 0.0),
+                    cost.get("det_megapixels", 0.0)))
         h, w = f.image.shape[:2]
         gts.append(ImageAnnotations(i + 1, w, h, list(f.boxes), ["text"] * len(f.boxes)))
         preds.append(ImageAnnotations(i + 1, w, h, boxes, ["text"] * len(boxes), scores))
@@ -125,6 +127,8 @@ def run_row(pipe, frames, name: str) -> dict[str, Any]:
         "false_detections_per_text_free_frame": round(float(n_pred[text_free].mean()), 3) if text_free.any() else None,
         "seconds_per_frame": round(s_frame, 3), "sensing_seconds_per_frame": round(float(a[:, 4].mean()), 4),
         "model_calls_per_frame": round(float(a[:, 5].mean()), 2),
+        "detector_seconds_per_frame": round(float(a[:, 6].mean()), 3),
+        "detector_megapixels_per_frame": round(float(a[:, 7].mean()), 3),
         "recall_per_second": round(float(recall) / s_frame, 4) if s_frame > 0 else None,
     }
 

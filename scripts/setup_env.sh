@@ -85,12 +85,20 @@ step_venv() {
 
 # ---------------------------------------------------------------- 3. pinned dependencies
 step_pip() {
-  local h; h="$(hash_of "$ROOT/requirements.txt" "$ROOT/constraints.txt")"
+  local h; h="$(hash_of "$ROOT/requirements.txt" "$ROOT/requirements-nodeps.txt" "$ROOT/constraints.txt")"
   stamp_ok pip "$h" && return
   log "installing pinned requirements (torch CPU wheel; first run downloads ~1 GB)"
   # pip's own version is pinned in the constraints too, but upgrading pip must come first.
   "$VENV/bin/python" -m pip install -q "pip==26.3"
   "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements.txt" -c "$ROOT/constraints.txt"
+  # sahi declares opencv-python; with it a second cv2 wheel would shadow the headless one.
+  "$VENV/bin/python" -m pip install -q --no-deps -r "$ROOT/requirements-nodeps.txt" -c "$ROOT/constraints.txt"
+  "$VENV/bin/python" - <<'PY' || die "more than one OpenCV wheel in the venv"
+import importlib.metadata as md, sys
+wheels = {d.metadata["Name"].lower() for d in md.distributions()} & {
+    "opencv-python", "opencv-contrib-python", "opencv-python-headless", "opencv-contrib-python-headless"}
+sys.exit(0 if len(wheels) == 1 else 1)
+PY
   "$VENV/bin/python" - <<'PY' || die "torch in the venv is not the CPU build (a CUDA wheel slipped in)"
 import importlib.metadata as md, sys
 v = md.version("torch")

@@ -73,7 +73,7 @@ class AnchorGrid:
 #: twenty square-ish regions (384x324 px at 1080p: ~2.2x zoom) and four big quadrant-like
 #: regions (768x540 px at 1080p) for long signs and shelf rows.  Few anchors on purpose:
 #: training caches the real detector's output on every anchor of every frame, and square
-#: crops are the detector's cheapest input (rapidocr scales the short side to 736 px).
+#: crops were the detector's cheapest input (it enlarged the short side to 736 px; now 480).
 DEFAULT_ANCHOR_GRIDS: tuple[AnchorGrid, ...] = (
     AnchorGrid(0.20, 0.30, 5, 4),
     AnchorGrid(0.40, 0.50, 2, 2),
@@ -481,6 +481,17 @@ def greedy_sets(logits: torch.Tensor, k: int, iou: np.ndarray, tau: float) -> li
     return out
 
 
+def adaptive_budget(chosen: Sequence[int], probs: np.ndarray, min_prob: float, min_regions: int = 1) -> list[int]:
+    """The adaptive K: the best-first prefix of ``chosen`` whose anchor probabilities are at
+    least ``min_prob``, and at least ``min_regions`` long (when that many were chosen)."""
+    keep = list(chosen[:min_regions])
+    for a in chosen[min_regions:]:
+        if probs[a] < min_prob:
+            break
+        keep.append(a)
+    return [int(a) for a in keep]
+
+
 # -- the SensingPolicy -------------------------------------------------------------------
 class SmallSensingPolicy(SensingPolicy):
     """Registered as ``small_policy``.
@@ -489,6 +500,12 @@ class SmallSensingPolicy(SensingPolicy):
     untrained seeded initialisation (the benchmarks' reference row).  ``weights`` is an
     alias for ``model`` (handy in ``sensing_options``).  ``sample=True`` makes ``propose``
     draw instead of returning the mode (seeded by ``seed``).
+
+    Adaptive budget: with ``min_prob > 0`` a region is kept only while the policy's own
+    probability for its anchor is at least ``min_prob`` (best first), but never fewer than
+    ``min_regions`` — so a frame with one cluster of targets costs one crop, a busy frame
+    keeps up to ``max_regions``.  The threshold is chosen on validation frames
+    (``benchmarks/choose_settings.py``); 0 = always ``max_regions``.
     """
 
     name = "small_policy"
@@ -496,7 +513,13 @@ class SmallSensingPolicy(SensingPolicy):
 
     def __init__(self, model: str = "", device: str = "cpu", dtype: str = "auto",
                  trust_remote_code: bool = False, weights: str | None = None, sample: bool = False,
-                 seed: int = 0, num_threads: int = 0, **_: Any) -> None:
+                 seed: int = 0, num_threads: int = 0, min_prob: float = 0.0, min_regions: int = 1,
+                 **_: Any) -> None:
+        if not 0.0 <= float(min_prob) <= 1.0:
+            raise ValueError(f"small_policy option min_prob must be in [0, 1], got {min_prob!r}")
+        if int(min_regions) < 0:
+            raise ValueError(f"small_policy option min_regions must be >= 0, got {min_regions!r}")
+        self.min_prob, self.min_regions = float(min_prob), int(min_regions)
         src = weights if weights is not None else model
         if src in ("", None):
             self.net = load_weights(BUNDLED_WEIGHTS)
@@ -544,6 +567,8 @@ class SmallSensingPolicy(SensingPolicy):
         else:
             chosen = greedy_sets(lg, max_regions, self.iou, self.net.cfg.overlap_tau)
         probs = torch.softmax(lg, -1).numpy()
+        if self.min_prob > 0:
+            chosen = [adaptive_budget(idx, p, self.min_prob, self.min_regions) for idx, p in zip(chosen, probs)]
         out = []
         for img, idx, p in zip(images, chosen, probs):
             h, w = img.shape[:2]
@@ -557,6 +582,6 @@ class SmallSensingPolicy(SensingPolicy):
 
 __all__ = [
     "AnchorGrid", "SmallPolicyConfig", "SmallPolicyNet", "SmallSensingPolicy", "build_net", "load_weights",
-    "read_config", "save_weights", "sample_sets", "greedy_sets", "make_anchors", "anchor_iou_matrix", "anchor_boxes_px",
+    "read_config", "save_weights", "sample_sets", "greedy_sets", "adaptive_budget", "make_anchors", "anchor_iou_matrix", "anchor_boxes_px",
     "BUNDLED_WEIGHTS", "INIT_WEIGHTS",
 ]

@@ -11,19 +11,27 @@ Configuration (measured, see the README section "Embedded CPU default"):
   which undoes the zoom.
 * ``unclip_ratio`` ~1.0 and ``box_thresh`` ~0.3: the default polygon dilation (1.6) makes
   boxes so loose that IoU-0.5 matching against tight word boxes fails.
+* ``det_precision: int8`` and ``det_limit_side_len: 480``: the detector is where the frame's
+  time goes; both were chosen on validation frames (``benchmarks/choose_settings.py``).
 
 Semantics: the detector is class-agnostic, so the instruction is ignored; every detection
 carries the ``label`` option (default "text") and the string read in ``Detection.text``;
 its score is the recogniser's confidence (``recognize=True``) or the detector's box score.
 One :meth:`TextTaskModel.detect` call runs the engine over each crop in turn (RapidOCR has
-no batched detection API) — still one task-model call in the pipeline's accounting.
+no batched detection API, and on a CPU a batch of crops costs what the crops cost one by one:
+time goes into convolutions), so the module says ``batched = False`` and the pipeline counts
+one model call per crop.  Each output's ``extra["cost"]`` carries what the engine spent on
+that crop: ``det_s``, ``cls_s``, ``rec_s``, ``engine_s`` and ``det_megapixels`` (the size of
+the detector's own input after its resize rule).
 """
 from __future__ import annotations
 
 import json
 import logging
 import threading
+import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import cv2
@@ -33,6 +41,9 @@ from active_o3_ros.backends.base import TaskModel, TaskOutput, options_from_kwar
 from active_o3_ros.core.types import Box, Detection, ParseStatus
 
 log = logging.getLogger(__name__)
+
+#: rapidocr's PP-OCR detector quantised to int8 (card: the ``.json`` next to it).
+INT8_DET_MODEL = Path(__file__).resolve().parents[1] / "data" / "ppocr_det_int8.onnx"
 
 
 @dataclass(frozen=True)
@@ -46,12 +57,19 @@ class _EngineSettings:
     text_score: float = 0.5
     max_side_len: int = 16384
     #: Detector input: its short side is scaled up to this when smaller (RapidOCR's
-    #: ``limit_type: min``), so tiny crops are still seen at a usable size.
-    det_limit_side_len: int = 736
+    #: ``limit_type: min``), so tiny crops are still seen at a usable size.  480 rather than
+    #: RapidOCR's 736: an 840x630 crop is then not enlarged again (chosen on validation frames,
+    #: ``benchmarks/results/choose_settings.md``).
+    det_limit_side_len: int = 480
     use_cls: bool = False
     threads: int = 0
     det_model_path: str = ""
     rec_model_path: str = ""
+    #: ``int8`` (default): the statically quantised detector shipped in the package
+    #: (:data:`INT8_DET_MODEL`, built by ``python -m active_o3_training.quantize``), about 2x
+    #: faster on CPUs with int8 dot products at the same recall on validation frames;
+    #: ``fp32``: rapidocr's own model.  A ``det_model_path`` replaces either.
+    det_precision: str = "int8"
 
     def __post_init__(self) -> None:
         for name in ("box_thresh", "det_thresh", "text_score"):
@@ -64,6 +82,8 @@ class _EngineSettings:
             raise ValueError(f"text task option max_side_len must be >= 32, got {self.max_side_len!r}")
         if int(self.det_limit_side_len) < 32:
             raise ValueError(f"text task option det_limit_side_len must be >= 32, got {self.det_limit_side_len!r}")
+        if self.det_precision not in ("fp32", "int8"):
+            raise ValueError(f"text task option det_precision must be 'fp32' or 'int8', got {self.det_precision!r}")
         if int(self.threads) < 0:
             raise ValueError(f"text task option threads must be >= 0 (0: onnxruntime default), got {self.threads!r}")
 
@@ -92,8 +112,13 @@ class TextEngineConfig(_EngineSettings):
             "EngineConfig.onnxruntime.inter_op_num_threads": 1 if threads > 0 else -1,
             "EngineConfig.onnxruntime.use_cuda": bool(self.use_cuda),
         }
-        if self.det_model_path:
+        if self.det_model_path:  # a given model file wins over det_precision
             p["Det.model_path"] = self.det_model_path
+        elif self.det_precision == "int8":
+            if not INT8_DET_MODEL.is_file():
+                raise FileNotFoundError(f"the int8 text detector {INT8_DET_MODEL} is missing; build it with "
+                                        "`python -m active_o3_training.quantize`")
+            p["Det.model_path"] = str(INT8_DET_MODEL)
         if self.rec_model_path:
             p["Rec.model_path"] = self.rec_model_path
         return p
@@ -152,6 +177,15 @@ def quad_to_box(quad: np.ndarray | Sequence[Sequence[float]], width: int, height
     return b if b.width > 0 and b.height > 0 else None
 
 
+def det_input_shape(height: int, width: int, limit_side_len: int) -> tuple[int, int]:
+    """The (h, w) the PP-OCR detector runs at for a ``height x width`` input: the short side
+    scaled UP to ``limit_side_len`` when smaller (RapidOCR's ``limit_type: min``), then both
+    sides rounded to a multiple of 32.  This, not the crop size, is what its time follows."""
+    h, w = int(height), int(width)
+    ratio = float(limit_side_len) / min(h, w) if min(h, w) < limit_side_len else 1.0
+    return max(32, int(round(int(h * ratio) / 32) * 32)), max(32, int(round(int(w * ratio) / 32) * 32))
+
+
 class TextTaskModel(TaskModel):
     """RapidOCR text detection (+ recognition) behind the :class:`TaskModel` interface.
 
@@ -163,6 +197,7 @@ class TextTaskModel(TaskModel):
     """
 
     name = "text"
+    batched = False
 
     def __init__(self, model: str = "", device: str = "cpu", dtype: str = "auto", trust_remote_code: bool = False,
                  **options: Any) -> None:
@@ -204,13 +239,16 @@ class TextTaskModel(TaskModel):
                 return TaskOutput([], "[]", ParseStatus.EMPTY)
             bgr = cv2.cvtColor(np.ascontiguousarray(img[:, :, :3]), cv2.COLOR_RGB2BGR)
             with self._lock:
+                t0 = time.perf_counter()
                 res = self._engine(bgr)
+                engine_s = time.perf_counter() - t0
         except Exception as exc:  # noqa: BLE001 - a bad crop must not take the node down
             log.warning("text task failed on a crop: %s", exc)
             return TaskOutput([], "", ParseStatus.FAILED, extra={"error": str(exc)})
+        cost = self._cost(res, h, w, engine_s)
         boxes = getattr(res, "boxes", None)
         if boxes is None or len(boxes) == 0:
-            return TaskOutput([], "[]", ParseStatus.EMPTY)
+            return TaskOutput([], "[]", ParseStatus.EMPTY, extra={"cost": cost})
         txts = getattr(res, "txts", None) if self.config.recognize else None
         scores = getattr(res, "scores", None)
         dets: list[Detection] = []
@@ -225,11 +263,23 @@ class TextTaskModel(TaskModel):
             dets.append(Detection(box=box, label=self.label, score=min(max(score, 0.0), 1.0), text=text))
         answer = [{"bbox_2d": [round(v, 1) for v in d.box.as_list()], "label": d.label, "text": d.text,
                    "score": round(d.score, 4)} for d in dets]
-        return TaskOutput(dets, json.dumps(answer), ParseStatus.OK if dets else ParseStatus.EMPTY)
+        return TaskOutput(dets, json.dumps(answer), ParseStatus.OK if dets else ParseStatus.EMPTY,
+                          extra={"cost": cost})
+
+    def _cost(self, res: Any, h: int, w: int, engine_s: float) -> dict[str, float]:
+        """What the engine spent on one crop.  RapidOCR reports no stage times when it found
+        nothing; then the whole call was the detector."""
+        stages = [float(v) if v is not None else 0.0 for v in (getattr(res, "elapse_list", None) or [])]
+        cls_s = stages[1] if len(stages) > 1 else 0.0
+        rec_s = stages[2] if len(stages) > 2 else 0.0
+        dh, dw = det_input_shape(h, w, self.config.det_limit_side_len)
+        return {"engine_calls": 1.0, "engine_s": round(engine_s, 6),
+                "det_s": round(max(engine_s - cls_s - rec_s, 0.0), 6), "cls_s": round(cls_s, 6),
+                "rec_s": round(rec_s, 6), "det_megapixels": round(dh * dw / 1e6, 6)}
 
     def describe(self) -> dict[str, Any]:
         """The effective engine settings (for logs and benchmark JSON)."""
         return {"label": self.label, "min_score": self.min_score, **asdict(self.config)}
 
 
-__all__ = ["TextTaskModel", "TextEngineConfig", "TextOptions", "get_engine", "quad_to_box"]
+__all__ = ["INT8_DET_MODEL", "TextTaskModel", "TextEngineConfig", "TextOptions", "det_input_shape", "get_engine", "quad_to_box"]

@@ -1,7 +1,8 @@
 """ActivePerception: the ACTIVE-o3 frame pipeline.
 
 parallel (the paper): thumbnail → ONE sensing call → up to K regions → K ResizeCrops →
-ONE batched task call → detections mapped to frame pixels → merged.  2 model calls.
+ONE batched task call → detections mapped to frame pixels → merged.  2 model calls (1 + K
+when the task module loops over the crops inside its call, as the ``text`` module does).
 serial (o3/ZoomEye-style, for comparison): one task call per region → 1 + K calls.
 full_frame (baseline): the frame downscaled to the task input, one task call.
 """
@@ -145,6 +146,8 @@ class ActivePerception:
         if crops:
             # A task module that chains two models (SAM prompted by a detector) reports its
             # true count per call in ``extra["model_calls"]``; the default is one.
+            # A module that loops over the crops inside one call (``batched = False``) ran
+            # its model once per crop, and that is what is counted.
             if mode == "serial":
                 for c in crops:
                     out = self.task.detect([c.image], [text])
@@ -152,7 +155,8 @@ class ActivePerception:
                     model_calls += _calls(out)
             else:
                 outputs = self.task.detect([c.image for c in crops], [text] * len(crops))
-                model_calls += _calls(outputs)
+                model_calls += (_calls(outputs) if getattr(self.task, "batched", True)
+                                else sum(_calls([o]) for o in outputs))
         task_s = time.perf_counter() - t
         problems = []
         if len(outputs) != len(crops):
@@ -167,6 +171,15 @@ class ActivePerception:
         map_s = time.perf_counter() - t
         return RegionDetections(regions, per_crop, [c.region_index for c in crops], outputs, model_calls,
                                 crop_s, task_s, map_s, problems, text, fw, fh, mode)
+
+    def merge(self, each: RegionDetections, regions: Sequence[int] | None = None) -> list[Detection]:
+        """Score threshold and merge of :meth:`detect_each`'s per-crop detections; ``regions``
+        keeps only the crops of those region indices (and the full-frame crop), so a caller can
+        score any subset of the regions without running the task model again."""
+        keep = None if regions is None else set(regions) | {-1}
+        dets = [d for per, ri in zip(each.per_crop, each.crop_region_index) if keep is None or ri in keep
+                for d in per if d.score >= self.config.score_threshold]
+        return merge_detections(dets, self.config.merge)
 
     def detect_regions(self, frame: np.ndarray, regions: Sequence[Region | Box], instruction: str | Sequence[str],
                        mode: str | None = None) -> PerceptionResult:
@@ -196,21 +209,22 @@ class ActivePerception:
 
     def _result(self, each: "RegionDetections", proposal: "Proposal | None", timings: StageTimings,
                 t_start: float) -> PerceptionResult:
-        cfg = self.config
         t = time.perf_counter()
-        dets = [d for per in each.per_crop for d in per if d.score >= cfg.score_threshold]
-        dets = merge_detections(dets, cfg.merge)
+        dets = self.merge(each)
         timings.crop_s, timings.task_s = each.crop_s, each.task_s
         timings.merge_s = each.map_s + time.perf_counter() - t
         timings.total_s = time.perf_counter() - t_start
+        extra: dict[str, Any] = {"problems": each.problems} if each.problems else {}
+        cost = task_cost(each.outputs)
+        if cost:
+            extra["task_cost"] = cost
         return PerceptionResult(
             detections=dets, regions=list(each.regions), image_width=each.width, image_height=each.height,
             instruction=each.instruction, timings=timings,
             model_calls=each.model_calls + (proposal.model_calls if proposal else 0),
             sensing_text=proposal.text if proposal else "", task_texts=[o.text for o in each.outputs],
             sensing_status=proposal.status if proposal else ParseStatus.OK,
-            task_statuses=[o.status for o in each.outputs], mode=each.mode,
-            extra={"problems": each.problems} if each.problems else {},
+            task_statuses=[o.status for o in each.outputs], mode=each.mode, extra=extra,
         )
 
     @staticmethod
@@ -233,4 +247,15 @@ def _calls(outputs: list[TaskOutput]) -> int:
     return max((int(o.extra.get("model_calls", 1)) for o in outputs), default=1)
 
 
-__all__ = ["ActivePerception", "Box", "Proposal", "RegionDetections"]
+def task_cost(outputs: Sequence[TaskOutput]) -> dict[str, float]:
+    """The sum over crops of the numeric engine costs a task module reports in
+    ``extra["cost"]`` (e.g. the text module's ``det_s``/``rec_s``/``det_megapixels``)."""
+    total: dict[str, float] = {}
+    for o in outputs:
+        for k, v in (o.extra.get("cost") or {}).items():
+            if isinstance(v, (int, float)):
+                total[k] = total.get(k, 0.0) + float(v)
+    return {k: round(v, 6) for k, v in total.items()}
+
+
+__all__ = ["ActivePerception", "Box", "Proposal", "RegionDetections", "task_cost"]

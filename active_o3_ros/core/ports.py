@@ -64,10 +64,15 @@ class TaskModel(ABC):
     name: str = "task"
     #: True when detections carry masks (the node then publishes /active_o3/masks).
     produces_masks: bool = False
+    #: True when one :meth:`detect` call runs the model once over the whole batch.  False
+    #: when the module loops over the crops inside (the pipeline then counts one model call
+    #: per crop, so "parallel" is not credited with a batching that did not happen).
+    batched: bool = True
 
     @abstractmethod
     def detect(self, images: Sequence[np.ndarray], instructions: Sequence[str]) -> list[TaskOutput]:
-        """One model call over the whole batch; returns one output per image."""
+        """One call over the whole batch; returns one output per image.  ``extra["cost"]``
+        may carry per-image engine costs (seconds, input megapixels) that the pipeline sums."""
 
     def close(self) -> None:
         """Free model memory (lifecycle cleanup)."""

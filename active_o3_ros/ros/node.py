@@ -63,6 +63,8 @@ ROS_PARAMETERS: tuple[Parameter, ...] = (
     Parameter("auto_activate", True, "Configure and activate at start (no lifecycle manager needed)."),
     Parameter("max_image_pixels", DEFAULT_MAX_PIXELS, "Largest accepted width*height; bigger frames are "
               "skipped with a warning (default 4096x4096: 4K yes, 8K no).", min_value=1, max_value=16384 * 16384),
+    Parameter("reuse_identical_frames", True, "A frame bit-identical to the previous one (robot standing still, "
+              "repeated buffer) gets the previous result with its own header, without running the models."),
     Parameter("plugins", "", "Comma-separated Python modules imported at configure; they may register extra "
               "backends (register_sensing / register_task). Read-only after start."),
     Parameter("allow_hub_downloads", False, "Let model backends download from a model hub (off: hub offline "
@@ -79,7 +81,8 @@ CODE_PARAMETERS = frozenset({"sensing_backend", "task_module", "model", "sensing
 #: Changing these while configured only takes effect at the next configure (models are reloaded).
 RELOAD_PARAMETERS = {"device", "dtype"}
 #: These take effect at the next activate (the subscription is recreated).
-REACTIVATE_PARAMETERS = {"compressed", "qos_reliability", "qos_depth", "publish_debug_image", "max_image_pixels"}
+REACTIVATE_PARAMETERS = {"compressed", "qos_reliability", "qos_depth", "publish_debug_image", "max_image_pixels",
+                         "reuse_identical_frames"}
 #: The relative input name; integrators remap it (``-r image:=/camera/image_raw``).
 IMAGE_INPUT = "image"
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -288,6 +291,7 @@ class ActiveO3Node(LifecycleNode):
         self._active_since = time.monotonic()
         self._stop.clear()
         self._frames.max_pixels = int(self.get_parameter("max_image_pixels").value)
+        self._frames.reuse_identical = bool(self.get_parameter("reuse_identical_frames").value)
         self._debug = bool(self.get_parameter("publish_debug_image").value) and "debug_image" in self._pubs
         self._worker = threading.Thread(target=self._work, name="active_o3_worker", daemon=True)
         self._worker.start()
@@ -415,7 +419,7 @@ class ActiveO3Node(LifecycleNode):
             means = {k: v / s.processed for k, v in s.stage_sums.items()} if s.processed else {}
             values = {
                 "state": self._state, "instruction": self._instruction, "frames_received": s.received,
-                "frames_processed": s.processed, "frames_dropped": s.dropped, "frames_rejected": s.rejected,
+                "frames_processed": s.processed, "frames_reused": s.reused, "frames_dropped": s.dropped, "frames_rejected": s.rejected,
                 "frames_failed": s.failed, "fps": f"{fps:.2f}", "latency_last_s": f"{s.last_latency:.4f}",
                 "detections_published": s.detections, "last_error": s.last_error,
                 **{f"mean_{k}": f"{v:.4f}" for k, v in means.items()},

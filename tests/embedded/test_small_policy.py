@@ -235,3 +235,31 @@ def test_oracle_anchors_pick_the_policys_anchors_covering_most_ground_truth():
 def test_oracle_anchors_names_a_missing_weights_file(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         build_sensing("oracle_anchors", weights=str(tmp_path / "missing.safetensors"))
+
+
+def test_adaptive_budget_keeps_the_confident_prefix():
+    from active_o3_ros.backends.small_policy import adaptive_budget
+
+    probs = np.array([0.5, 0.02, 0.2, 0.001])
+    assert adaptive_budget([0, 2, 1, 3], probs, 0.1) == [0, 2]          # stops at the first below 0.1
+    assert adaptive_budget([0, 1, 2], probs, 0.1) == [0]                 # a prefix: 2 is not reached
+    assert adaptive_budget([3, 0], probs, 0.1, min_regions=1) == [3, 0]  # the best is kept whatever its p
+    assert adaptive_budget([3, 0], probs, 0.1, min_regions=0) == []
+    assert adaptive_budget([0, 1, 2], probs, 0.0) == [0, 1, 2]
+
+
+def test_adaptive_policy_proposes_fewer_regions_and_checks_its_options():
+    imgs = [_image(s, 960, 540) for s in range(4)]
+    fixed = SmallSensingPolicy(model="").propose(imgs, ["text"] * 4, 3)
+    probs = [r.score for out in fixed for r in out.regions]
+    cut = float(np.median(probs))
+    adaptive = SmallSensingPolicy(model="", min_prob=cut).propose(imgs, ["text"] * 4, 3)
+    for a, f in zip(adaptive, fixed):
+        assert 1 <= len(a.regions) <= len(f.regions)
+        assert [r.box for r in a.regions] == [r.box for r in f.regions[:len(a.regions)]]  # a prefix of the mode
+        assert all(r.score >= cut for r in a.regions[1:])
+    assert sum(len(a.regions) for a in adaptive) < sum(len(f.regions) for f in fixed)
+    with pytest.raises(ValueError, match="min_prob"):
+        SmallSensingPolicy(model="init", min_prob=1.5)
+    with pytest.raises(ValueError, match="min_regions"):
+        SmallSensingPolicy(model="init", min_regions=-1)

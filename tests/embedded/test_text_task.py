@@ -103,3 +103,29 @@ def test_quad_to_box_bounds_rotated_quads_and_rejects_garbage() -> None:
     assert b == Box(8, 5, 30, 20)
     assert quad_to_box([[-10, -10], [-5, -10], [-5, -5], [-10, -5]], 100, 100) is None
     assert quad_to_box([[np.nan, 1], [2, 2]], 100, 100) is None
+
+
+def test_int8_detector_is_shipped_with_its_card_and_finds_the_word() -> None:
+    import hashlib
+    import json
+
+    from active_o3_ros.backends.text import INT8_DET_MODEL
+
+    card = json.loads(INT8_DET_MODEL.with_suffix(".json").read_text())
+    assert card["sha256"] == hashlib.sha256(INT8_DET_MODEL.read_bytes()).hexdigest()
+    assert all(s >= 10_000_000 and s < 20_000_000 for s in card["calibration"]["training_scene_seeds"]), \
+        "calibration must use training scenes only"
+    int8 = build_task("text", threads=1, det_precision="int8")
+    assert int8.config.params()["Det.model_path"] == str(INT8_DET_MODEL)
+    img, gt = _word_image()
+    out = int8.detect([img], ["text"])[0]
+    assert max(d.box.iou(gt) for d in out.detections) > 0.5 and "HELLO" in " ".join(d.text for d in out.detections)
+
+
+def test_det_precision_is_checked() -> None:
+    with pytest.raises(ValueError, match="det_precision"):
+        build_task("text", det_precision="int4")
+    from active_o3_ros.backends.text import TextEngineConfig
+
+    assert TextEngineConfig(det_model_path="/some/model.onnx").params()["Det.model_path"] == "/some/model.onnx"
+    assert "Det.model_path" not in TextEngineConfig(det_precision="fp32").params()  # rapidocr's own model

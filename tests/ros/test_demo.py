@@ -21,7 +21,9 @@ def test_demo_runs_embedded_default_and_ends_by_itself(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames_published"] == 2
     assert 1 <= summary["frames_processed"] <= 2
-    assert summary["model_calls_per_frame"] == 2.0          # 1 sensing + 1 batched task call
+    # 1 sensing call + one text-engine run per crop (the text module loops over the K<=3 crops;
+    # the policy proposes at least 2 regions on these frames)
+    assert 3.0 <= summary["model_calls_per_frame"] <= 4.0, summary
     # the embedded default finds words on the recording (measured 0.88-0.94 recall on 8 frames)
     assert summary["detections"] > 0
     assert summary["recall_at_0.5"] is not None and summary["recall_at_0.5"] >= 0.5, summary

@@ -1,0 +1,220 @@
+"""Choose the node's speed settings and the adaptive budget K on VALIDATION frames only.
+
+Question: which cheaper task settings keep recall, and which adaptive-K threshold keeps
+recall within 0.01 of fixed K=3 at the lowest time?  The frozen test sets are never read
+here; ``benchmarks/cost_curve.py`` then reports the chosen settings on them once.
+
+1. The policy's K=3 proposals are computed once per frame (they do not depend on the task
+   settings).
+2. Task variants (``crop_size`` x the detector's ``det_limit_side_len`` x fp32 or int8 detector) run on those
+   regions: recall@0.5, precision, detector seconds and megapixels per frame.  Chosen: the
+   fastest variant whose recall is within ``--recall-slack`` (0.02) of the current defaults.
+3. Adaptive K on the chosen variant: each crop's detections and engine time are kept, so the
+   recall and time of "keep regions while the policy's probability >= t" are computed for
+   every threshold t without running the detector again.  Chosen: the threshold with the
+   lowest mean task time whose recall is within ``--k-slack`` (0.01) of fixed K=3.
+
+Writes ``<out>.json`` and ``.md``.
+
+    python benchmarks/choose_settings.py --help
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without install
+    sys.path.insert(0, str(ROOT))
+try:
+    import active_o3_training  # noqa: F401
+except ImportError:  # pragma: no cover - checkout without pip install
+    import importlib
+
+    sys.modules["active_o3_training"] = importlib.import_module("training")
+
+from active_o3_ros.backends.base import build_pipeline  # noqa: E402
+from active_o3_ros.backends.small_policy import adaptive_budget  # noqa: E402
+from active_o3_ros.core.config import PerceptionConfig  # noqa: E402
+from active_o3_ros.core.metrics import greedy_match  # noqa: E402
+from active_o3_ros.core.pipeline import task_cost  # noqa: E402
+from active_o3_training.data import scenes  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+#: Task variants: (crop_size, det_limit_side_len, det_precision).  The first is today's node default.
+VARIANTS = [(840, 736, "fp32"), (840, 480, "fp32"), (640, 480, "fp32"), (840, 736, "int8"), (840, 480, "int8"),
+            (736, 480, "int8")]
+THRESHOLDS = [0.0, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.2]
+VAL_SETS = ("val", "val_held_out")
+
+
+def flat_config(crop_size: int, det_limit: int, precision: str, threads: int, k: int = 3,
+                **sensing: Any) -> dict[str, Any]:
+    """The node's defaults (``config/perceive.yaml``) with one task variant."""
+    return {"task_module": "text", "task_options": {"threads": threads, "det_limit_side_len": det_limit,
+                                                    "det_precision": precision},
+            "crop_size": crop_size, "crop_context": 1.3, "max_zoom": 3.0, "sensing_backend": "small_policy",
+            "max_regions": k, "sensing_options": {"num_threads": threads, **sensing}}
+
+
+def run_variant(pipe, frames, proposals, name: str) -> dict[str, Any]:
+    """Per frame: the regions' detections kept per crop (for the adaptive-K sweep) and totals."""
+    from tqdm import tqdm
+
+    per = []
+    for f, prop in zip(tqdm(frames, desc=name, unit="frame", leave=False), proposals):
+        t0 = time.perf_counter()
+        each = pipe.detect_each(f.image, prop.regions, "text")
+        secs = time.perf_counter() - t0
+        crops = []
+        for ri in range(len(prop.regions)):
+            idx = [j for j, r in enumerate(each.crop_region_index) if r == ri]
+            cost = task_cost([each.outputs[j] for j in idx])
+            crops.append({"engine_s": cost.get("engine_s", 0.0), "det_megapixels": cost.get("det_megapixels", 0.0)})
+        dets = pipe.merge(each)
+        tp, n_pred, n_gt = greedy_match([d.box for d in dets], [d.score for d in dets], f.boxes, 0.5)
+        per.append({"tp": tp, "n_pred": n_pred, "n_gt": n_gt, "task_s": secs, "each": each, "crops": crops,
+                    "probs": [r.score for r in prop.regions], "sensing_s": prop.sensing_s})
+    return summarise(per)
+
+
+def summarise(per: list[dict[str, Any]]) -> dict[str, Any]:
+    tp = sum(p["tp"] for p in per)
+    n_pred = sum(p["n_pred"] for p in per)
+    n_gt = sum(p["n_gt"] for p in per)
+    return {"recall@0.5": round(tp / max(1, n_gt), 4), "precision@0.5": round(tp / n_pred, 4) if n_pred else 1.0,
+            "task_seconds_per_frame": round(float(np.mean([p["task_s"] for p in per])), 4),
+            "sensing_seconds_per_frame": round(float(np.mean([p["sensing_s"] for p in per])), 4),
+            "det_megapixels_per_frame": round(float(np.mean([sum(c["det_megapixels"] for c in p["crops"])
+                                                             for p in per])), 3),
+            "_per": per}
+
+
+def adaptive_sweep(pipe, per: list[dict[str, Any]], frames, thresholds: list[float]) -> list[dict[str, Any]]:
+    """Recall and task time of every threshold, from the kept per-crop detections."""
+    out = []
+    for t in thresholds:
+        tp = n_pred = n_gt = 0
+        secs, crops = [], []
+        for p, f in zip(per, frames):
+            ranks = list(range(len(p["probs"])))
+            keep = adaptive_budget(ranks, np.asarray(p["probs"]), t, 1) if t > 0 else ranks
+            dets = pipe.merge(p["each"], keep)
+            a, b, c = greedy_match([d.box for d in dets], [d.score for d in dets], f.boxes, 0.5)
+            tp, n_pred, n_gt = tp + a, n_pred + b, n_gt + c
+            secs.append(sum(p["crops"][i]["engine_s"] for i in keep))
+            crops.append(len(keep))
+        out.append({"min_prob": t, "recall@0.5": round(tp / max(1, n_gt), 4),
+                    "precision@0.5": round(tp / n_pred, 4) if n_pred else 1.0,
+                    "engine_seconds_per_frame": round(float(np.mean(secs)), 4),
+                    "crops_per_frame": round(float(np.mean(crops)), 3)})
+    return out
+
+
+def choose_variant(rows: dict[str, dict[str, Any]], base: str, slack: float) -> str:
+    ok = [n for n, r in rows.items() if r["recall@0.5"] >= rows[base]["recall@0.5"] - slack]
+    return min(ok, key=lambda n: rows[n]["task_seconds_per_frame"])
+
+
+def choose_threshold(sweep: list[dict[str, Any]], slack: float) -> dict[str, Any]:
+    fixed = next(s for s in sweep if s["min_prob"] == 0.0)
+    ok = [s for s in sweep if s["recall@0.5"] >= fixed["recall@0.5"] - slack]
+    return min(ok, key=lambda s: (s["engine_seconds_per_frame"], -s["recall@0.5"]))
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [f"Validation frames: {', '.join(f'{k} ({v})' for k, v in result['frames'].items())}; "
+             f"policy K=3 regions computed once.", "",
+             "| task variant (crop_size / det_limit_side_len / det_precision) | recall@0.5 | precision | task s/frame | "
+             "detector MP/frame |", "|---|---:|---:|---:|---:|"]
+    for name, r in result["variants"].items():
+        mark = " **(chosen)**" if name == result["chosen_variant"] else ""
+        lines.append(f"| {name}{mark} | {r['recall@0.5']:.3f} | {r['precision@0.5']:.3f} | "
+                     f"{r['task_seconds_per_frame']:.2f} | {r['det_megapixels_per_frame']:.2f} |")
+    lines += ["", f"Adaptive K on {result['chosen_variant']} (regions kept while the policy's probability "
+              ">= min_prob, at least 1):", "",
+              "| min_prob | recall@0.5 | precision | crops/frame | engine s/frame |", "|---:|---:|---:|---:|---:|"]
+    for s in result["adaptive_sweep"]:
+        mark = " **(chosen)**" if s["min_prob"] == result["chosen_adaptive"]["min_prob"] else ""
+        lines.append(f"| {s['min_prob']}{mark} | {s['recall@0.5']:.3f} | {s['precision@0.5']:.3f} | "
+                     f"{s['crops_per_frame']:.2f} | {s['engine_seconds_per_frame']:.2f} |")
+    m = result["machine"]
+    lines += ["", f"Machine: {m['cpus']} CPUs, load average {m['load_before']} before / {m['load_after']} after.  "
+              f"Reproduce: `{result['command']}`"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sets", default=",".join(VAL_SETS), help="comma-separated VALIDATION sets")
+    p.add_argument("--frames", type=int, default=0, help="first N frames of each set (0 = all)")
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime / torch threads")
+    p.add_argument("--variants", default=",".join("/".join(map(str, v)) for v in VARIANTS),
+                   help="comma-separated crop_size/det_limit_side_len/det_precision; the first is the baseline")
+    p.add_argument("--recall-slack", type=float, default=0.02, help="recall a faster variant may lose")
+    p.add_argument("--k-slack", type=float, default=0.01, help="recall adaptive K may lose against K=3")
+    p.add_argument("--out", default=str(RESULTS / "choose_settings"), help="output path without extension")
+    args = p.parse_args(argv)
+    from tqdm import tqdm
+
+    set_names = [s.strip() for s in args.sets.split(",") if s.strip()]
+    for s in set_names:
+        if s not in VAL_SETS:
+            p.error(f"settings are chosen on validation sets only ({', '.join(VAL_SETS)}), not {s!r}")
+    variants = []
+    for x in args.variants.split(","):
+        c, d, *prec = x.strip().split("/")
+        variants.append((int(c), int(d), prec[0] if prec else "fp32"))
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    frames = [f for s in set_names for f in tqdm(scenes.iter_set(s, args.frames or None), desc=s, unit="frame")]
+    base_pipe = build_pipeline(PerceptionConfig.from_flat(flat_config(*variants[0], args.threads)))
+    proposals = [base_pipe.propose(f.image, "text") for f in tqdm(frames, desc="policy K=3", unit="frame")]
+    rows: dict[str, dict[str, Any]] = {}
+    pipes = {}
+    for v in variants:
+        name = " / ".join(map(str, v))
+        pipe = build_pipeline(PerceptionConfig.from_flat(flat_config(*v, args.threads)))
+        pipe.detect_each(frames[0].image[:64, :64].copy(), [], "text")  # warm-up
+        rows[name] = run_variant(pipe, frames, proposals, name)
+        pipes[name] = pipe
+        r = rows[name]
+        print(f"{name:12s} recall {r['recall@0.5']:.3f} prec {r['precision@0.5']:.3f} "
+              f"task s {r['task_seconds_per_frame']:.2f} MP {r['det_megapixels_per_frame']:.2f}", flush=True)
+    base = " / ".join(map(str, variants[0]))
+    chosen = choose_variant(rows, base, args.recall_slack)
+    sweep = adaptive_sweep(pipes[chosen], rows[chosen]["_per"], frames, THRESHOLDS)
+    pick = choose_threshold(sweep, args.k_slack)
+    c, d, prec = chosen.split(" / ")
+    result = {
+        "question": "cheaper task settings and the adaptive-K threshold, chosen on validation frames",
+        "command": ("python benchmarks/choose_settings.py " + shlex.join(argv if argv is not None else sys.argv[1:])).strip(),
+        "frames": {s: sum(1 for f in frames if f.seed in set(scenes.frozen_seeds(s))) for s in set_names},
+        "baseline_variant": base, "chosen_variant": chosen, "recall_slack": args.recall_slack,
+        "variants": {n: {k: v for k, v in r.items() if not k.startswith("_")} for n, r in rows.items()},
+        "adaptive_sweep": sweep, "chosen_adaptive": pick, "k_slack": args.k_slack,
+        "chosen_config": {"crop_size": int(c), "task_options": {"det_limit_side_len": int(d), "det_precision": prec},
+                          "sensing_options": {"min_prob": pick["min_prob"]}},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()]},
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    out.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+    print(f"wrote {out.with_suffix('.json')}, .md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

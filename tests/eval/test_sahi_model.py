@@ -1,0 +1,82 @@
+"""The sahi adapter and the honest cost accounting of the text module (real rapidocr, real sahi)."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("rapidocr")
+sahi = pytest.importorskip("sahi")
+
+from active_o3_ros.backends.text import TextTaskModel, det_input_shape  # noqa: E402
+from active_o3_ros.core.config import PerceptionConfig  # noqa: E402
+from active_o3_ros.core.metrics import greedy_match  # noqa: E402
+from active_o3_ros.core.types import Box  # noqa: E402
+from active_o3_training.data import scenes  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def scene():
+    # large words at 720p: the detector reads them at native resolution, no zoom needed
+    cfg = scenes.SceneConfig(frame_sizes=((1280, 720),), text_free=0.0, word_height=(18, 26),
+                             max_word_height_fraction=0.05)
+    s = next(s for s in (scenes.render_scene(scenes.train_seed(i), cfg) for i in range(20)) if len(s.boxes) >= 3)
+    return s
+
+
+@pytest.fixture(scope="module")
+def text_model():
+    return TextTaskModel(threads=2)
+
+
+def test_det_input_shape_is_rapidocrs_own_resize():
+    import numpy as np
+    from rapidocr.ch_ppocr_det.utils import DetPreProcess
+
+    for h, w, limit in [(630, 840, 736), (840, 840, 736), (2160, 3840, 736), (100, 37, 736), (630, 840, 480)]:
+        resized = DetPreProcess(limit, "min").resize(np.zeros((h, w, 3), np.uint8))
+        assert resized.shape[:2] == det_input_shape(h, w, limit), (h, w, limit)
+
+
+def test_text_module_reports_what_its_engine_ran(scene, text_model):
+    from active_o3_ros.core.pipeline import ActivePerception
+
+    assert TextTaskModel.batched is False
+    pipe = ActivePerception(None, text_model, PerceptionConfig.from_flat({"crop_size": 640}).pipeline)
+    regions = [Box(b.x1 - 40, b.y1 - 40, b.x2 + 40, b.y2 + 40) for b in scene.boxes[:3]]
+    res = pipe.detect_regions(scene.image, regions, "text")
+    cost = res.extra["task_cost"]
+    crops = len(res.task_statuses)
+    assert crops == 3 and res.model_calls == crops            # one engine run per crop, counted
+    assert cost["engine_calls"] == crops
+    assert 0 < cost["det_s"] <= cost["engine_s"] and cost["rec_s"] >= 0
+    assert cost["det_megapixels"] >= crops * 0.2               # each crop's detector input >= 736 px short side
+
+
+def test_sahi_sliced_prediction_with_our_detector(scene, text_model):
+    from sahi.predict import get_sliced_prediction
+    from sahi.slicing import get_slice_bboxes
+
+    from active_o3_ros.sahi_model import TaskDetectionModel, to_detections
+
+    model = TaskDetectionModel(text_model, "text", input_size=640, confidence_threshold=0.3)
+    h, w = scene.image.shape[:2]
+    res = get_sliced_prediction(scene.image, model, slice_height=320, slice_width=320, overlap_height_ratio=0.2,
+                                overlap_width_ratio=0.2, perform_standard_pred=True, verbose=0)
+    slices = get_slice_bboxes(h, w, 320, 320, False, 0.2, 0.2)
+    assert model.calls == len(slices) + 1                       # every slice plus the standard prediction
+    # every slice was enlarged to 640 px long side, the full frame shrunk to it
+    expected = sum((640 * (y2 - y1) / max(x2 - x1, y2 - y1)) * (640 * (x2 - x1) / max(x2 - x1, y2 - y1))
+                   for x1, y1, x2, y2 in slices) + 640 * 640 * h / w
+    assert model.megapixels == pytest.approx(expected / 1e6, rel=0.02)
+    dets = to_detections(res)
+    assert dets and all(0 <= d.box.x1 < d.box.x2 <= w and 0 <= d.box.y1 < d.box.y2 <= h for d in dets)
+    tp, _, n_gt = greedy_match([d.box for d in dets], [d.score for d in dets], scene.boxes, 0.5)
+    assert tp >= 0.5 * n_gt, (tp, n_gt)                         # boxes came back to frame pixels, shifted right
+
+
+def test_adapter_refuses_what_is_not_a_task_module():
+    from active_o3_ros.sahi_model import TaskDetectionModel
+
+    with pytest.raises(TypeError, match="TaskModel"):
+        TaskDetectionModel("not a model")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="input_size"):
+        TaskDetectionModel(None, input_size=4)  # type: ignore[arg-type]
