@@ -21,10 +21,6 @@ Writes ``<out>.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -32,15 +28,9 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without install
-    sys.path.insert(0, str(ROOT))
-try:
-    import active_o3_training  # noqa: F401
-except ImportError:  # pragma: no cover - checkout without pip install
-    import importlib
-
-    sys.modules["active_o3_training"] = importlib.import_module("training")
+if str(Path(__file__).resolve().parent) not in sys.path:  # imported from outside benchmarks/
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, command, footer, load_average, machine, write_outputs  # noqa: E402
 
 from active_o3_ros.backends.base import build_pipeline  # noqa: E402
 from active_o3_ros.backends.small_policy import adaptive_budget  # noqa: E402
@@ -49,7 +39,6 @@ from active_o3_ros.core.metrics import greedy_match  # noqa: E402
 from active_o3_ros.core.pipeline import task_cost  # noqa: E402
 from active_o3_training.data import scenes  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 #: Task variants: (crop_size, det_limit_side_len, det_precision).  The first is today's node default.
 VARIANTS = [(840, 736, "fp32"), (840, 480, "fp32"), (640, 480, "fp32"), (840, 736, "int8"), (840, 480, "int8"),
             (736, 480, "int8")]
@@ -147,9 +136,7 @@ def markdown(result: dict[str, Any]) -> str:
         mark = " **(chosen)**" if s["min_prob"] == result["chosen_adaptive"]["min_prob"] else ""
         lines.append(f"| {s['min_prob']}{mark} | {s['recall@0.5']:.3f} | {s['precision@0.5']:.3f} | "
                      f"{s['crops_per_frame']:.2f} | {s['engine_seconds_per_frame']:.2f} |")
-    m = result["machine"]
-    lines += ["", f"Machine: {m['cpus']} CPUs, load average {m['load_before']} before / {m['load_after']} after.  "
-              f"Reproduce: `{result['command']}`"]
+    lines += ["", footer(result)]
     return "\n".join(lines) + "\n"
 
 
@@ -175,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     for x in args.variants.split(","):
         c, d, *prec = x.strip().split("/")
         variants.append((int(c), int(d), prec[0] if prec else "fp32"))
-    load_before = [round(v, 2) for v in os.getloadavg()]
+    load_before = load_average()
     frames = [f for s in set_names for f in tqdm(scenes.iter_set(s, args.frames or None), desc=s, unit="frame")]
     base_pipe = build_pipeline(PerceptionConfig.from_flat(flat_config(*variants[0], args.threads)))
     proposals = [base_pipe.propose(f.image, "text") for f in tqdm(frames, desc="policy K=3", unit="frame")]
@@ -197,22 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     c, d, prec = chosen.split(" / ")
     result = {
         "question": "cheaper task settings and the adaptive-K threshold, chosen on validation frames",
-        "command": ("python benchmarks/choose_settings.py " + shlex.join(argv if argv is not None else sys.argv[1:])).strip(),
+        "command": command("choose_settings.py", argv),
         "frames": {s: sum(1 for f in frames if f.seed in set(scenes.frozen_seeds(s))) for s in set_names},
         "baseline_variant": base, "chosen_variant": chosen, "recall_slack": args.recall_slack,
         "variants": {n: {k: v for k, v in r.items() if not k.startswith("_")} for n, r in rows.items()},
         "adaptive_sweep": sweep, "chosen_adaptive": pick, "k_slack": args.k_slack,
         "chosen_config": {"crop_size": int(c), "task_options": {"det_limit_side_len": int(d), "det_precision": prec},
                           "sensing_options": {"min_prob": pick["min_prob"]}},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()]},
+        "machine": machine(load_before),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    out.with_suffix(".md").write_text(markdown(result))
     print(markdown(result))
-    print(f"wrote {out.with_suffix('.json')}, .md")
+    write_outputs(args.out, result, markdown)
     return 0
 
 

@@ -30,19 +30,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without install
-    sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
+if str(Path(__file__).resolve().parent) not in sys.path:  # imported from outside benchmarks/
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    RESULTS, command, footer, load_average, machine,
+    ratios_line, recall_scatter, write_outputs,
+)
 from sensing_domains import run_row  # noqa: E402  (same row runner, same metrics)
 
 from active_o3_ros.backends.base import build_pipeline  # noqa: E402
@@ -50,7 +48,6 @@ from active_o3_ros.core.config import PerceptionConfig  # noqa: E402
 from active_o3_ros.core.types import PerceptionResult, StageTimings  # noqa: E402
 from active_o3_training.data import scenes  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 CHOSEN = RESULTS / "choose_settings.json"
 
 
@@ -167,10 +164,8 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {name} | {r['recall@0.5']:.3f} [{lo:.2f}, {hi:.2f}] | {r['precision@0.5']:.3f} | "
                          f"{r['AP50']:.3f} | {r['seconds_per_frame']:.2f} | {r['detector_seconds_per_frame']:.2f} | "
                          f"{r['detector_megapixels_per_frame']:.2f} | {r['model_calls_per_frame']:.1f} |")
-        lines += ["", "Ratios: " + ", ".join(f"{k} {v}" for k, v in s["ratios"].items()), ""]
-    m = result["machine"]
-    lines += [f"Machine: {m['cpus']} CPUs, load average {m['load_before']} before / {m['load_after']} after.  "
-              f"Reproduce: `{result['command']}`"]
+        lines += ["", ratios_line(s["ratios"]), ""]
+    lines += [footer(result)]
     return "\n".join(lines) + "\n"
 
 
@@ -185,17 +180,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     for row_axes, (set_name, s) in zip(axes, sets):
         for ax, key, label in ((row_axes[0], "detector_seconds_per_frame", "detector seconds per frame (2 CPU cores)"),
                                (row_axes[1], "detector_megapixels_per_frame", "detector input megapixels per frame")):
-            for name, r in s["rows"].items():
-                lo, hi = r["recall_ci95"]
-                y, x = r["recall@0.5"], max(r[key], 1e-3)
-                ax.errorbar(x, y, yerr=[[y - lo], [hi - y]], fmt="s" if "SAHI" in name else "o", ms=5, capsize=3)
-                ax.annotate(name, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
-            ax.set_xscale("log")
-            ax.set_xlabel(label)
-            ax.set_ylabel("recall @ IoU 0.5 (95% CI)")
-            ax.set_title(set_name)
-            ax.set_ylim(-0.02, 1.02)
-            ax.grid(alpha=0.3, which="both")
+            recall_scatter(ax, s["rows"], key, label, set_name, log_x=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -222,10 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     selected = [s.strip().lower() for s in args.rows.split(",") if s.strip()]
     todo = [(n, f) for n, f in rows(args.threads, chosen, args.zoom)
             if not selected or any(s in n.lower() for s in selected)]
-    load_before = [round(v, 2) for v in os.getloadavg()]
+    load_before = load_average()
     result: dict[str, Any] = {
         "question": "recall vs detector cost: full frame, tiling, SAHI native/zoomed, random, policy K, oracle",
-        "command": ("python benchmarks/cost_curve.py " + shlex.join(argv if argv is not None else sys.argv[1:])).strip(),
+        "command": command("cost_curve.py", argv),
         "chosen_on_validation": chosen, "sets": {},
     }
     for set_name in set_names:
@@ -247,14 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"MP {r['detector_megapixels_per_frame']:.2f}", flush=True)
         s["ratios"] = ratios(s["rows"], args.zoom)
         result["sets"][set_name] = s
-    result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                         "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()]}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))
-    out.with_suffix(".md").write_text(markdown(result))
-    plot(result, out.with_suffix(".png"))
-    print(f"wrote {out.with_suffix('.json')}, .md, .png")
+    result["machine"] = machine(load_before)
+    write_outputs(args.out, result, markdown, plot)
     return 0
 
 

@@ -30,10 +30,6 @@ this machine; the JSON records CPU count and load average so contended runs are 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -41,15 +37,9 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without install
-    sys.path.insert(0, str(ROOT))
-try:
-    import active_o3_training  # noqa: F401
-except ImportError:  # pragma: no cover - checkout without pip install
-    import importlib
-
-    sys.modules["active_o3_training"] = importlib.import_module("training")
+if str(Path(__file__).resolve().parent) not in sys.path:  # imported from outside benchmarks/
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, command, load_average, machine, write_outputs  # noqa: E402
 
 from active_o3_ros.core.config import PARAMETER_INDEX, PerceptionConfig  # noqa: E402
 from active_o3_ros.core.metrics import ImageAnnotations, coco_evaluate, greedy_match  # noqa: E402
@@ -57,7 +47,6 @@ from active_o3_ros.core.pipeline import ActivePerception  # noqa: E402
 from active_o3_ros.backends.base import build_pipeline
 from active_o3_training.data import synthetic as syn  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def rows(crop_size: int, threads: int, compare_weights: list[str] | tuple[str, ...] = (),
@@ -200,10 +189,10 @@ def main(argv: list[str] | None = None) -> int:
 
     seeds = [syn.split_seed(args.split, args.start + i) for i in range(args.frames)]
     frames = [syn.render_frame(s) for s in tqdm(seeds, desc="test frames", unit="frame")]
-    load_before = [round(v, 2) for v in os.getloadavg()]
+    load_before = load_average()
     result: dict[str, Any] = {
         "question": "recall vs cost of zoom-region sources for small text, same detector for every row",
-        "command": "python benchmarks/embedded_default.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": command("embedded_default.py", argv),
         "split": args.split, "frames": len(frames), "seeds": seeds, "crop_size": args.crop_size,
         "crop_context": args.crop_context if args.crop_context is not None else PARAMETER_INDEX["crop_context"].default,
         "frame_sizes": sorted({f"{f.image.shape[1]}x{f.image.shape[0]}" for f in frames}),
@@ -234,14 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             result["policy_provenance"] = read_provenance(BUNDLED_WEIGHTS)
         except Exception as exc:  # noqa: BLE001 - provenance is informative only
             result["policy_provenance"] = {"error": str(exc)}
-    result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                         "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()]}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))
-    out.with_suffix(".md").write_text(markdown(result))
-    plot(result, out.with_suffix(".png"))
-    print(f"wrote {out.with_suffix('.json')}, .md, .png")
+    result["machine"] = machine(load_before)
+    write_outputs(args.out, result, markdown, plot)
     return 0
 
 

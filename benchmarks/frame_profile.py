@@ -15,11 +15,8 @@ parameters, so a candidate setting is profiled exactly as the node would run it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import random
-import shlex
 import sys
 import time
 from dataclasses import replace
@@ -28,17 +25,10 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without install
-    sys.path.insert(0, str(ROOT))
-try:
-    import active_o3_training  # noqa: F401
-except ImportError:  # pragma: no cover - checkout without pip install
-    import importlib
+if str(Path(__file__).resolve().parent) not in sys.path:  # imported from outside benchmarks/
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, ROOT, command, footer, load_average, machine, write_outputs  # noqa: E402
 
-    sys.modules["active_o3_training"] = importlib.import_module("training")
-
-RESULTS = ROOT / "benchmarks" / "results"
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
 STAGES = ["decode_s", "preprocess_s", "sensing_s", "crop_s", "det_s", "cls_s", "rec_s", "task_other_s",
           "merge_s", "messages_s", "publish_s"]
@@ -50,14 +40,13 @@ def node_config(overrides: list[str]):
 
     from active_o3_ros.core.config import PerceptionConfig
 
-    params = yaml.safe_load((ROOT / "config" / "perceive.yaml").read_text())
-    flat = dict(next(iter(params.values()))["ros__parameters"])
+    flat: dict[str, Any] = {}
     for item in overrides:
-        name, _, value = item.partition(":=")
-        if not _:
+        name, sep, value = item.partition(":=")
+        if not sep:
             raise SystemExit(f"--set wants name:=value, got {item!r}")
         flat[name.strip()] = yaml.safe_load(value)
-    return PerceptionConfig.from_flat(flat), flat
+    return PerceptionConfig.from_yaml(ROOT / "config" / "perceive.yaml", flat)
 
 
 def profile(size: tuple[int, int], frames: int, processor, pubs, instruction: str) -> dict[str, Any]:
@@ -93,15 +82,16 @@ def profile(size: tuple[int, int], frames: int, processor, pubs, instruction: st
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [f"Node parameters: `{result['overrides'] or 'config/perceive.yaml defaults'}`", "",
-             "| stage (median s) | " + " | ".join(result["sizes"]) + " |",
+             "| stage (median ms) | " + " | ".join(result["sizes"]) + " |",
              "|---|" + "---:|" * len(result["sizes"])]
     for st in [*STAGES, "wall_s"]:
-        lines.append(f"| {st[:-2]} | " + " | ".join(f"{r['median'][st]:.3f}" for r in result["sizes"].values()) + " |")
+        name = "**frame (wall)**" if st == "wall_s" else st[:-2]
+        lines.append(f"| {name} | " + " | ".join(f"{1000 * r['median'][st]:.1f}" for r in result["sizes"].values())
+                     + " |")
+    lines.append("| crops | " + " | ".join(f"{r['median']['crops']:.0f}" for r in result["sizes"].values()) + " |")
     lines.append("| detector MP | " + " | ".join(f"{r['median']['det_megapixels']:.2f}"
                                                 for r in result["sizes"].values()) + " |")
-    m = result["machine"]
-    lines += ["", f"Machine: {m['cpus']} CPUs, load average {m['load_before']} before / {m['load_after']} after.  "
-              f"Reproduce: `{result['command']}`"]
+    lines += ["", footer(result)]
     return "\n".join(lines) + "\n"
 
 
@@ -126,22 +116,22 @@ def main(argv: list[str] | None = None) -> int:
     from active_o3_ros.ros import convert
     from active_o3_ros.ros.frames import FrameProcessor
 
-    cfg, flat = node_config(args.set)
+    cfg = node_config(args.set)
     pipeline = build_pipeline(cfg)
     processor = FrameProcessor(pipeline, convert.rclpy_types())
-    load_before = [round(v, 2) for v in os.getloadavg()]
+    load_before = load_average()
     rclpy.init()
     node = rclpy.create_node("frame_profile")
     try:
         pubs = (node.create_publisher(m.DetectionArray, "/active_o3/detections", 10),
                 node.create_publisher(m.ZoomRegionArray, "/active_o3/regions", 10))
-        pipeline(np.zeros((64, 64, 3), np.uint8), flat.get("instruction", "text"))  # warm-up
+        pipeline(np.zeros((64, 64, 3), np.uint8), cfg.instruction)  # warm-up
         result: dict[str, Any] = {
             "question": "per-stage time of one node frame (FrameProcessor + rclpy publish), embedded default",
-            "command": ("python benchmarks/frame_profile.py " + shlex.join(argv if argv is not None else sys.argv[1:])).strip(),
+            "command": command("frame_profile.py", argv),
             "overrides": args.set, "sizes": {}}
         for name in args.sizes.split(","):
-            result["sizes"][name] = profile(SIZES[name], args.frames, processor, pubs, flat.get("instruction", "text"))
+            result["sizes"][name] = profile(SIZES[name], args.frames, processor, pubs, cfg.instruction)
             med = result["sizes"][name]["median"]
             print(f"{name}: wall {med['wall_s']:.2f} s (det {med['det_s']:.2f}, rec {med['rec_s']:.2f}, "
                   f"sensing {med['sensing_s']:.3f})", flush=True)
@@ -149,13 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         node.destroy_node()
         rclpy.shutdown()
         pipeline.close()
-    result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                         "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()]}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    out.with_suffix(".md").write_text(markdown(result))
+    result["machine"] = machine(load_before)
     print(markdown(result))
+    write_outputs(args.out, result, markdown)
     return 0
 
 

@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -33,15 +31,12 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without install
-    sys.path.insert(0, str(ROOT))
-try:
-    import active_o3_training  # noqa: F401
-except ImportError:  # pragma: no cover - checkout without pip install
-    import importlib
-
-    sys.modules["active_o3_training"] = importlib.import_module("training")
+if str(Path(__file__).resolve().parent) not in sys.path:  # imported from outside benchmarks/
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    RESULTS, ROOT, command, footer, load_average,
+    machine, ratios_line, recall_scatter, write_outputs,
+)
 
 from active_o3_ros.backends.base import build_pipeline  # noqa: E402
 from active_o3_ros.backends.small_policy import BUNDLED_WEIGHTS  # noqa: E402
@@ -49,7 +44,6 @@ from active_o3_ros.core.config import PerceptionConfig  # noqa: E402
 from active_o3_ros.core.metrics import ImageAnnotations, coco_evaluate, greedy_match  # noqa: E402
 from active_o3_training.data import scenes  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 #: The weights shipped before the domain-family retraining (kept for the side-by-side row).
 PREVIOUS_WEIGHTS = ROOT / "training" / "results" / "small_policy_v1" / "small_policy.safetensors"
 
@@ -161,10 +155,8 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {name} | {r['recall@0.5']:.3f} [{lo:.2f}, {hi:.2f}] | {r['precision@0.5']:.3f} | "
                          f"{r['AP50']:.3f} | {'' if fd is None else f'{fd:.2f}'} | {r['seconds_per_frame']:.2f} | "
                          f"{r['recall_per_second']:.3f} |")
-        lines += ["", "Ratios: " + ", ".join(f"{k} {v}" for k, v in s["ratios"].items()), ""]
-    m = result["machine"]
-    lines += [f"Machine: {m['cpus']} CPUs, load average {m['load_before']} before / {m['load_after']} after.  "
-              f"Reproduce: `{result['command']}`"]
+        lines += ["", ratios_line(s["ratios"]), ""]
+    lines += [footer(result)]
     return "\n".join(lines) + "\n"
 
 
@@ -177,16 +169,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     sets = list(result["sets"].items())
     fig, axes = plt.subplots(1, len(sets), figsize=(6.5 * len(sets), 4.8), squeeze=False)
     for ax, (set_name, s) in zip(axes[0], sets):
-        for name, r in s["rows"].items():
-            lo, hi = r["recall_ci95"]
-            y = r["recall@0.5"]
-            ax.errorbar(r["seconds_per_frame"], y, yerr=[[y - lo], [hi - y]], fmt="o", ms=5, capsize=3)
-            ax.annotate(name, (r["seconds_per_frame"], y), fontsize=7, xytext=(4, 3), textcoords="offset points")
-        ax.set_title(set_name)
-        ax.set_xlabel("seconds per frame (2 CPU cores)")
-        ax.set_ylabel("recall @ IoU 0.5 (95% CI)")
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
+        recall_scatter(ax, s["rows"], "seconds_per_frame", "seconds per frame (2 CPU cores)", set_name)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -215,10 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     previous = Path(args.previous) if args.previous and Path(args.previous).is_file() else None
     selected = [s.strip().lower() for s in args.rows.split(",") if s.strip()]
     todo = [(n, f) for n, f in rows(args.threads, previous, args.policy, args.policy_label, args.previous_label) if not selected or any(s in n.lower() for s in selected)]
-    load_before = [round(v, 2) for v in os.getloadavg()]
+    load_before = load_average()
     result: dict[str, Any] = {
         "question": "recall vs cost of zoom-region sources for small text, in-domain vs held-out families",
-        "command": "python benchmarks/sensing_domains.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": command("sensing_domains.py", argv),
         "held_out_families": scenes.HELD_OUT, "fonts_found": scenes.available_font_families(),
         "previous_weights": str(previous.relative_to(ROOT)) if previous else None,
         "weights_sha256": {label: _sha256(Path(w) if w else BUNDLED_WEIGHTS) for label, w in
@@ -243,14 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['precision@0.5']:.3f} AP50 {r['AP50']:.3f} s/frame {r['seconds_per_frame']:.2f}", flush=True)
         s["ratios"] = ratios(s["rows"], args.policy_label)
         result["sets"][set_name] = s
-    result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                         "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()]}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))
-    out.with_suffix(".md").write_text(markdown(result))
-    plot(result, out.with_suffix(".png"))
-    print(f"wrote {out.with_suffix('.json')}, .md, .png")
+    result["machine"] = machine(load_before)
+    write_outputs(args.out, result, markdown, plot)
     return 0
 
 

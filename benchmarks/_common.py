@@ -1,0 +1,87 @@
+"""What the benchmark scripts share: import paths, the machine record, the output files, the
+recall-vs-cost scatter.  Not a benchmark itself (``run_all`` skips ``_``-prefixed modules).
+
+Importing it makes a plain checkout work without ``pip install``: the repository root goes on
+``sys.path`` and ``training/`` is importable as ``active_o3_training`` (its installed name).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+if str(ROOT) not in sys.path:  # run from a checkout without install
+    sys.path.insert(0, str(ROOT))
+try:
+    import active_o3_training  # noqa: F401
+except ImportError:  # pragma: no cover - checkout without pip install
+    import importlib
+
+    sys.modules["active_o3_training"] = importlib.import_module("training")
+
+
+def load_average() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def machine(load_before: list[float]) -> dict[str, Any]:
+    """CPU count, platform and the load average before/after (contended runs stay visible)."""
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "load_before": load_before, "load_after": load_average()}
+
+
+def command(script: str, argv: list[str] | None) -> str:
+    """The command line that reproduces this run (repo-relative script path)."""
+    args = argv if argv is not None else sys.argv[1:]
+    return f"python benchmarks/{script} {shlex.join(args)}".strip()
+
+
+def write_outputs(out: str | Path, result: dict[str, Any], markdown: Callable[[dict[str, Any]], str],
+                  plot: Callable[[dict[str, Any], Path], None] | None = None) -> Path:
+    """``<out>.json``, ``<out>.md`` and (with ``plot``) ``<out>.png``."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))
+    out.with_suffix(".md").write_text(markdown(result))
+    if plot is not None:
+        plot(result, out.with_suffix(".png"))
+    print(f"wrote {out.with_suffix('.json')}, .md" + (", .png" if plot is not None else ""))
+    return out
+
+
+def recall_scatter(ax: Any, rows: dict[str, dict[str, Any]], key: str, xlabel: str, title: str,
+                   log_x: bool = False) -> None:
+    """One point per row: recall@0.5 with its 95 % interval against ``rows[...][key]``."""
+    for name, r in rows.items():
+        y = r["recall@0.5"]
+        x = max(r[key], 1e-3) if log_x else r[key]
+        if "recall_ci95" in r:
+            lo, hi = r["recall_ci95"]
+            ax.errorbar(x, y, yerr=[[y - lo], [hi - y]], fmt="s" if "SAHI" in name else "o", ms=5, capsize=3)
+        else:
+            ax.plot(x, y, "o", ms=6)
+        ax.annotate(name, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("recall @ IoU 0.5" + (" (95% CI)" if any("recall_ci95" in r for r in rows.values()) else ""))
+    ax.set_title(title)
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3, which="both" if log_x else "major")
+
+
+def footer(result: dict[str, Any]) -> str:
+    """The markdown's last line: the machine's load and the command that reproduces the table."""
+    m = result["machine"]
+    return (f"Machine: {m['cpus']} CPUs, load average {m['load_before']} before / {m['load_after']} after.  "
+            f"Reproduce: `{result['command']}`")
+
+
+def ratios_line(ratios: dict[str, Any]) -> str:
+    return "Ratios: " + ", ".join(f"{k} {v}" for k, v in ratios.items())
