@@ -43,7 +43,29 @@ from active_o3_training.data import scenes  # noqa: E402
 VARIANTS = [(840, 736, "fp32"), (840, 480, "fp32"), (640, 480, "fp32"), (840, 736, "int8"), (840, 480, "int8"),
             (736, 480, "int8")]
 THRESHOLDS = [0.0, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.2]
-VAL_SETS = ("val", "val_held_out")
+VAL_SETS = ("val", "val_held_out", "synthetic_val")
+#: Frames of ``synthetic_val`` (the validation split of ``training/data/synthetic.py``, the
+#: generator of the demo recording) when ``--frames`` is 0.
+SYNTHETIC_VAL_FRAMES = 24
+
+
+def load_set(name: str, n: int | None) -> list[Any]:
+    """Validation frames (objects with ``image``, ``boxes`` and ``set``)."""
+    from types import SimpleNamespace
+
+    from tqdm import tqdm
+
+    if name == "synthetic_val":
+        from active_o3_training.data import synthetic as syn
+
+        seeds = [syn.split_seed("val", i) for i in range(n or SYNTHETIC_VAL_FRAMES)]
+        out = []
+        for seed in tqdm(seeds, desc=name, unit="frame"):
+            f = syn.render_frame(seed)
+            out.append(SimpleNamespace(image=f.image, boxes=f.boxes, seed=seed, set=name))
+        return out
+    return [SimpleNamespace(image=f.image, boxes=f.boxes, seed=f.seed, set=name)
+            for f in tqdm(scenes.iter_set(name, n), desc=name, unit="frame")]
 
 
 def flat_config(crop_size: int, det_limit: int, precision: str, threads: int, k: int = 3,
@@ -71,7 +93,7 @@ def run_variant(pipe, frames, proposals, name: str) -> dict[str, Any]:
             crops.append({"engine_s": cost.get("engine_s", 0.0), "det_megapixels": cost.get("det_megapixels", 0.0)})
         dets = pipe.merge(each)
         tp, n_pred, n_gt = greedy_match([d.box for d in dets], [d.score for d in dets], f.boxes, 0.5)
-        per.append({"tp": tp, "n_pred": n_pred, "n_gt": n_gt, "task_s": secs, "each": each, "crops": crops,
+        per.append({"tp": tp, "n_pred": n_pred, "n_gt": n_gt, "task_s": secs, "each": each, "crops": crops, "set": f.set,
                     "probs": [r.score for r in prop.regions], "sensing_s": prop.sensing_s})
     return summarise(per)
 
@@ -80,7 +102,12 @@ def summarise(per: list[dict[str, Any]]) -> dict[str, Any]:
     tp = sum(p["tp"] for p in per)
     n_pred = sum(p["n_pred"] for p in per)
     n_gt = sum(p["n_gt"] for p in per)
-    return {"recall@0.5": round(tp / max(1, n_gt), 4), "precision@0.5": round(tp / n_pred, 4) if n_pred else 1.0,
+    by_set = {}
+    for name in dict.fromkeys(p["set"] for p in per):
+        mine = [p for p in per if p["set"] == name]
+        by_set[name] = round(sum(p["tp"] for p in mine) / max(1, sum(p["n_gt"] for p in mine)), 4)
+    return {"recall@0.5": round(tp / max(1, n_gt), 4), "recall_by_set": by_set,
+            "precision@0.5": round(tp / n_pred, 4) if n_pred else 1.0,
             "task_seconds_per_frame": round(float(np.mean([p["task_s"] for p in per])), 4),
             "sensing_seconds_per_frame": round(float(np.mean([p["sensing_s"] for p in per])), 4),
             "det_megapixels_per_frame": round(float(np.mean([sum(c["det_megapixels"] for c in p["crops"])
@@ -123,11 +150,12 @@ def choose_threshold(sweep: list[dict[str, Any]], slack: float) -> dict[str, Any
 def markdown(result: dict[str, Any]) -> str:
     lines = [f"Validation frames: {', '.join(f'{k} ({v})' for k, v in result['frames'].items())}; "
              f"policy K=3 regions computed once.", "",
-             "| task variant (crop_size / det_limit_side_len / det_precision) | recall@0.5 | precision | task s/frame | "
-             "detector MP/frame |", "|---|---:|---:|---:|---:|"]
+             "| task variant (crop_size / det_limit_side_len / det_precision) | recall@0.5 | recall per set | precision | "
+             "task s/frame | detector MP/frame |", "|---|---:|---|---:|---:|---:|"]
     for name, r in result["variants"].items():
         mark = " **(chosen)**" if name == result["chosen_variant"] else ""
-        lines.append(f"| {name}{mark} | {r['recall@0.5']:.3f} | {r['precision@0.5']:.3f} | "
+        per_set = ", ".join(f"{k} {v:.3f}" for k, v in r.get("recall_by_set", {}).items())
+        lines.append(f"| {name}{mark} | {r['recall@0.5']:.3f} | {per_set} | {r['precision@0.5']:.3f} | "
                      f"{r['task_seconds_per_frame']:.2f} | {r['det_megapixels_per_frame']:.2f} |")
     lines += ["", f"Adaptive K on {result['chosen_variant']} (regions kept while the policy's probability "
               ">= min_prob, at least 1):", "",
@@ -163,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         c, d, *prec = x.strip().split("/")
         variants.append((int(c), int(d), prec[0] if prec else "fp32"))
     load_before = load_average()
-    frames = [f for s in set_names for f in tqdm(scenes.iter_set(s, args.frames or None), desc=s, unit="frame")]
+    frames = [f for s in set_names for f in load_set(s, args.frames or None)]
     base_pipe = build_pipeline(PerceptionConfig.from_flat(flat_config(*variants[0], args.threads)))
     proposals = [base_pipe.propose(f.image, "text") for f in tqdm(frames, desc="policy K=3", unit="frame")]
     rows: dict[str, dict[str, Any]] = {}
@@ -185,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "question": "cheaper task settings and the adaptive-K threshold, chosen on validation frames",
         "command": command("choose_settings.py", argv),
-        "frames": {s: sum(1 for f in frames if f.seed in set(scenes.frozen_seeds(s))) for s in set_names},
+        "frames": {s: sum(1 for f in frames if f.set == s) for s in set_names},
         "baseline_variant": base, "chosen_variant": chosen, "recall_slack": args.recall_slack,
         "variants": {n: {k: v for k, v in r.items() if not k.startswith("_")} for n, r in rows.items()},
         "adaptive_sweep": sweep, "chosen_adaptive": pick, "k_slack": args.k_slack,
