@@ -131,7 +131,9 @@ class FrameProcessor:
         decode_s = time.perf_counter() - t_decode
         last = self._last
         reused = (self.reuse_identical and last is not None and last[0] is self.pipeline and last[1] == instruction
-                  and last[2].shape == frame.shape and np.array_equal(last[2], frame))
+                  and last[2].shape == frame.shape
+                  and np.array_equal(last[2][::16, ::16], frame[::16, ::16])  # a changed scene exits here
+                  and np.array_equal(last[2], frame))
         if reused:
             result = last[3]
         else:

@@ -80,3 +80,23 @@ def test_adapter_refuses_what_is_not_a_task_module():
         TaskDetectionModel("not a model")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="input_size"):
         TaskDetectionModel(None, input_size=4)  # type: ignore[arg-type]
+
+
+def test_settings_are_chosen_on_validation_sets_only_and_reported_as_chosen(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "choose_settings.py"), "--sets", "test_held_out"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "validation sets only" in proc.stderr
+    # the cost curve refuses a validation choice the text module's defaults do not carry
+    chosen = tmp_path / "chosen.json"
+    chosen.write_text(json.dumps({"chosen_config": {"crop_size": 840, "sensing_options": {"min_prob": 0.0},
+                                                    "task_options": {"det_limit_side_len": 123}}}))
+    proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "cost_curve.py"), "--chosen", str(chosen),
+                           "--out", str(tmp_path / "cc")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "det_limit_side_len=123" in proc.stderr
+    assert not (tmp_path / "cc.json").exists()
