@@ -85,3 +85,9 @@ def footer(result: dict[str, Any]) -> str:
 
 def ratios_line(ratios: dict[str, Any]) -> str:
     return "Ratios: " + ", ".join(f"{k} {v}" for k, v in ratios.items())
+
+
+def recall_cell(r: dict[str, Any]) -> str:
+    """A table cell: recall@0.5 with its 95 % interval."""
+    lo, hi = r["recall_ci95"]
+    return f"{r['recall@0.5']:.3f} [{lo:.2f}, {hi:.2f}]"

@@ -39,7 +39,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # imported from outsid
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     RESULTS, command, footer, load_average, machine,
-    ratios_line, recall_scatter, write_outputs,
+    ratios_line, recall_cell, recall_scatter, write_outputs,
 )
 from sensing_domains import run_row  # noqa: E402  (same row runner, same metrics)
 
@@ -160,8 +160,7 @@ def markdown(result: dict[str, Any]) -> str:
                   "| row | recall@0.5 [95% CI] | precision | AP50 | s/frame | detector s/frame | detector MP/frame "
                   "| model calls/frame |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for name, r in s["rows"].items():
-            lo, hi = r["recall_ci95"]
-            lines.append(f"| {name} | {r['recall@0.5']:.3f} [{lo:.2f}, {hi:.2f}] | {r['precision@0.5']:.3f} | "
+            lines.append(f"| {name} | {recall_cell(r)} | {r['precision@0.5']:.3f} | "
                          f"{r['AP50']:.3f} | {r['seconds_per_frame']:.2f} | {r['detector_seconds_per_frame']:.2f} | "
                          f"{r['detector_megapixels_per_frame']:.2f} | {r['model_calls_per_frame']:.1f} |")
         lines += ["", ratios_line(s["ratios"]), ""]

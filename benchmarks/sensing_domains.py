@@ -35,7 +35,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # imported from outsid
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     RESULTS, ROOT, command, footer, load_average,
-    machine, ratios_line, recall_scatter, write_outputs,
+    machine, ratios_line, recall_cell, recall_scatter, write_outputs,
 )
 
 from active_o3_ros.backends.base import build_pipeline  # noqa: E402
@@ -150,9 +150,8 @@ def markdown(result: dict[str, Any]) -> str:
                   "| row | recall@0.5 [95% CI] | precision | AP50 | false dets / text-free frame | s/frame | recall/s |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
         for name, r in s["rows"].items():
-            lo, hi = r["recall_ci95"]
             fd = r["false_detections_per_text_free_frame"]
-            lines.append(f"| {name} | {r['recall@0.5']:.3f} [{lo:.2f}, {hi:.2f}] | {r['precision@0.5']:.3f} | "
+            lines.append(f"| {name} | {recall_cell(r)} | {r['precision@0.5']:.3f} | "
                          f"{r['AP50']:.3f} | {'' if fd is None else f'{fd:.2f}'} | {r['seconds_per_frame']:.2f} | "
                          f"{r['recall_per_second']:.3f} |")
         lines += ["", ratios_line(s["ratios"]), ""]
