@@ -161,12 +161,18 @@ def compute_frame(seed: int, cfg: AnchorCacheConfig, task, anchors: np.ndarray) 
     from active_o3_training.data.synthetic import generate_frame
 
     frame, gt, _ = generate_frame(seed)
+    return {"seed": np.int64(seed), **anchor_detections(frame, gt, cfg, task, anchors)}
+
+
+def anchor_detections(frame: np.ndarray, gt: Sequence[Box], cfg: AnchorCacheConfig, task, anchors: np.ndarray,
+                      instruction: str = "text") -> dict[str, np.ndarray]:
+    """The cache entry of any frame: thumbnail, ground truth and the task model's frame-pixel
+    detections on every anchor's ResizeCrop (one call of the pipeline's task stage)."""
     fh, fw = frame.shape[:2]
     thumb, _tf = make_thumbnail(frame, cfg.thumbnail_short_side)
     regions = anchor_regions(anchors, fw, fh, cfg.thumbnail_short_side)
     # the pipeline's own task stage: same ResizeCrop, one batched call, same map back and clip
-    each = _task_stage(cfg, task).detect_each(frame, regions, "text")
-    dt = each.task_s
+    each = _task_stage(cfg, task).detect_each(frame, regions, instruction)
     boxes, scores, labels, idx = [], [], [], []
     for dets in each.per_crop:
         for d in dets:
@@ -175,11 +181,11 @@ def compute_frame(seed: int, cfg: AnchorCacheConfig, task, anchors: np.ndarray) 
             labels.append(d.label)
             idx.append(d.region_index)
     return {
-        "seed": np.int64(seed), "size": np.array([fw, fh], np.int64), "thumbnail": thumb,
+        "size": np.array([fw, fh], np.int64), "thumbnail": thumb,
         "gt": np.asarray([b.as_list() for b in gt], np.float64).reshape(-1, 4),
         "det_boxes": np.asarray(boxes, np.float64).reshape(-1, 4), "det_scores": np.asarray(scores, np.float64),
         "det_labels": np.asarray(labels, dtype=str), "det_anchor": np.asarray(idx, np.int64),
-        "task_seconds": np.float64(dt),
+        "task_seconds": np.float64(each.task_s),
     }
 
 

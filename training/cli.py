@@ -1,6 +1,8 @@
 """``active-o3-train``: train the sensing policy and move data between bags and COCO.
 
-  active-o3-train grpo --config training/configs/cpu_smoke.yaml --set trainer.max_steps=5
+  active-o3-train policy --config training/configs/policy_robot.yaml --set data.bag=REC ...  (small CPU policy)
+  active-o3-train label REC -o LABELS      (offline teacher: labels for an unlabelled bag)
+  active-o3-train grpo --config training/configs/cpu_smoke.yaml --set trainer.max_steps=5  (MLLM)
   active-o3-train export-bag BAG OUT_DIR   [--camera-topic ... --labels-topic ...]
   active-o3-train import-coco ANN.json IMAGE_DIR OUT_BAG [--storage mcap|sqlite3]
   active-o3-train dataset --config ...     (build the dataset only and print a summary)
@@ -29,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
         g.add_argument("--config", help="YAML recipe (see training/configs/)")
         g.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override one key (repeatable), e.g. --set trainer.learning_rate=1e-5")
+    from active_o3_training import policy_train, teacher
+
+    policy_train.add_parser(sub)
+    sub.add_parser("label", help="label an unlabelled bag with the offline teacher (see `label --help`)",
+                   add_help=False)
     e = sub.add_parser("export-bag", help="bag (camera + DetectionArray labels) -> COCO JSON + PNG images")
     e.add_argument("bag")
     e.add_argument("out_dir")
@@ -49,9 +56,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv_list = list(sys.argv[1:] if argv is None else argv)
+    if argv_list[:1] == ["label"]:  # the teacher has its own parser (also `python -m active_o3_training.teacher`)
+        from active_o3_training import teacher
+
+        return teacher.main(argv_list[1:])
+    args = _parser().parse_args(argv_list)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "policy":
+            from active_o3_training import policy_train
+
+            return policy_train.main_policy(args, argv_list)
         if args.command in ("grpo", "dataset"):
             cfg = tcfg.load_config(args.config, args.set)
             from active_o3_training import grpo_mllm
@@ -78,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    args.labels_topic, args.storage, args.fps)
             print(f"{args.out_bag}: {n} frames written")
             return 0
-    except (tcfg.ConfigError, ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (tcfg.ConfigError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
         print(f"active-o3-train: error: {exc}", file=sys.stderr)
         return 2
     return 1

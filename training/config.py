@@ -95,6 +95,14 @@ class RewardSection:
     max_zoom: float = PARAMETER_INDEX["max_zoom"].default
     crop_context: float = PARAMETER_INDEX["crop_context"].default
 
+    def reward_config(self):
+        """The shared reward module's :class:`~active_o3_ros.core.rewards.RewardConfig`."""
+        from active_o3_ros.core.rewards import RewardConfig
+
+        return RewardConfig(mode=self.mode, max_regions=self.max_regions, overlap_tau=self.overlap_tau,
+                            min_area_frac=self.min_area_frac, max_area_frac=self.max_area_frac,
+                            coverage_min_inside=self.coverage_min_inside, weights=dict(self.weights))
+
 
 @dataclass
 class TrainerSection:
@@ -170,9 +178,9 @@ class TrainConfig:
 _SECTIONS = {f.name: f for f in fields(TrainConfig)}
 
 
-def _coerce(section: str, key: str, value: Any, target: Any) -> Any:
+def _coerce(section: str, key: str, value: Any, target: Any, owner: Any = None) -> Any:
     cls = type(target)
-    hints = get_type_hints(type(getattr(TrainConfig(), section)))
+    hints = get_type_hints(type(owner) if owner is not None else type(getattr(TrainConfig(), section)))
     hint = hints[key]
     if value is None:
         raise ConfigError(f"{section}.{key} cannot be null")
@@ -207,13 +215,15 @@ def _coerce(section: str, key: str, value: Any, target: Any) -> Any:
     return value
 
 
-def apply(cfg: TrainConfig, values: dict[str, Any], where: str = "config") -> TrainConfig:
-    """Apply a nested ``{section: {key: value}}`` mapping onto ``cfg`` (in place)."""
+def apply(cfg: Any, values: dict[str, Any], where: str = "config") -> Any:
+    """Apply a nested ``{section: {key: value}}`` mapping onto ``cfg`` (in place): a
+    :class:`TrainConfig` or any dataclass of section dataclasses (the small policy's)."""
+    sections = {f.name for f in fields(cfg)}
     if not isinstance(values, dict):
-        raise ConfigError(f"{where}: top level must be a mapping of sections {sorted(_SECTIONS)}")
+        raise ConfigError(f"{where}: top level must be a mapping of sections {sorted(sections)}")
     for section, items in values.items():
-        if section not in _SECTIONS:
-            raise ConfigError(f"{where}: unknown section {section!r}; known: {sorted(_SECTIONS)}")
+        if section not in sections:
+            raise ConfigError(f"{where}: unknown section {section!r}; known: {sorted(sections)}")
         if not isinstance(items, dict):
             raise ConfigError(f"{where}: section {section!r} must be a mapping")
         obj = getattr(cfg, section)
@@ -221,7 +231,7 @@ def apply(cfg: TrainConfig, values: dict[str, Any], where: str = "config") -> Tr
         for key, value in items.items():
             if key not in known:
                 raise ConfigError(f"{where}: unknown key {section}.{key}; known: {sorted(known)}")
-            setattr(obj, key, _coerce(section, key, value, getattr(obj, key)))
+            setattr(obj, key, _coerce(section, key, value, getattr(obj, key), obj))
     return cfg
 
 
@@ -238,9 +248,10 @@ def parse_override(item: str) -> dict[str, Any]:
     return {section: {key: value}}
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Defaults <- YAML file <- ``section.key=value`` overrides; then validated."""
-    cfg = TrainConfig()
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, root: type = TrainConfig) -> Any:
+    """Defaults <- YAML file <- ``section.key=value`` overrides; then validated.  ``root``:
+    the config class (:class:`TrainConfig`, or the small policy's ``PolicyTrainConfig``)."""
+    cfg = root()
     if path:
         p = Path(path)
         if not p.is_file():
@@ -259,10 +270,11 @@ def to_dict(cfg: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def describe() -> str:
+def describe(root: type = TrainConfig) -> str:
     """Every key with its default, for ``--help``."""
     lines = []
-    for name, f in _SECTIONS.items():
+    for f in fields(root):
+        name = f.name
         obj = f.default_factory()  # type: ignore[misc]
         for sub in fields(obj):
             lines.append(f"  {name}.{sub.name} = {getattr(obj, sub.name)!r}")

@@ -30,7 +30,6 @@ from typing import Any
 from active_o3_ros.backends.hf import torch_dtype
 from active_o3_ros.core.config import PipelineConfig
 from active_o3_ros.core.geometry import ResizeCropConfig
-from active_o3_ros.core.rewards import RewardConfig
 from active_o3_training.config import TrainConfig
 from active_o3_training.rewards_trl import InputSpace, TrlRewards
 
@@ -101,9 +100,7 @@ def build_task_model(cfg: TrainConfig, device: str):
 
 def build_rewards(cfg: TrainConfig, processor: Any, task_model: Any) -> TrlRewards:
     r = cfg.reward
-    rcfg = RewardConfig(mode=r.mode, max_regions=r.max_regions, overlap_tau=r.overlap_tau,
-                        min_area_frac=r.min_area_frac, max_area_frac=r.max_area_frac,
-                        coverage_min_inside=r.coverage_min_inside, weights=dict(r.weights))
+    rcfg = r.reward_config()
     return TrlRewards(rcfg, InputSpace.from_processor(processor), task_model, task_pipeline(cfg))
 
 

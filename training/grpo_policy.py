@@ -54,11 +54,11 @@ TERMS = REWARD_TERMS
 class GRPOPolicyConfig:
     """Training recipe.  G, beta and weight decay follow the paper; lr is set for a small CNN."""
 
-    steps: int = 150
+    max_steps: int = 150
     batch_images: int = 8
-    group_size: int = 8
-    k: int = 3
-    lr: float = 1e-3
+    num_generations: int = 8
+    max_regions: int = 3
+    learning_rate: float = 1e-3
     weight_decay: float = 0.01
     beta: float = 0.04
     adv_eps: float = 1e-4
@@ -99,13 +99,13 @@ class GRPOPolicyConfig:
     weights_out: str = ""          # "" = <out>/small_policy.safetensors
 
     def __post_init__(self) -> None:
-        if self.steps < 0 or self.batch_images < 1 or self.group_size < 2 or self.k < 1 or self.warmup_steps < 0:
-            raise ValueError("need steps >= 0, batch_images >= 1, group_size >= 2, k >= 1 and warmup_steps >= 0")
+        if self.max_steps < 0 or self.batch_images < 1 or self.num_generations < 2 or self.max_regions < 1 or self.warmup_steps < 0:
+            raise ValueError("need max_steps >= 0, batch_images >= 1, num_generations >= 2, max_regions >= 1 and warmup_steps >= 0")
         if self.input_scale < 0:
             raise ValueError("input_scale must be >= 0 (0 = the initial network's)")
-        if not (self.lr > 0 and self.beta >= 0):
-            raise ValueError("need lr > 0 and beta >= 0")
-        RewardConfig(mode=self.reward_mode, max_regions=self.k)  # validates the mode
+        if not (self.learning_rate > 0 and self.beta >= 0):
+            raise ValueError("need learning_rate > 0 and beta >= 0")
+        RewardConfig(mode=self.reward_mode, max_regions=self.max_regions)  # validates the mode
         if self.cue_features and (self.flip_augment or self.extra_augment):
             raise ValueError("cue features carry the anchors' positions: train a cue policy with flips off (--no-flip)")
 
@@ -378,7 +378,7 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
     perm = torch.as_tensor(anchor_flip_permutation(anchors_np)) if cfg.flip_augment else None
     vperm = torch.as_tensor(anchor_flip_permutation(anchors_np, vertical=True)) if cfg.extra_augment else None
     colour_orders = [list(o) for o in itertools.permutations(range(3))]
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: min(1.0, (i + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
     # Thumbnails resized once and kept as uint8 (a 2x input scale would need 22 GB as
@@ -398,7 +398,7 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
     def do_eval(step: int) -> None:
         for name, probs in (("train", problems[:cfg.eval_train_frames]), ("val", eval_problems)):
             if probs:
-                e = evaluate_mode(net, probs, cfg.k)
+                e = evaluate_mode(net, probs, cfg.max_regions)
                 evals.append({"step": step, "split": name, **e})
                 if progress:
                     tqdm.write(f"step {step} {name} ({len(probs)} frames): mode coverage {e.get('coverage', 0):.3f}, "
@@ -406,7 +406,7 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
 
     try:
         do_eval(0)
-        bar = tqdm(range(cfg.steps), desc="GRPO small policy", unit="step", disable=not progress)
+        bar = tqdm(range(cfg.max_steps), desc="GRPO small policy", unit="step", disable=not progress)
         for step in bar:
             net.train()
             idx = rng.choice(len(problems), size=min(cfg.batch_images, len(problems)), replace=False)
@@ -424,7 +424,7 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
             logits = net(x, instr, cues)
             with torch.no_grad():
                 ref_logits = ref(x, instr, cues)
-            sets = sample_sets(logits, cfg.k, cfg.group_size, gen)          # B, G, k (in x's anchors)
+            sets = sample_sets(logits, cfg.max_regions, cfg.num_generations, gen)          # B, G, k (in x's anchors)
             rewards = torch.zeros(sets.shape[:2])
             terms_acc: dict[str, list[float]] = {}
             for b, (i, hf, vf) in enumerate(zip(idx, flip, vflip)):
@@ -458,9 +458,9 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
                 writer.writerow(row)
                 fh.flush()
             bar.set_postfix(reward=f"{row['reward']:.3f}", kl=f"{row['kl']:.3f}")
-            if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
+            if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.max_steps:
                 do_eval(step + 1)
-        do_eval(cfg.steps)
+        do_eval(cfg.max_steps)
     finally:
         if fh is not None:
             fh.close()
@@ -574,11 +574,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--coverage-on-crops", action="store_true",
                    help="measure the coverage reward on each region's crop window (context, minimum "
                         "size: what the detector sees) instead of on the proposed box")
-    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--max-steps", "--steps", dest="steps", type=int, default=d.max_steps)
     p.add_argument("--batch-images", type=int, default=d.batch_images)
-    p.add_argument("--group-size", type=int, default=d.group_size, help="G: region sets sampled per image")
-    p.add_argument("--k", type=int, default=d.k, help="K: regions per set")
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--num-generations", "--group-size", dest="group_size", type=int, default=d.num_generations,
+                   help="G: region sets sampled per image")
+    p.add_argument("--max-regions", "--k", dest="k", type=int, default=d.max_regions, help="K: regions per set")
+    p.add_argument("--learning-rate", "--lr", dest="lr", type=float, default=d.learning_rate)
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps,
                    help="linear lr warm-up (use when continuing from trained weights with --init)")
     p.add_argument("--beta", type=float, default=d.beta, help="KL weight to the frozen reference")
@@ -616,7 +617,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         opts = json.loads(args.task_options)
         cfg = GRPOPolicyConfig(
-            steps=args.steps, batch_images=args.batch_images, group_size=args.group_size, k=args.k, lr=args.lr,
+            max_steps=args.steps, batch_images=args.batch_images, num_generations=args.group_size, max_regions=args.k,
+            learning_rate=args.lr,
             beta=args.beta, warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, reward_mode=args.reward_mode,
             flip_augment=not args.no_flip, extra_augment=args.extra_augment,
             edge_features=not args.no_edge_features, seed=args.seed,
@@ -635,7 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # any frame is loaded or rendered
         crop = train_cache.crop()
         coverage_crop = crop if args.coverage_on_crops else None
-        rcfg = RewardConfig(mode=cfg.reward_mode, max_regions=cfg.k)
+        rcfg = RewardConfig(mode=cfg.reward_mode, max_regions=cfg.max_regions)
         t_load = time.perf_counter()
         grids = parse_grids(args.grids)
         if args.grids:
@@ -679,12 +681,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.evaluate:
         report = {"cache_key": train_cache.key(), "train_seeds": [f.seed for f in train_frames],
-                  "val_seeds": [f.seed for f in val_frames], "k": cfg.k, "reward_mode": cfg.reward_mode,
+                  "val_seeds": [f.seed for f in val_frames], "k": cfg.max_regions, "reward_mode": cfg.reward_mode,
                   "results": {}}
         for w in args.evaluate:
             net = build_net(SmallPolicyConfig(grids=grids)) if w == "init" else load_weights(w)
-            report["results"][w] = {"train": evaluate_mode(net, problems, cfg.k),
-                                    "val": evaluate_mode(net, val, cfg.k)}
+            report["results"][w] = {"train": evaluate_mode(net, problems, cfg.max_regions),
+                                    "val": evaluate_mode(net, val, cfg.max_regions)}
             print(w, json.dumps(report["results"][w]))
         (out / "eval.json").write_text(json.dumps(report, indent=1))
         return 0
@@ -748,7 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps({k: summary[k] for k in ("train_seconds", "sampled_reward_first_10pct",
                                                "sampled_reward_last_10pct")}))
     for e in res.evals:
-        if e["step"] in (0, cfg.steps):
+        if e["step"] in (0, cfg.max_steps):
             print(f"mode reward {e['split']} step {e['step']}: " + ", ".join(f"{k}={v:.3f}" for k, v in e.items()
                                                                        if k not in ("step", "split")))
     print(f"weights: {weights}")

@@ -77,7 +77,7 @@ def to_detection_array(types: MsgTypes, result: PerceptionResult, header: Any, l
     for d in result.detections:
         has_mask = d.mask is not None and d.mask.size > 0
         dets.append(types.Detection(
-            label=str(d.text or d.label), score=_f32(d.score),
+            label=str(d.label), text=str(d.text), score=_f32(d.score),
             x_min=_f32(d.box.x1), y_min=_f32(d.box.y1), x_max=_f32(d.box.x2), y_max=_f32(d.box.y2),
             region_index=int(d.region_index), mask_index=mask_i if has_mask else -1,
         ))

@@ -15,7 +15,7 @@ from active_o3_ros.ros.env import ros_defaults, split_ros_args
 
 
 def format_detections(msg: Any, as_json: bool = False) -> str:
-    dets = [{"label": d.label, "score": round(float(d.score), 3),
+    dets = [{"label": d.label, **({"text": d.text} if getattr(d, "text", "") else {}), "score": round(float(d.score), 3),
              "box": [round(float(v), 1) for v in (d.x_min, d.y_min, d.x_max, d.y_max)], "region": int(d.region_index)}
             for d in msg.detections]
     stamp = f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}"
@@ -25,7 +25,7 @@ def format_detections(msg: Any, as_json: bool = False) -> str:
                            "model_calls": int(msg.model_calls), "detections": dets})
     head = (f"[{stamp} {msg.header.frame_id} {msg.image_width}x{msg.image_height}] {len(dets)} detection(s), "
             f"latency {msg.latency * 1000:.0f} ms, {msg.model_calls} model call(s)")
-    body = "".join(f"\n    {d['label']!r} {d['score']:.2f} {d['box']} (region {d['region']})" for d in dets[:20])
+    body = "".join(f"\n    {d['label']!r}{' ' + repr(d['text']) if d.get('text') else ''} {d['score']:.2f} {d['box']} (region {d['region']})" for d in dets[:20])
     return head + body + ("\n    ..." if len(dets) > 20 else "")
 
 

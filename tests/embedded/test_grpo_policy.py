@@ -43,7 +43,7 @@ def test_grpo_learns_where_the_reward_is(shipped_recipe):
     rcfg = RewardConfig(mode="heuristic", max_regions=3)
     problems = [_stripe_patch_problem(s, cfg, rcfg) for s in range(24)]
     held_out = [_stripe_patch_problem(1000 + s, cfg, rcfg) for s in range(16)]
-    gcfg = GRPOPolicyConfig(steps=40, batch_images=8, group_size=8, lr=3e-3, seed=0, eval_every=0, threads=1,
+    gcfg = GRPOPolicyConfig(max_steps=40, batch_images=8, num_generations=8, learning_rate=3e-3, seed=0, eval_every=0, threads=1,
                             extra_augment=shipped_recipe)
     net = build_net(cfg)
     before = evaluate_mode(net, held_out, 3)
@@ -66,7 +66,7 @@ def test_training_grows_residual_blocks_without_changing_the_start():
     problems = [_stripe_patch_problem(s, cfg, rcfg) for s in range(8)]
     net = build_net(cfg)
     before = evaluate_mode(net, problems, 3)
-    gcfg = GRPOPolicyConfig(steps=3, batch_images=4, group_size=4, seed=0, eval_every=0, threads=1,
+    gcfg = GRPOPolicyConfig(max_steps=3, batch_images=4, num_generations=4, seed=0, eval_every=0, threads=1,
                             res_blocks=(0, 0, 1, 1))
     res = train(problems, gcfg, net=net, progress=False)
     assert res.net.cfg.res_blocks == (0, 0, 1, 1)
@@ -78,7 +78,7 @@ def test_training_raises_the_input_scale():
     cfg = SmallPolicyConfig(input_width=128, input_height=72, init_seed=3, res_blocks=(0, 0, 1, 1))
     rcfg = RewardConfig(mode="heuristic", max_regions=3)
     problems = [_stripe_patch_problem(s, cfg, rcfg) for s in range(8)]
-    gcfg = GRPOPolicyConfig(steps=3, batch_images=4, group_size=4, seed=0, eval_every=0, threads=1,
+    gcfg = GRPOPolicyConfig(max_steps=3, batch_images=4, num_generations=4, seed=0, eval_every=0, threads=1,
                             input_scale=2, extra_augment=True)
     res = train(problems, gcfg, net=build_net(cfg), progress=False)
     assert res.net.cfg.input_scale == 2 and res.net.cfg.res_blocks == (0, 0, 1, 1)
@@ -111,7 +111,7 @@ def test_reward_memo_is_order_free():
 
 def test_config_validation():
     with pytest.raises(ValueError):
-        GRPOPolicyConfig(group_size=1)
+        GRPOPolicyConfig(num_generations=1)
     with pytest.raises(ValueError):
         GRPOPolicyConfig(reward_mode="nonsense")
     with pytest.raises(ValueError, match="warmup_steps"):

@@ -23,7 +23,7 @@ def image_msg(T, stamp_ns: int, rgb: np.ndarray, encoding: str = "rgb8"):
 
 def labels_msg(T, stamp_ns: int, w: int, h: int, boxes: Sequence[Sequence[float]], labels: Sequence[str],
                instruction: str = ""):
-    dets = [T["active_o3_ros/msg/Detection"](label=l, score=1.0, x_min=b[0], y_min=b[1], x_max=b[2], y_max=b[3],
+    dets = [T["active_o3_ros/msg/Detection"](label=l, text="", score=1.0, x_min=b[0], y_min=b[1], x_max=b[2], y_max=b[3],
                                              region_index=-1, mask_index=-1) for b, l in zip(boxes, labels)]
     return T[DETECTION_ARRAY](header=header(T, stamp_ns), image_width=w, image_height=h, instruction=instruction,
                               mode="labels", detections=dets, model_calls=0, preprocess_time=0.0, sensing_time=0.0,

@@ -18,11 +18,12 @@ Reads and writes both mcap and sqlite3 bags through ``rosbags`` (no ROS install 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -130,21 +131,166 @@ class LabeledFrame:
     labels: list[str]
     scores: list[float]
     instruction: str
+    #: what the task model read in each box (empty when the labels carry none)
+    texts: list[str] = field(default_factory=list)
 
 
-def _open_reader(bag: str | Path, store: Any):
+def _bag_paths(bag: str | Path | Sequence[str | Path]) -> list[Path]:
+    paths = [Path(b) for b in ([bag] if isinstance(bag, (str, Path)) else bag)]
+    if not paths:
+        raise ValueError("no bag given")
+    for p in paths:
+        if not p.exists():
+            raise FileNotFoundError(f"bag not found: {p}")
+    return paths
+
+
+@contextlib.contextmanager
+def _open_reader(bag: str | Path | Sequence[str | Path], store: Any) -> Iterator[Any]:
+    """One reader over one or several bags (e.g. a recording and its teacher labels bag)."""
     from rosbags.highlevel import AnyReader
 
-    p = Path(bag)
-    if not p.exists():
-        raise FileNotFoundError(f"bag not found: {p}")
-    return AnyReader([p], default_typestore=store)
+    paths = _bag_paths(bag)
+    try:
+        reader = AnyReader(paths, default_typestore=store)
+        reader.open()
+    except Exception as exc:  # rosbags raises several types for corrupt metadata/storage
+        raise ValueError(f"cannot open bag {', '.join(map(str, paths))}: {type(exc).__name__}: {exc}") from exc
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
-def iter_labeled_frames(bag: str | Path, cfg: BagDatasetConfig = BagDatasetConfig(), report: BagReport | None = None,
-                        msg_dir: str | Path | None = None) -> Iterator[LabeledFrame]:
+class _Dedup:
+    """Skip near-duplicates: a 32x32 grey thumbnail within ``threshold`` (mean abs diff,
+    0..255) of the last kept frame's.  WHY: a robot standing still records the same view."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = float(threshold)
+        self.last: np.ndarray | None = None
+
+    def duplicate(self, image: np.ndarray) -> bool:
+        if self.threshold <= 0:
+            return False
+        g = image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image[:, :, :3]), cv2.COLOR_RGB2GRAY)
+        thumb = cv2.resize(g, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+        if self.last is not None and float(np.abs(thumb - self.last).mean()) < self.threshold:
+            return True
+        self.last = thumb
+        return False
+
+
+def check_image_topic(reader: Any, topic: str, what: str = "camera") -> list[Any]:
+    """The connections of an image topic; ValueError naming the bag's topics otherwise."""
+    conns = [c for c in reader.connections if c.topic == topic]
+    if not conns:
+        raise ValueError(f"{what} topic {topic!r} not in bag; topics: {sorted({c.topic for c in reader.connections})}")
+    for c in conns:
+        if c.msgtype not in (IMAGE, COMPRESSED):
+            raise ValueError(f"{what} topic {topic!r} has type {c.msgtype}, expected {IMAGE} or {COMPRESSED}")
+    return conns
+
+
+@dataclass
+class CameraFrame:
+    """One decoded camera frame of a bag."""
+
+    stamp_ns: int
+    frame_id: str
+    image: np.ndarray
+
+
+def segment_bounds(stamps: Sequence[int], segment: tuple[float, float]) -> tuple[int, int]:
+    """``[lo, hi)`` in nanoseconds of a fraction ``(a, b)`` of the stamps' time span (the
+    last segment includes the last frame)."""
+    a, b = float(segment[0]), float(segment[1])
+    if not 0.0 <= a < b <= 1.0:
+        raise ValueError(f"segment must be 0 <= start < end <= 1 (fractions of the bag's time span), got {segment}")
+    t0, t1 = min(stamps), max(stamps)
+    span = t1 - t0
+    lo = t0 + int(round(a * span))
+    hi = t0 + int(round(b * span)) + (1 if b >= 1.0 else 0)
+    return lo, hi
+
+
+def iter_camera_frames(bag: str | Path | Sequence[str | Path], camera_topic: str = "/camera/image_raw",
+                       report: BagReport | None = None, dedup_threshold: float = 0.0, min_interval_s: float = 0.0,
+                       segment: tuple[float, float] = (0.0, 1.0), msg_dir: str | Path | None = None
+                       ) -> Iterator[CameraFrame]:
+    """Every camera frame of a bag (raw or compressed) in stamp order, within a time
+    ``segment`` (fractions of the span of header stamps), with time subsampling and
+    near-duplicate skipping.  A corrupt image message is counted and skipped; a bag without
+    the topic, with no frame, or with frames of mixed sizes raises ValueError."""
+    report = report if report is not None else BagReport()
+    store = typestore(msg_dir)
+    with _open_reader(bag, store) as reader:
+        conns = check_image_topic(reader, camera_topic)
+        order: list[tuple[int, int]] = []  # (header stamp, position)
+        for pos, (conn, _t, raw) in enumerate(reader.messages(connections=conns)):
+            report.images += 1
+            try:
+                order.append((stamp_ns(reader.deserialize(raw, conn.msgtype).header), pos))
+            except Exception as exc:
+                report.skip(f"image message undecodable ({type(exc).__name__})")
+        if not order:
+            raise ValueError(f"camera topic {camera_topic!r} holds no readable frame")
+        lo, hi = segment_bounds([s for s, _ in order], segment)
+        wanted = {pos: s for s, pos in order if lo <= s < hi}
+        outside = len(order) - len(wanted)
+        if outside:
+            report.skipped["outside the time segment"] = report.skipped.get("outside the time segment", 0) + outside
+        dedup = _Dedup(dedup_threshold)
+        size: tuple[int, int] | None = None
+        last_ns: int | None = None
+        frames: list[tuple[int, int]] = sorted((s, pos) for pos, s in wanted.items())
+        rank = {pos: i for i, (_s, pos) in enumerate(frames)}
+        pending: dict[int, CameraFrame] = {}
+        next_i = 0
+        # bag order is receive order; yield in stamp order (buffering only out-of-order frames)
+        for pos, (conn, _t, raw) in enumerate(reader.messages(connections=conns)):
+            if pos not in wanted:
+                continue
+            s = wanted[pos]
+            try:
+                msg = reader.deserialize(raw, conn.msgtype)
+                image = decode_image(msg)
+            except Exception as exc:
+                report.skip(f"bad image: {exc}" if isinstance(exc, ValueError) else
+                            f"image message undecodable ({type(exc).__name__})")
+                pending[rank[pos]] = None  # type: ignore[assignment]
+            else:
+                pending[rank[pos]] = CameraFrame(s, str(msg.header.frame_id), image)
+            while next_i in pending:
+                fr = pending.pop(next_i)
+                next_i += 1
+                if fr is None:
+                    continue
+                hw = fr.image.shape[:2]
+                if size is None:
+                    size = hw
+                elif hw != size:
+                    raise ValueError(f"frames of mixed sizes on {camera_topic!r}: {size[1]}x{size[0]} and "
+                                     f"{hw[1]}x{hw[0]} (at stamp {fr.stamp_ns}); record one camera mode per bag")
+                if last_ns is not None and min_interval_s > 0 and fr.stamp_ns - last_ns < min_interval_s * 1e9:
+                    report.skip("time subsampling")
+                    continue
+                if dedup.duplicate(fr.image):
+                    report.skip("near-duplicate frame")
+                    continue
+                last_ns = fr.stamp_ns
+                report.kept += 1
+                yield fr
+
+
+def iter_labeled_frames(bag: str | Path | Sequence[str | Path], cfg: BagDatasetConfig = BagDatasetConfig(),
+                        report: BagReport | None = None, msg_dir: str | Path | None = None,
+                        segment: tuple[float, float] = (0.0, 1.0)) -> Iterator[LabeledFrame]:
     """Pair labels with frames by header stamp; apply subsampling and duplicate skipping.
 
+    ``bag``: one bag, or several read as one (a recording and the labels bag a teacher
+    wrote for it).  ``segment``: keep labels whose stamp lies in this fraction of the labels'
+    time span (split by time, never by random frames: neighbours are near-duplicates).
     Two passes over the bag: image stamps (and message positions) first, then only the
     paired images are decoded — a 30 Hz camera with 1 Hz labels decodes 1 frame in 30.
     """
@@ -156,7 +302,7 @@ def iter_labeled_frames(bag: str | Path, cfg: BagDatasetConfig = BagDatasetConfi
         for topic, what in ((cfg.camera_topic, "camera"), (cfg.labels_topic, "labels")):
             if topic not in topics:
                 raise ValueError(f"{what} topic {topic!r} not in bag {bag}; topics: {sorted(topics)}")
-        cam = [c for c in reader.connections if c.topic == cfg.camera_topic]
+        cam = check_image_topic(reader, cfg.camera_topic)
         lab = [c for c in reader.connections if c.topic == cfg.labels_topic]
         for c in lab:
             if c.msgtype != DETECTION_ARRAY:
@@ -172,6 +318,14 @@ def iter_labeled_frames(bag: str | Path, cfg: BagDatasetConfig = BagDatasetConfi
                 continue
             labels.append((stamp_ns(msg.header), msg))
         labels.sort(key=lambda x: x[0])
+        if not labels:
+            raise ValueError(f"labels topic {cfg.labels_topic!r} holds no readable message")
+        if tuple(segment) != (0.0, 1.0):
+            lo, hi = segment_bounds([s for s, _ in labels], segment)
+            n = len(labels)
+            labels = [x for x in labels if lo <= x[0] < hi]
+            if n - len(labels):
+                report.skipped["outside the time segment"] = report.skipped.get("outside the time segment", 0) + n - len(labels)
         label_stamps = [s for s, _ in labels]
         # pass 2: image header stamps only -> the nearest image (by position) for each label
         best: dict[int, tuple[int, int]] = {}   # label index -> (|dt|, image position)
@@ -196,7 +350,8 @@ def iter_labeled_frames(bag: str | Path, cfg: BagDatasetConfig = BagDatasetConfi
             need.setdefault(pos, []).append(i)
         # pass 3: decode only the paired images, in bag order (memory: one frame at a time)
         last_kept_ns: int | None = None
-        last_thumb: np.ndarray | None = None
+        dedup = _Dedup(cfg.dedup_threshold)
+        size: tuple[int, int] | None = None
         for pos, (conn, _t, raw) in enumerate(reader.messages(connections=cam)):
             if pos not in need:
                 continue
@@ -212,13 +367,14 @@ def iter_labeled_frames(bag: str | Path, cfg: BagDatasetConfig = BagDatasetConfi
                     except ValueError as exc:
                         report.skip(f"bad image: {exc}")
                         break
-                if cfg.dedup_threshold > 0:
-                    thumb = cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (32, 32),
-                                       interpolation=cv2.INTER_AREA).astype(np.float32)
-                    if last_thumb is not None and float(np.abs(thumb - last_thumb).mean()) < cfg.dedup_threshold:
-                        report.skip("near-duplicate frame")
-                        continue
-                    last_thumb = thumb
+                if size is None:
+                    size = image.shape[:2]
+                elif image.shape[:2] != size:
+                    raise ValueError(f"frames of mixed sizes on {cfg.camera_topic!r}: {size[1]}x{size[0]} and "
+                                     f"{image.shape[1]}x{image.shape[0]}; record one camera mode per bag")
+                if dedup.duplicate(image):
+                    report.skip("near-duplicate frame")
+                    continue
                 last_kept_ns = s
                 report.kept += 1
                 yield _labeled_frame(s, msg, image, cfg, report)
@@ -227,7 +383,7 @@ def iter_labeled_frames(bag: str | Path, cfg: BagDatasetConfig = BagDatasetConfi
 def _labeled_frame(s: int, msg: Any, image: np.ndarray, cfg: BagDatasetConfig, report: BagReport) -> LabeledFrame:
     """Labels message -> frame-pixel boxes (clipped); bad boxes are counted, not fatal."""
     h, w = image.shape[:2]
-    boxes, names, scores = [], [], []
+    boxes, names, scores, texts = [], [], [], []
     for d in msg.detections:
         if d.score < cfg.min_score:
             continue
@@ -241,9 +397,10 @@ def _labeled_frame(s: int, msg: Any, image: np.ndarray, cfg: BagDatasetConfig, r
             continue
         boxes.append(box)
         names.append(str(d.label) or "object")
+        texts.append(str(getattr(d, "text", "")))
         scores.append(float(d.score))
     return LabeledFrame(s, str(msg.header.frame_id), image, boxes, names, scores,
-                        str(msg.instruction) or cfg.instruction)
+                        str(msg.instruction) or cfg.instruction, texts)
 
 
 def bag_records(bag: str | Path, cache_dir: str | Path, cfg: BagDatasetConfig = BagDatasetConfig(),
@@ -310,10 +467,11 @@ def bag_to_coco(bag: str | Path, out_dir: str | Path, cfg: BagDatasetConfig = Ba
         h, w = fr.image.shape[:2]
         images.append({"id": iid, "file_name": name, "width": w, "height": h, "stamp_ns": fr.stamp_ns,
                        "frame_id": fr.frame_id, "instruction": fr.instruction})
-        for b, l, s in zip(fr.boxes, fr.labels, fr.scores):
+        for j, (b, l, s) in enumerate(zip(fr.boxes, fr.labels, fr.scores)):
             cid = cats.setdefault(l, len(cats) + 1)
             anns.append({"id": len(anns) + 1, "image_id": iid, "category_id": cid, "bbox": b.as_xywh(),
-                         "area": b.area, "iscrowd": 0, "score": s})
+                         "area": b.area, "iscrowd": 0, "score": s,
+                         **({"text": fr.texts[j]} if j < len(fr.texts) and fr.texts[j] else {})})
     data = {"images": images, "annotations": anns,
             "categories": [{"id": i, "name": n} for n, i in sorted(cats.items(), key=lambda kv: kv[1])]}
     path = out / "annotations.json"
@@ -370,7 +528,8 @@ def coco_to_bag(ann_file: str | Path, image_dir: str | Path, out_bag: str | Path
                 if b is None:
                     continue
                 dets.append(T["active_o3_ros/msg/Detection"](
-                    label=cats.get(a.get("category_id"), "object"), score=float(a.get("score", 1.0)),
+                    label=cats.get(a.get("category_id"), "object"), text=str(a.get("text", "")),
+                    score=float(a.get("score", 1.0)),
                     x_min=b.x1, y_min=b.y1, x_max=b.x2, y_max=b.y2, region_index=-1, mask_index=-1))
             arr = T[DETECTION_ARRAY](
                 header=header, image_width=w, image_height=h, instruction=str(im.get("instruction", "")),
