@@ -234,11 +234,11 @@ def label_frames(frames: Iterable[tuple[int, np.ndarray]], cfg: TeacherConfig, c
             if pool is None:
                 if local is None:
                     local = Teacher(cfg, threads)
-                lab = local.label(image)
+                lab = local.label(image).to_json()  # stored rounded: a rerun reads back the same labels
                 tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(lab.to_json()))
+                tmp.write_text(json.dumps(lab))
                 os.replace(tmp, path)
-                out[stamp] = lab
+                out[stamp] = TeacherLabel.from_json(lab)
                 bar.update(1)
                 continue
             pending[pool.submit(_label_job, (image, str(path)))] = stamp

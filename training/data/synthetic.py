@@ -620,7 +620,7 @@ def write_bag(out: str | Path, seed: int = 0, n: int = 50, pan: PanConfig | None
             msg = Image(header=header, height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3,
                         data=np.ascontiguousarray(img).reshape(-1))
             writer.write(c_img, t, store.serialize_cdr(msg, Image.__msgtype__))
-            dets = [Det(label=word, score=1.0, x_min=b.x1, y_min=b.y1, x_max=b.x2, y_max=b.y2,
+            dets = [Det(label=TEXT_LABEL, text=word, score=1.0, x_min=b.x1, y_min=b.y1, x_max=b.x2, y_max=b.y2,
                         region_index=-1, mask_index=-1) for b, word in zip(boxes, words)]
             gt = DetArray(header=header, image_width=w, image_height=h, instruction=TEXT_LABEL,
                           mode="ground_truth", detections=dets, model_calls=0, preprocess_time=0.0,

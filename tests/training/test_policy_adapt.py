@@ -1,0 +1,203 @@
+"""Adapting the small policy to a robot's bags: the teacher (`active-o3-train label`), the
+policy trainer (`active-o3-train policy`), the data sources and their clear errors.
+
+Real rosbag2 files (rosbags), the real rapidocr task module, the real GRPO trainer; frames
+are small so the whole file runs in well under a minute or two on 2 cores."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _bagutil import header, image_msg, write_bag
+from active_o3_ros.core.metrics import recall_precision
+from active_o3_ros.core.types import Box
+from active_o3_training import cli
+from active_o3_training.data.rosbag import (BagDatasetConfig, DETECTION_ARRAY, IMAGE, iter_camera_frames,
+                                            iter_labeled_frames, segment_bounds, typestore)
+from active_o3_training.policy_train import PolicyFrame, load_policy_config, split_by_time, spread
+from active_o3_training.teacher import TeacherConfig, teacher_tiles, tile_scores
+
+W, H = 960, 540
+GT_TOPIC = "/ground_truth/detections"
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory) -> tuple[Path, list]:
+    """6 scene frames of 960x540 half a second apart, ground truth on its own topic; frame 3
+    repeats frame 2 (the robot stood still)."""
+    from active_o3_training.data.scenes import SceneConfig, render_scene
+
+    scenes = [render_scene(20_000_010 + i, SceneConfig(frame_sizes=((W, H),), text_free=0.0)) for i in range(5)]
+    order = [0, 1, 2, 2, 3, 4]
+    images = [(10**9 * 100 + i * 500_000_000, scenes[j].image) for i, j in enumerate(order)]
+    labels = [(s, [b.as_list() for b in scenes[j].boxes], ["text"] * len(scenes[j].boxes), "text")
+              for (s, _), j in zip(images, order)]
+    path = tmp_path_factory.mktemp("rec") / "rec"
+    write_bag(path, images, labels, labels_topic=GT_TOPIC)
+    return path, [scenes[j] for j in order]
+
+
+@pytest.fixture(scope="module")
+def labelled(recording, tmp_path_factory) -> tuple[Path, Path, Path]:
+    rec, _ = recording
+    d = tmp_path_factory.mktemp("lab")
+    out, cache = d / "labels", d / "cache"
+    rc = cli.main(["label", str(rec), "-o", str(out), "--max-tiles", "6", "--workers", "1", "--threads", "2",
+                   "--cache-dir", str(cache)])
+    assert rc == 0
+    return rec, out, cache
+
+
+def test_teacher_tiles_are_the_node_zoom_and_cover_the_frame():
+    cfg = TeacherConfig()
+    tiles = teacher_tiles(1920, 1080, cfg)
+    assert len(tiles) == 45  # the "about 45 crops per 1080p frame" of brute force
+    assert all(abs(t.width - 840 / 3) < 10 and abs(t.height - 840 / 3) < 15 for t in tiles)
+    mask = np.zeros((1080, 1920), bool)
+    for t in tiles:
+        mask[int(t.y1):int(np.ceil(t.y2)), int(t.x1):int(np.ceil(t.x2))] = True
+    assert mask.all()
+    prob = np.zeros((34, 60), np.float32)
+    prob[0, 0] = 0.9
+    s = tile_scores(prob, tiles, 1920, 1080)
+    assert s[0] == pytest.approx(0.9) and s[1:].max() == 0.0
+
+
+def test_teacher_labels_a_bag_finds_the_words_and_resumes(recording, labelled, tmp_path):
+    rec, out, cache = labelled
+    _, scenes = recording
+    card = json.loads((out / "teacher.json").read_text())
+    # the repeated frame is a near-duplicate: skipped and said so
+    assert card["frames"]["labelled"] == 5 and card["frames"]["skipped"] == {"near-duplicate frame": 1}
+    assert card["tiles_per_frame"]["grid"] == 15 and card["tiles_per_frame"]["zoomed_mean"] <= 6
+    frames = list(iter_labeled_frames([rec, out], BagDatasetConfig(labels_topic="/active_o3/teacher")))
+    assert len(frames) == 5
+    assert all(set(f.labels) <= {"text"} for f in frames)          # the class, not the words
+    assert sum(bool(t) for f in frames for t in f.texts) > 0         # what was read, in its own field
+    gt = [s for i, s in enumerate(scenes) if i != 3]
+    tp = n = 0
+    for f, s in zip(frames, gt):
+        r, _ = recall_precision(f.boxes, f.scores, s.boxes)
+        tp += r * len(s.boxes)
+        n += len(s.boxes)
+    assert tp / n > 0.5, f"teacher recall {tp / n:.2f} against the ground truth"
+    # a rerun reads every frame back from the cache (same labels, no detector run)
+    out2 = tmp_path / "labels2"
+    assert cli.main(["label", str(rec), "-o", str(out2), "--max-tiles", "6", "--workers", "1",
+                     "--cache-dir", str(cache)]) == 0
+    again = list(iter_labeled_frames([rec, out2], BagDatasetConfig(labels_topic="/active_o3/teacher")))
+    assert [f.boxes for f in again] == [f.boxes for f in frames]
+    assert json.loads((out2 / "teacher.json").read_text())["seconds"]["wall"] < card["seconds"]["wall"] / 3
+    # an existing output is refused (exit 2), nothing overwritten
+    assert cli.main(["label", str(rec), "-o", str(out2), "--cache-dir", str(cache)]) == 2
+
+
+def test_segments_split_by_time():
+    assert segment_bounds([0, 10, 100], (0.0, 0.7)) == (0, 70)
+    assert segment_bounds([0, 10, 100], (0.7, 1.0)) == (70, 101)
+    with pytest.raises(ValueError, match="segment"):
+        segment_bounds([0, 1], (0.5, 0.2))
+    thumb = np.zeros((4, 4, 3), np.uint8)
+    fs = [PolicyFrame(str(i), "bag:x", 4, 4, thumb, [], "text", i * 10**9) for i in range(10)]
+    train, val = split_by_time(fs, 0.2)
+    assert [f.stamp_ns for f in val] == [8 * 10**9, 9 * 10**9] and len(train) == 8
+    assert spread(10, 3) == [1, 5, 8] and spread(2, 5) == [0, 1] and spread(5, 0) == []
+
+
+def test_policy_fine_tunes_from_bag_and_teacher_labels(labelled, tmp_path):
+    from active_o3_ros.backends.base import build_sensing
+    from active_o3_ros.backends.small_policy import BUNDLED_WEIGHTS, load_weights
+
+    rec, labels, _ = labelled
+    out = tmp_path / "policy"
+    rc = cli.main(["policy", "--set", f"data.bag={rec}", "--set", f"data.labels_bag={labels}",
+                   "--set", "data.val_fraction=0.3", "--set", "cache.task_frames=1",
+                   "--set", f"cache.cache_dir={tmp_path / 'anchors'}", "--set", "trainer.max_steps=3",
+                   "--set", "trainer.num_generations=4", "--set", "trainer.per_device_train_batch_size=8",
+                   "--set", "trainer.eval_steps=0", "--set", f"trainer.output_dir={out}"])
+    assert rc == 0
+    card = json.loads((out / "small_policy.json").read_text())
+    src = card["data"]["sources"]["bag:rec+labels"]
+    # the teacher labelled 5 of the 6 frames (it skipped the near-duplicate): all 5 are used
+    assert src["used"] == 5 and src["labels_messages"] == 5
+    assert card["data"]["train_frames"] + card["data"]["val_frames"] == 5 and card["data"]["val_frames"] >= 1
+    assert card["rewards_used"]["task-term frames (detector cache)"]["frames"] == 1
+    assert card["teacher"]["teacher"]["max_tiles"] == 6 and card["started_from"] == "shipped weights"
+    assert set(card["comparison_with_start_on_val"]) >= {"start", "adapted", "frames"}
+    assert "active-o3-train policy" in card["command"]
+    # started from the shipped weights (same architecture), moved a little, loads in the node's backend
+    new, old = load_weights(out / "small_policy.safetensors"), load_weights(BUNDLED_WEIGHTS)
+    assert new.cfg == old.cfg
+    diff = sum(float((a - b).abs().sum()) for a, b in zip(new.parameters(), old.parameters()))
+    assert diff > 0
+    pol = build_sensing("small_policy", model=str(out / "small_policy.safetensors"))
+    res = pol.propose([np.zeros((288, 512, 3), np.uint8)], ["text"], 3)
+    assert len(res[0].regions) == 3
+
+
+def _bag_with(path: Path, images, topic: str = "/camera/image_raw", extra=None) -> Path:
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    store = typestore()
+    T = store.types
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        c = w.add_connection(topic, IMAGE, typestore=store)
+        for s, img in images:
+            serialized = not isinstance(img, np.ndarray) or img.ndim == 1
+            raw = img if serialized else store.serialize_cdr(image_msg(T, s, img), IMAGE)
+            w.write(c, s, raw)
+        if extra:
+            extra(w, store)
+    return path
+
+
+def test_bad_inputs_give_a_clear_error_and_exit_2(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    ok = _bag_with(tmp_path / "ok", [(10**9 * i, img) for i in range(1, 3)])
+    cases = {
+        "missing": (["label", str(tmp_path / "nope"), "-o", str(tmp_path / "o1")], "not found"),
+        "topic": (["label", str(ok), "-o", str(tmp_path / "o2"), "--camera-topic", "/other"], "not in bag"),
+        "empty": (["label", str(_bag_with(tmp_path / "empty", [])), "-o", str(tmp_path / "o3")], "no readable frame"),
+        "mixed": (["label", str(_bag_with(tmp_path / "mixed", [(10**9, img), (2 * 10**9, img[:80])])), "-o",
+                   str(tmp_path / "o4")], "mixed sizes"),
+        "labels type": (["policy", "--set", f"data.bag={ok}", "--set", "data.labels_topic=/camera/image_raw"],
+                        "expected active_o3_ros/msg/DetectionArray"),
+        "config key": (["policy", "--set", f"data.bag={ok}", "--set", "trainer.steps=3"], "unknown key trainer.steps"),
+        "batch": (["policy", "--set", f"data.bag={ok}", "--set", "trainer.per_device_train_batch_size=7"],
+                  "multiple of num_generations"),
+    }
+    for name, (argv, needle) in cases.items():
+        assert cli.main(argv) == 2, name
+        err = capsys.readouterr().err
+        assert needle in err, (name, err)
+
+
+def test_a_corrupt_image_message_is_counted_and_skipped(tmp_path):
+    from active_o3_training.data.rosbag import BagReport
+
+    store = typestore()
+    T = store.types
+    img = np.full((90, 160, 3), 128, np.uint8)
+    good = store.serialize_cdr(image_msg(T, 10**9, img), IMAGE)
+    bad_msg = T[IMAGE](header=header(T, 2 * 10**9), height=90, width=160, encoding="rgb8", is_bigendian=0,
+                       step=480, data=np.zeros(100, np.uint8))  # too few bytes for its size
+    bag = _bag_with(tmp_path / "b", [(10**9, good), (2 * 10**9, store.serialize_cdr(bad_msg, IMAGE)),
+                                     (3 * 10**9, b"\x00\x01\x00\x00garbage")])
+    rep = BagReport()
+    frames = list(iter_camera_frames(bag, report=rep))
+    assert [f.stamp_ns for f in frames] == [10**9]
+    assert rep.images == 3 and sum(rep.skipped.values()) == 2, rep.skipped
+
+
+def test_policy_config_uses_the_mllm_trainers_names():
+    from active_o3_training.config import TrainerSection
+
+    cfg = load_policy_config(None, ["data.synthetic_frames=2"])
+    shared = {"max_steps", "num_generations", "learning_rate", "beta", "per_device_train_batch_size",
+              "weight_decay", "seed", "output_dir"}
+    assert shared <= set(vars(cfg.trainer)) and shared <= set(vars(TrainerSection()))
+    assert cfg.reward.max_regions == 3 and cfg.reward.crop_context == 1.3  # K, and the node's crops
