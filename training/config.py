@@ -41,6 +41,7 @@ class DataConfig:
     classes: list[str] = field(default_factory=list)
     max_samples: int = 0
     bag: str = ""
+    labels_bag: str = ""               # teacher labels for `bag` (`active-o3-train label`); "" = in `bag`
     camera_topic: str = "/camera/image_raw"
     labels_topic: str = "/active_o3/detections"
     tolerance_s: float = 0.02

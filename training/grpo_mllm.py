@@ -48,7 +48,7 @@ def build_dataset(cfg: TrainConfig):
                                        tolerance_s=d.tolerance_s, min_interval_s=d.min_interval_s,
                                        dedup_threshold=d.dedup_threshold, instruction=d.instruction,
                                        per_class=d.per_class, max_samples=d.max_samples)
-        return rosbag.bag_dataset(d.bag, d.cache_dir, bcfg, PromptSet(), k)
+        return rosbag.bag_dataset([d.bag, d.labels_bag] if d.labels_bag else d.bag, d.cache_dir, bcfg, PromptSet(), k)
     sub = coco.CocoSubsetConfig(subset=d.subset, small_area=d.small_area, dense_min_instances=d.dense_min_instances,
                                 classes=tuple(d.classes), max_samples=d.max_samples)
     if d.kind == "soda_a":

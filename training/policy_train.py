@@ -63,6 +63,7 @@ class PolicyDataSection:
     image_dir: str = ""
     classes: list[str] = field(default_factory=list)
     subset: str = "all"                    # all | small | dense (as the MLLM trainer's)
+    lvis_negatives: bool = True            # LVIS neg_category_ids: samples with nothing to find
     synthetic_frames: int = 0
     instruction: str = "text"
     max_frames: int = 0
@@ -208,7 +209,8 @@ def _coco_frames(cfg: PolicyTrainConfig, thumb_short: int, report: DataReport, o
     d = cfg.data
     data = load_coco_json(d.ann_file)
     recs = coco_records(data, d.image_dir, CocoSubsetConfig(subset=d.subset, classes=tuple(d.classes),
-                                                            max_samples=d.max_frames), source="coco")
+                                                            max_samples=d.max_frames,
+                                                            include_negatives=d.lvis_negatives), source="coco")
     skipped: dict[str, int] = {}
     n_ne = sum(1 for im in data["images"] for _ in (im.get("not_exhaustive_category_ids") or ()))
     out = []
@@ -228,6 +230,7 @@ def _coco_frames(cfg: PolicyTrainConfig, thumb_short: int, report: DataReport, o
             on_image(out[-1], img)
     report.sources[f"coco:{Path(d.ann_file).name}"] = {
         "image_class_pairs": len(recs), "used": len(out), "skipped": skipped,
+        "negative_pairs (LVIS neg_category_ids, nothing to find)": sum(1 for r in recs if not r["gt_boxes"]),
         "not_exhaustive_pairs_in_file (never used)": n_ne}
     return out
 

@@ -246,7 +246,8 @@ class ActiveO3Node(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._instruction = cfg.instruction
         self.get_logger().info(f"models loaded in {time.perf_counter() - t:.2f}s: sensing={cfg.backend.sensing} "
-                               f"task={cfg.backend.task} mode={cfg.pipeline.mode} K={cfg.pipeline.max_regions}")
+                               f"task={cfg.backend.task} mode={cfg.pipeline.mode} K={cfg.pipeline.max_regions}"
+                               + (f" sensing weights={w}" if (w := getattr(self._pipeline.sensing, "weights", "")) else ""))
         out_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self._pubs = {
             "detections": self.create_lifecycle_publisher(DetectionArray, "~/detections", out_qos),

@@ -201,3 +201,35 @@ def test_policy_config_uses_the_mllm_trainers_names():
               "weight_decay", "seed", "output_dir"}
     assert shared <= set(vars(cfg.trainer)) and shared <= set(vars(TrainerSection()))
     assert cfg.reward.max_regions == 3 and cfg.reward.crop_context == 1.3  # K, and the node's crops
+
+
+def test_policy_trains_on_lvis_style_json(tmp_path):
+    """LVIS v1 entries (``coco_url``, no ``file_name``): the path comes from the URL; a class in
+    ``not_exhaustive_category_ids`` is not used; ``neg_category_ids`` give empty samples."""
+    import cv2
+
+    from active_o3_training.data.scenes import SceneConfig, render_scene
+
+    (tmp_path / "val2017").mkdir()
+    images, anns = [], []
+    for i in range(4):
+        s = render_scene(20_000_020 + i, SceneConfig(frame_sizes=((640, 360),), text_free=0.0))
+        name = f"{i + 1:012d}.jpg"
+        cv2.imwrite(str(tmp_path / "val2017" / name), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
+        images.append({"id": i + 1, "coco_url": f"http://images.cocodataset.org/val2017/{name}", "width": 640,
+                       "height": 360, "not_exhaustive_category_ids": [1] if i == 3 else [],
+                       "neg_category_ids": [2]})
+        anns += [{"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "bbox": b.as_xywh(), "area": b.area,
+                  "iscrowd": 0} for b in s.boxes]
+    ann = tmp_path / "lvis_v1_val.json"
+    ann.write_text(json.dumps({"images": images, "annotations": anns,
+                               "categories": [{"id": 1, "name": "text"}, {"id": 2, "name": "giraffe"}]}))
+    out = tmp_path / "policy"
+    assert cli.main(["policy", "--set", f"data.ann_file={ann}", "--set", f"data.image_dir={tmp_path}",
+                     "--set", "reward.mode=heuristic", "--set", "trainer.max_steps=2",
+                     "--set", "trainer.per_device_train_batch_size=8", "--set", "trainer.num_generations=4",
+                     "--set", "data.val_fraction=0.25", "--set", f"trainer.output_dir={out}"]) == 0
+    src = json.loads((out / "small_policy.json").read_text())["data"]["sources"]["coco:lvis_v1_val.json"]
+    # 3 exhaustive "text" pairs + 4 verified-absent "giraffe" pairs; image 4's "text" is not exhaustive
+    assert src["used"] == 7 and src["negative_pairs (LVIS neg_category_ids, nothing to find)"] == 4
+    assert src["not_exhaustive_pairs_in_file (never used)"] == 1 and src["skipped"] == {}

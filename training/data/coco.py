@@ -45,6 +45,9 @@ class CocoSubsetConfig:
     min_instances: int = 1
     max_samples: int = 0                    # 0: no cap
     include_crowd: bool = False
+    #: LVIS: also a sample with no ground truth for every class in an image's
+    #: ``neg_category_ids`` (verified absent): the task term then punishes detections there.
+    include_negatives: bool = False
 
     def __post_init__(self) -> None:
         if self.subset not in SUBSETS:
@@ -266,6 +269,23 @@ def coco_records(data: dict[str, Any], image_dir: str | Path, cfg: CocoSubsetCon
         })
         if cfg.max_samples and len(records) >= cfg.max_samples:
             break
+    if cfg.include_negatives:
+        n_neg = 0
+        for im in data["images"]:
+            w, h = int(im.get("width", 0)), int(im.get("height", 0))
+            if w <= 0 or h <= 0:
+                continue
+            for cid in im.get("neg_category_ids") or ():
+                if cid not in cats or (wanted and cats[cid] not in wanted) or (im["id"], cid) in per_pair:
+                    continue
+                if cfg.max_samples and len(records) >= cfg.max_samples:
+                    break
+                name = cats[cid]
+                records.append({"image": str(resolve_image(image_dir, im)), "image_id": str(im["id"]), "width": w,
+                                "height": h, "instruction": name, "gt_boxes": [], "gt_labels": [],
+                                "prompt": sensing_messages(name, prompts, max_regions), "source": source})
+                n_neg += 1
+        log.info("%d negative image-class pairs (LVIS neg_category_ids: verified absent) added", n_neg)
     if skipped_not_exhaustive:
         log.info("%d image-class pairs skipped: class listed in the image's not_exhaustive_category_ids (LVIS)",
                  skipped_not_exhaustive)

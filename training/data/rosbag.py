@@ -403,7 +403,7 @@ def _labeled_frame(s: int, msg: Any, image: np.ndarray, cfg: BagDatasetConfig, r
                         str(msg.instruction) or cfg.instruction, texts)
 
 
-def bag_records(bag: str | Path, cache_dir: str | Path, cfg: BagDatasetConfig = BagDatasetConfig(),
+def bag_records(bag: str | Path | Sequence[str | Path], cache_dir: str | Path, cfg: BagDatasetConfig = BagDatasetConfig(),
                 prompts: PromptSet = PromptSet(), max_regions: int = 3, report: BagReport | None = None,
                 msg_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Samples (same columns as :func:`coco.coco_records`) with images cached as PNG."""
@@ -432,7 +432,7 @@ def bag_records(bag: str | Path, cache_dir: str | Path, cfg: BagDatasetConfig = 
                 "image": str(path), "image_id": str(fr.stamp_ns), "width": w, "height": h,
                 "instruction": instr, "gt_boxes": [b.as_list() for b in boxes],
                 "gt_labels": [instr] * len(boxes) if cfg.per_class else list(fr.labels),
-                "prompt": sensing_messages(instr, prompts, max_regions), "source": f"bag:{Path(bag).name}",
+                "prompt": sensing_messages(instr, prompts, max_regions), "source": "bag:" + "+".join(p.name for p in _bag_paths(bag)),
             })
         if cfg.max_samples and len(records) >= cfg.max_samples:
             break
@@ -440,7 +440,7 @@ def bag_records(bag: str | Path, cache_dir: str | Path, cfg: BagDatasetConfig = 
     return records
 
 
-def bag_dataset(bag: str | Path, cache_dir: str | Path, cfg: BagDatasetConfig = BagDatasetConfig(),
+def bag_dataset(bag: str | Path | Sequence[str | Path], cache_dir: str | Path, cfg: BagDatasetConfig = BagDatasetConfig(),
                 prompts: PromptSet = PromptSet(), max_regions: int = 3, msg_dir: str | Path | None = None):
     """Bag -> ``datasets.Dataset`` (lazily decoded image column); see :func:`bag_records`."""
     from active_o3_training.data.coco import records_to_dataset
