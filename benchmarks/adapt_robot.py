@@ -297,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         "teacher": json.loads((labels / "teacher.json").read_text()),
         "machine": machine(load), "command": command("adapt_robot.py", argv),
     }
+    if only:  # the other rows came from the earlier run: both commands reproduce the table
+        result["command"] = f"{json.loads(previous.read_text())['command']} && {result['command']}"
     write_outputs(args.out, result, markdown, plot)
     print(markdown(result))
     return 0

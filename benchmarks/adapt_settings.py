@@ -49,14 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "adapt_robot")
     p.add_argument("--train-segment", type=float, default=0.7)
-    p.add_argument("--only", default="", help="comma-separated variant names (default: all)")
+    p.add_argument("--only", default="", help="variant names separated by ';' (default: all)")
     p.add_argument("--out", default=str(RESULTS / "adapt_settings"))
     args = p.parse_args(argv)
     load = load_average()
     rows: dict[str, Any] = {}
-    names = [n for n in VARIANTS if not args.only or n in args.only.split(",")]
-    for i, name in enumerate(names):
-        out = args.work / "settings" / f"v{i}"
+    wanted = {n.strip() for n in args.only.split(";") if n.strip()}
+    unknown = wanted - set(VARIANTS)
+    if unknown:
+        raise SystemExit(f"unknown variants {sorted(unknown)}; known: {list(VARIANTS)}")
+    for i, name in enumerate(VARIANTS):
+        if wanted and name not in wanted:
+            continue
+        out = args.work / "settings" / f"v{i}"  # numbered by VARIANTS, so a subset reuses earlier runs
         weights = out / "small_policy.json"
         if not weights.is_file():
             cmd = [str(Path(sys.executable).parent / "active-o3-train"), "policy", "--config",

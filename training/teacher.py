@@ -53,8 +53,8 @@ class TeacherConfig:
 
     instruction: str = "text"
     task: str = "text"
-    #: task-module options (default: the node's).  Measured on 4 validation scenes of 1080p:
-    #: the fp32 detector at 736 px found the same words (recall 0.948) at 1.3x the time.
+    #: task-module options (default: the node's, so labels are what the node's detector can
+    #: see when zoomed; ``benchmarks/teacher_settings.py`` compares the fp32 detector at 736 px)
     task_options: dict[str, Any] = field(default_factory=dict)
     crop_size: int = 840
     zoom: float = 3.0

@@ -109,7 +109,8 @@ def test_panning_bag_opens_with_rosbags_and_holds_frames_and_ground_truth(tmp_pa
         assert (im.width, im.height, im.encoding) == (320, 240, "rgb8")
         assert np.array_equal(np.asarray(im.data).reshape(240, 320, 3), frame)
         assert gt.header.stamp == im.header.stamp
-        got = [(d.label, round(d.x_min, 3), round(d.y_min, 3), round(d.x_max, 3), round(d.y_max, 3)) for d in gt.detections]
+        assert {d.label for d in gt.detections} <= {"text"}  # the class; the word is in `text`
+        got = [(d.text, round(d.x_min, 3), round(d.y_min, 3), round(d.x_max, 3), round(d.y_max, 3)) for d in gt.detections]
         want = [(w, round(b.x1, 3), round(b.y1, 3), round(b.x2, 3), round(b.y2, 3)) for b, w in zip(boxes, words)]
         assert got == want
         for b in boxes:
