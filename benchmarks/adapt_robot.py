@@ -299,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if only:  # the other rows came from the earlier run: both commands reproduce the table
         result["command"] = f"{json.loads(previous.read_text())['command']} && {result['command']}"
+    # no machine paths in committed results: repo-relative
+    result = json.loads(json.dumps(result, default=str).replace(str(ROOT) + "/", ""))
     write_outputs(args.out, result, markdown, plot)
     print(markdown(result))
     return 0
