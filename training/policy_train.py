@@ -169,8 +169,7 @@ class DataReport:
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _bag_frames(cfg: PolicyTrainConfig, thumb_short: int, report: DataReport, task_keys: set[str] | None = None,
-                on_image=None) -> list[PolicyFrame]:
+def _bag_frames(cfg: PolicyTrainConfig, thumb_short: int, report: DataReport, on_image=None) -> list[PolicyFrame]:
     from active_o3_ros.core.geometry import make_thumbnail
     from active_o3_training.data.rosbag import BagDatasetConfig, BagReport, iter_labeled_frames
     from active_o3_training.teacher import frame_key
@@ -444,7 +443,7 @@ def run(cfg: PolicyTrainConfig, command: str = "", progress: bool = True) -> dic
         max_steps=t.max_steps, batch_images=max(1, t.per_device_train_batch_size // t.num_generations),
         num_generations=t.num_generations, max_regions=cfg.reward.max_regions, learning_rate=t.learning_rate,
         beta=t.beta, weight_decay=t.weight_decay, warmup_steps=t.warmup_steps, reward_mode=cfg.reward.mode,
-        flip_augment=t.flip_augment, seed=t.seed, init=init if init != "init" else "init",
+        flip_augment=t.flip_augment, seed=t.seed, init=init,
         eval_every=t.eval_steps, eval_train_frames=200, threads=t.threads, out=t.output_dir)
     out = Path(t.output_dir)
     out.mkdir(parents=True, exist_ok=True)
