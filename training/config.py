@@ -17,7 +17,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from active_o3_ros.core.config import PARAMETER_INDEX, ConfigError as _CoreConfigError
-from active_o3_ros.core.rewards import REWARD_TERMS
+from active_o3_ros.core.rewards import REWARD_TERMS, TASK_METRICS
 
 DATA_KINDS = ("coco", "soda_a", "rosbag")
 
@@ -89,6 +89,10 @@ class RewardSection:
     min_area_frac: float = 0.01
     max_area_frac: float = 0.5
     coverage_min_inside: float = 1.0
+    #: detection: AP@0.5 + AR@0.5 of the task module; segmentation: mIoU of its masks (the
+    #: paper's interactive segmentation; needs a mask-producing task module such as ``sam``
+    #: and COCO-style data with ``segmentation``).
+    task_metric: str = "detection"
     weights: dict[str, float] = field(default_factory=lambda: dict.fromkeys(REWARD_TERMS, 1.0))
     # The task term crops exactly as the node serves (same defaults as the node's parameters):
     # a reward measured on other crops would train for a pipeline that is never run.
@@ -102,7 +106,8 @@ class RewardSection:
 
         return RewardConfig(mode=self.mode, max_regions=self.max_regions, overlap_tau=self.overlap_tau,
                             min_area_frac=self.min_area_frac, max_area_frac=self.max_area_frac,
-                            coverage_min_inside=self.coverage_min_inside, weights=dict(self.weights))
+                            coverage_min_inside=self.coverage_min_inside, task_metric=self.task_metric,
+                            weights=dict(self.weights))
 
 
 @dataclass
@@ -162,6 +167,11 @@ class TrainConfig:
             raise ConfigError(f"reward.mode must be both, task or heuristic, got {r.mode!r}")
         if r.mode != "heuristic" and m.task_backend == "none":
             raise ConfigError(f"reward.mode={r.mode} needs a task module; set model.task_backend or reward.mode=heuristic")
+        if r.task_metric not in TASK_METRICS:
+            raise ConfigError(f"reward.task_metric must be one of {TASK_METRICS}, got {r.task_metric!r}")
+        if r.task_metric == "segmentation" and d.kind == "rosbag":
+            raise ConfigError("reward.task_metric=segmentation needs ground-truth masks: use COCO-style data "
+                              "(data.kind=coco) with 'segmentation' annotations; bag labels carry boxes only")
         if t.num_generations < 2:
             raise ConfigError("trainer.num_generations must be >= 2 (GRPO compares completions within a group)")
         if (t.per_device_train_batch_size * t.gradient_accumulation_steps) % t.num_generations:

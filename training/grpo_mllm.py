@@ -30,7 +30,7 @@ from typing import Any
 from active_o3_ros.backends.hf import torch_dtype
 from active_o3_ros.core.config import PipelineConfig
 from active_o3_ros.core.geometry import ResizeCropConfig
-from active_o3_training.config import TrainConfig
+from active_o3_training.config import ConfigError, TrainConfig
 from active_o3_training.rewards_trl import InputSpace, TrlRewards
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ def build_dataset(cfg: TrainConfig):
                                        per_class=d.per_class, max_samples=d.max_samples)
         return rosbag.bag_dataset([d.bag, d.labels_bag] if d.labels_bag else d.bag, d.cache_dir, bcfg, PromptSet(), k)
     sub = coco.CocoSubsetConfig(subset=d.subset, small_area=d.small_area, dense_min_instances=d.dense_min_instances,
-                                classes=tuple(d.classes), max_samples=d.max_samples)
+                                classes=tuple(d.classes), max_samples=d.max_samples,
+                                with_masks=cfg.reward.task_metric == "segmentation")
     if d.kind == "soda_a":
         data = coco.soda_a_to_coco(d.ann_file, d.image_dir)
         return coco.records_to_dataset(coco.coco_records(data, d.image_dir, sub, PromptSet(), k, "soda_a"))
@@ -94,8 +95,13 @@ def build_task_model(cfg: TrainConfig, device: str):
     m = cfg.model
     task_device = m.task_device or device
     opts = dict(m.task_options)
-    return build_task(m.task_backend, model=m.task_model or m.policy, device=task_device,
+    task = build_task(m.task_backend, model=m.task_model or m.policy, device=task_device,
                       dtype=m.dtype, trust_remote_code=m.trust_remote_code, **opts)
+    if cfg.reward.task_metric == "segmentation" and not getattr(task, "produces_masks", False):
+        task.close()
+        raise ConfigError(f"reward.task_metric=segmentation needs a task module that returns masks "
+                          f"(e.g. model.task_backend=sam); {m.task_backend!r} returns boxes only")
+    return task
 
 
 def build_rewards(cfg: TrainConfig, processor: Any, task_model: Any) -> TrlRewards:

@@ -6,7 +6,8 @@ the paper's weights become ``GRPOConfig.reward_weights``.  A ``parse_failure`` f
 weight 0 adds the parse-failure rate to the same logs without touching the loss.
 
 Signature (TRL): ``f(prompts, completions, **columns) -> list[float]``; the dataset columns
-``width``, ``height``, ``gt_boxes`` (frame-pixel xyxy) and ``image`` arrive as lists.
+``width``, ``height``, ``gt_boxes`` (frame-pixel xyxy), ``image`` and, for the segmentation
+task term, ``gt_masks`` (RLE JSON per box) arrive as lists.
 
 Coordinates: Qwen2.5-VL answers in absolute pixels of ITS resized input (``smart_resize``
 of the image within the processor's pixel budget), so boxes are mapped from that space
@@ -14,7 +15,8 @@ to frame pixels before scoring — the same mapping ``QwenVLSensing`` does at in
 
 The task term runs the FROZEN task model on the proposed regions through
 ``ActivePerception`` (ResizeCrop, ONE batched task call, map back, merge) and scores the
-merged detections with pycocotools AP@0.5 + AR@0.5.
+merged detections with pycocotools AP@0.5 + AR@0.5, or (``task_metric: segmentation``, the
+paper's interactive segmentation with SAM) the mIoU of its masks against ``gt_masks``.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from active_o3_ros.core.geometry import QWEN_PATCH_MULTIPLE, smart_resize
 from active_o3_ros.core.parsing import parse_answer
 from active_o3_ros.core.pipeline import ActivePerception
 from active_o3_ros.core.types import Box, ParseStatus
+from active_o3_training.data.coco import decode_masks
 
 HEURISTIC_TERMS = core_rewards.HEURISTIC_TERMS
 RewardFunc = Callable[..., list[float]]
@@ -123,17 +126,24 @@ class TrlRewards:
         return [core_rewards.coverage_reward(r, g, self.cfg.coverage_min_inside)
                 for (r, _), g in zip(self._parsed(completions, width, height), self._gt(gt_boxes))]
 
-    def task(self, prompts, completions, width, height, gt_boxes, image, instruction, **kw) -> list[float]:
+    def task(self, prompts, completions, width, height, gt_boxes, image, instruction, gt_masks=None,
+             **kw) -> list[float]:
         assert self._perception is not None
+        seg = self.cfg.task_metric == "segmentation"
+        if seg and gt_masks is None:
+            raise ValueError("task_metric=segmentation needs a gt_masks column (COCO data with segmentation)")
         out = []
-        for (regions, _), w, h, g, img, instr in zip(self._parsed(completions, width, height), width, height,
-                                                     self._gt(gt_boxes), image, instruction):
-            if not regions:  # nothing to zoom into: score the empty detection set
-                out.append(core_rewards.detection_task_reward([], g, int(w), int(h)))
-                continue
-            frame = np.asarray(img.convert("RGB")) if hasattr(img, "convert") else np.asarray(img)
-            res = self._perception.detect_regions(frame, regions, instr)
-            out.append(core_rewards.detection_task_reward(res.detections, g, int(w), int(h)))
+        for n, ((regions, _), w, h, g, img, instr) in enumerate(zip(
+                self._parsed(completions, width, height), width, height, self._gt(gt_boxes), image, instruction)):
+            dets = []
+            if regions:  # no regions: the empty detection set is scored
+                frame = np.asarray(img.convert("RGB")) if hasattr(img, "convert") else np.asarray(img)
+                dets = self._perception.detect_regions(frame, regions, instr).detections
+            if seg:
+                out.append(core_rewards.segmentation_task_reward(dets, decode_masks(gt_masks[n]), int(w), int(h),
+                                                                 self.cfg.max_regions))
+            else:
+                out.append(core_rewards.detection_task_reward(dets, g, int(w), int(h)))
         return out
 
     def parse_failure(self, prompts, completions, width, height, **kw) -> list[float]:

@@ -23,8 +23,15 @@ def test_defaults_are_the_papers():
     assert (r.max_regions, r.overlap_tau, r.min_area_frac, r.max_area_frac) == (3, 0.3, 0.01, 0.5)
 
 
-@pytest.mark.parametrize("name", ["cpu_smoke.yaml", "lvis_qwen7b_8gpu.yaml", "soda_qwen7b_8gpu.yaml",
-                                  "robot_bag_lora_1gpu.yaml"])
+MLLM_RECIPES = sorted(p.name for p in CONFIGS.glob("*.yaml") if not p.name.startswith(("accelerate_", "policy_")))
+
+
+def test_recipe_list_is_complete():
+    assert {"cpu_smoke.yaml", "lvis_qwen7b_8gpu.yaml", "soda_qwen7b_8gpu.yaml", "robot_bag_lora_1gpu.yaml",
+            "seg_sam_qwen7b_8gpu.yaml"} <= set(MLLM_RECIPES)
+
+
+@pytest.mark.parametrize("name", MLLM_RECIPES)
 def test_recipes_load_and_validate(name):
     cfg = load_config(CONFIGS / name)
     assert cfg.model.policy

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import numpy as np
+
 from active_o3_ros.core.prompts import PromptSet
 from active_o3_ros.core.types import Box
 
@@ -48,6 +50,9 @@ class CocoSubsetConfig:
     #: LVIS: also a sample with no ground truth for every class in an image's
     #: ``neg_category_ids`` (verified absent): the task term then punishes detections there.
     include_negatives: bool = False
+    #: Also a ``gt_masks`` column (one COCO RLE per ground-truth box, JSON text) for the
+    #: segmentation task term; an instance without ``segmentation`` gets its box as mask.
+    with_masks: bool = False
 
     def __post_init__(self) -> None:
         if self.subset not in SUBSETS:
@@ -207,7 +212,8 @@ def coco_records(data: dict[str, Any], image_dir: str | Path, cfg: CocoSubsetCon
 
     Each record: ``image`` (path), ``image_id``, ``width``, ``height``, ``instruction``
     (the class name), ``gt_boxes`` (frame-pixel xyxy lists), ``gt_labels``, ``prompt``
-    (chat messages with the sensing prompt), ``source``.
+    (chat messages with the sensing prompt), ``source``; with ``cfg.with_masks`` also
+    ``gt_masks`` (one RLE JSON string per box, :func:`decode_masks` reads them).
     """
     image_dir = Path(image_dir)
     cats = {c["id"]: str(c.get("name", c["id"])) for c in data["categories"]}
@@ -216,6 +222,7 @@ def coco_records(data: dict[str, Any], image_dir: str | Path, cfg: CocoSubsetCon
     if unknown:
         raise ValueError(f"classes {sorted(unknown)} are not in the annotation file; known: {sorted(cats.values())[:20]}...")
     per_pair: dict[tuple[int, int], list[Box]] = {}
+    pair_anns: dict[tuple[int, int], list[dict[str, Any]]] = {}
     counts: dict[tuple[int, int], int] = {}
     for ann in data["annotations"]:
         if ann.get("iscrowd", 0) and not cfg.include_crowd:
@@ -234,6 +241,7 @@ def coco_records(data: dict[str, Any], image_dir: str | Path, cfg: CocoSubsetCon
         if cfg.subset == "small" and _area(ann, box) >= cfg.small_area:
             continue
         per_pair.setdefault(key, []).append(box)
+        pair_anns.setdefault(key, []).append(ann)
     images = {im["id"]: im for im in data["images"]}
     records: list[dict[str, Any]] = []
     skipped_not_exhaustive = 0
@@ -256,17 +264,21 @@ def coco_records(data: dict[str, Any], image_dir: str | Path, cfg: CocoSubsetCon
             skipped_not_exhaustive += 1
             continue
         name = cats[cid]
-        records.append({
+        clipped = [bb.clip(w, h) for bb in boxes]
+        rec = {
             "image": str(resolve_image(image_dir, im)),
             "image_id": str(iid),
             "width": w,
             "height": h,
             "instruction": name,
-            "gt_boxes": [[b.x1, b.y1, b.x2, b.y2] for b in (bb.clip(w, h) for bb in boxes)],
+            "gt_boxes": [[b.x1, b.y1, b.x2, b.y2] for b in clipped],
             "gt_labels": [name] * len(boxes),
             "prompt": sensing_messages(name, prompts, max_regions),
             "source": source,
-        })
+        }
+        if cfg.with_masks:
+            rec["gt_masks"] = [annotation_rle(a, b, w, h) for a, b in zip(pair_anns[(iid, cid)], clipped)]
+        records.append(rec)
         if cfg.max_samples and len(records) >= cfg.max_samples:
             break
     if cfg.include_negatives:
@@ -281,15 +293,64 @@ def coco_records(data: dict[str, Any], image_dir: str | Path, cfg: CocoSubsetCon
                 if cfg.max_samples and len(records) >= cfg.max_samples:
                     break
                 name = cats[cid]
-                records.append({"image": str(resolve_image(image_dir, im)), "image_id": str(im["id"]), "width": w,
-                                "height": h, "instruction": name, "gt_boxes": [], "gt_labels": [],
-                                "prompt": sensing_messages(name, prompts, max_regions), "source": source})
+                rec = {"image": str(resolve_image(image_dir, im)), "image_id": str(im["id"]), "width": w,
+                       "height": h, "instruction": name, "gt_boxes": [], "gt_labels": [],
+                       "prompt": sensing_messages(name, prompts, max_regions), "source": source}
+                if cfg.with_masks:
+                    rec["gt_masks"] = []
+                records.append(rec)
                 n_neg += 1
         log.info("%d negative image-class pairs (LVIS neg_category_ids: verified absent) added", n_neg)
     if skipped_not_exhaustive:
         log.info("%d image-class pairs skipped: class listed in the image's not_exhaustive_category_ids (LVIS)",
                  skipped_not_exhaustive)
     return records
+
+
+def annotation_rle(ann: dict[str, Any], box: Box, width: int, height: int) -> str:
+    """One instance's mask as compressed COCO RLE in JSON text (a ``datasets`` column holds it
+    as a plain string): polygons and RLE (compressed or not) through pycocotools; an
+    annotation without ``segmentation`` gets its box as mask (SODA boxes, hand-made sets)."""
+    from pycocotools import mask as mask_utils
+
+    seg = ann.get("segmentation")
+    rle = None
+    try:
+        if isinstance(seg, list) and seg:
+            polys = [p for p in seg if isinstance(p, list) and len(p) >= 6]
+            if polys:
+                rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
+        elif isinstance(seg, dict) and "counts" in seg:
+            if list(seg.get("size", ())) != [height, width]:
+                raise ValueError(f"RLE size {seg.get('size')!r} is not the image's [{height}, {width}]")
+            if isinstance(seg["counts"], list):
+                rle = mask_utils.frPyObjects(seg, height, width)
+            elif isinstance(seg["counts"], (str, bytes)):
+                rle = {"size": [height, width], "counts": seg["counts"]}
+            else:
+                raise ValueError(f"RLE counts must be a list or a string, got {type(seg['counts']).__name__}")
+    except (TypeError, ValueError, IndexError) as exc:
+        log.warning("annotation %s: unusable segmentation (%s); its box is used as mask", ann.get("id"), exc)
+        rle = None
+    if rle is None:
+        m = np.zeros((height, width), np.uint8)
+        x1, y1 = int(math.floor(box.x1)), int(math.floor(box.y1))
+        m[y1:max(y1 + 1, int(math.ceil(box.y2))), x1:max(x1 + 1, int(math.ceil(box.x2)))] = 1
+        rle = mask_utils.encode(np.asfortranarray(m))
+    counts = rle["counts"]
+    return json.dumps({"size": [int(v) for v in rle["size"]],
+                       "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts})
+
+
+def decode_masks(rles: Sequence[str]) -> list[np.ndarray]:
+    """``gt_masks`` column entries (see :func:`annotation_rle`) -> full-frame boolean masks."""
+    from pycocotools import mask as mask_utils
+
+    out = []
+    for r in rles:
+        d = json.loads(r)
+        out.append(mask_utils.decode({"size": d["size"], "counts": d["counts"].encode("ascii")}).astype(bool))
+    return out
 
 
 def sensing_messages(instruction: str, prompts: PromptSet = PromptSet(), max_regions: int = 3) -> list[dict[str, Any]]:
@@ -356,5 +417,5 @@ def soda_a_to_coco(ann_dir: str | Path, image_dir: str | Path) -> dict[str, Any]
     return {"images": images, "annotations": anns, "categories": list(cats.values())}
 
 
-__all__ = ["CocoSubsetConfig", "SUBSETS", "annotation_box", "coco_dataset", "coco_records", "load_coco_json",
+__all__ = ["CocoSubsetConfig", "SUBSETS", "annotation_box", "annotation_rle", "decode_masks", "coco_dataset", "coco_records", "load_coco_json",
            "oriented_to_aligned", "records_to_dataset", "sensing_messages", "soda_a_to_coco"]
