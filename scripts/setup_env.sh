@@ -85,7 +85,8 @@ step_venv() {
 
 # ---------------------------------------------------------------- 3. pinned dependencies
 step_pip() {
-  local h; h="$(hash_of "$ROOT/requirements.txt" "$ROOT/requirements-nodeps.txt" "$ROOT/constraints.txt")"
+  local h; h="$(hash_of "$ROOT/requirements.txt" "$ROOT/requirements-nodeps.txt" "$ROOT/requirements-nobuildiso.txt" \
+    "$ROOT/constraints.txt")"
   stamp_ok pip "$h" && return
   log "installing pinned requirements (torch CPU wheel; first run downloads ~1 GB)"
   # pip's own version is pinned in the constraints too, but upgrading pip must come first.
@@ -93,6 +94,8 @@ step_pip() {
   "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements.txt" -c "$ROOT/constraints.txt"
   # sahi declares opencv-python; with it a second cv2 wheel would shadow the headless one.
   "$VENV/bin/python" -m pip install -q --no-deps -r "$ROOT/requirements-nodeps.txt" -c "$ROOT/constraints.txt"
+  "$VENV/bin/python" -m pip install -q --no-build-isolation -r "$ROOT/requirements-nobuildiso.txt" \
+    -c "$ROOT/constraints.txt"
   "$VENV/bin/python" - <<'PY' || die "more than one OpenCV wheel in the venv"
 import importlib.metadata as md, sys
 wheels = {d.metadata["Name"].lower() for d in md.distributions()} & {

@@ -23,6 +23,7 @@ import csv
 import importlib.util
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,42 @@ def grpo_args(cfg: TrainConfig, device: str, reward_weights: list[float]):
         kw["gradient_checkpointing"] = True
     if t.use_vllm:
         kw.update(vllm_mode=t.vllm_mode, vllm_gpu_memory_utilization=t.vllm_gpu_memory_utilization)
+    if device == "cpu":
+        _cpu_engine(kw)
     kw.update(t.extra)
     return GRPOConfig(**kw)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "false").lower() in ("1", "true", "yes")
+
+
+def _cpu_engine(kw: dict[str, Any]) -> None:
+    """Make ``accelerate launch`` on CPU processes run the engine its config names.
+
+    * DDP (any multi-process launch): ``use_cpu`` makes accelerate join the processes with
+      gloo (``MULTI_CPU``).
+    * DeepSpeed: accelerate 1.15 finds no collective backend on a CPU and reports ONE process
+      to the trainer, while DeepSpeed itself sees all of them (its batch-size check then
+      fails).  Creating the process state with gloo first and letting the trainer use it
+      (``use_configured_state``) gives the trainer the true world size; the DeepSpeed config
+      file of the accelerate config goes to ``GRPOConfig.deepspeed`` so that TRL's reference
+      model is built under ZeRO-3 as well.
+    * FSDP: accelerate enables FSDP only on GPU-class devices; on CPU it would silently
+      train unsharded DDP.  Refused with a clear message instead.
+    """
+    if _env_flag("ACCELERATE_USE_FSDP"):
+        raise ConfigError("FSDP was requested (accelerate config) but the trainer runs on CPU: accelerate "
+                          "shards with FSDP only on GPU-class devices and would silently fall back to unsharded "
+                          "DDP. Use a DDP or DeepSpeed config on CPU, or trainer.device=cuda")
+    if _env_flag("ACCELERATE_USE_DEEPSPEED") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        PartialState(backend="gloo")
+        kw.update(use_cpu=False, accelerator_config={"use_configured_state": True})
+        ds_file = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "")
+        if ds_file:
+            kw["deepspeed"] = ds_file
 
 
 def lora_config(cfg: TrainConfig):
@@ -208,18 +243,51 @@ def _saveable(processor: Any) -> Any:
     return processor
 
 
-def save_policy(trainer: Any, processor: Any, out_dir: str | Path) -> Path:
-    """Save an HF model directory the pipeline loads: LoRA merged, processor files alongside."""
+def save_policy(trainer: Any, processor: Any, out_dir: str | Path, policy: str = "") -> Path:
+    """Save an HF model directory the pipeline loads: LoRA merged, processor files alongside.
+
+    Collective under a distributed engine (every rank calls it).  Sharded engines (FSDP,
+    DeepSpeed ZeRO-3) hold only a slice of each weight per rank, so the full state is first
+    gathered by the accelerator (``get_state_dict``; ZeRO-3 needs ``zero3_save_16bit_model``)
+    and rank 0 writes it; saving the unwrapped module there would write rank 0's shards.
+    ``policy``: the initial weights, needed to merge LoRA adapters from a gathered state.
+    """
+    from accelerate.utils import DistributedType
+
     out = Path(out_dir)
-    model = trainer.model
-    unwrapped = trainer.accelerator.unwrap_model(model)
-    if hasattr(unwrapped, "merge_and_unload"):
-        unwrapped = unwrapped.merge_and_unload()
-    if trainer.accelerator.is_main_process:
+    acc = trainer.accelerator
+    sharded = acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    unwrapped = acc.unwrap_model(trainer.model)
+    state = acc.get_state_dict(getattr(trainer, "model_wrapped", None) or trainer.model) if sharded else None
+    if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        unwrapped.save_pretrained(out, safe_serialization=True)
+        if state is None:
+            if hasattr(unwrapped, "merge_and_unload"):
+                unwrapped = unwrapped.merge_and_unload()
+            unwrapped.save_pretrained(out, safe_serialization=True)
+        elif hasattr(unwrapped, "merge_and_unload"):
+            _merged_from_state(unwrapped, state, policy).save_pretrained(out, safe_serialization=True)
+        else:
+            unwrapped.save_pretrained(out, state_dict=state, safe_serialization=True)
         save_processor_files(processor, out)
+    acc.wait_for_everyone()
     return out
+
+
+def _merged_from_state(peft_model: Any, state: dict[str, Any], policy: str) -> Any:
+    """A CPU copy of the initial policy with the gathered LoRA state loaded, then merged."""
+    from peft import get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    if not policy:
+        raise ValueError("save_policy needs the initial policy path to merge LoRA weights gathered from shards")
+    base = AutoModelForImageTextToText.from_pretrained(policy, dtype=next(iter(state.values())).dtype)
+    model = get_peft_model(base, peft_model.peft_config["default"])
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if "lora_" in k]:
+        raise RuntimeError(f"gathered LoRA state does not fit the policy: missing {missing[:3]}, unexpected "
+                           f"{unexpected[:3]}")
+    return model.merge_and_unload()
 
 
 # -- the whole run --------------------------------------------------------------------------
@@ -252,7 +320,7 @@ def train(cfg: TrainConfig, train_dataset: Any = None) -> Path:
     trainer, processor, rewards = build_trainer(cfg, train_dataset)
     try:
         trainer.train()
-        return save_policy(trainer, processor, Path(cfg.trainer.output_dir) / "final")
+        return save_policy(trainer, processor, Path(cfg.trainer.output_dir) / "final", cfg.model.policy)
     finally:
         if rewards.task_model is not None:
             rewards.task_model.close()

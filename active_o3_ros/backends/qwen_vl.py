@@ -267,8 +267,12 @@ class QwenVLModel:
     def _generate(self, inputs: Any, max_new_tokens: int, do_sample: bool, temperature: float,
                   min_new_tokens: int | None = None) -> Any:
         """One ``model.generate`` call (subclasses may replace it; counted by ``generate``)."""
+        # synced_gpus=False: this model is whole on every process.  transformers turns syncing on
+        # by itself inside a DeepSpeed ZeRO-3 run (an all_reduce per generated token), and the
+        # frozen task model of a GRPO reward runs a different number of times on each rank,
+        # which deadlocks the ranks (found by tests/training/test_distributed.py).
         gen_kw: dict[str, Any] = dict(max_new_tokens=max_new_tokens, do_sample=do_sample,
-                                      return_dict_in_generate=True, output_logits=True)
+                                      return_dict_in_generate=True, output_logits=True, synced_gpus=False)
         if min_new_tokens:
             gen_kw["min_new_tokens"] = min_new_tokens
         if do_sample:

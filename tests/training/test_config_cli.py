@@ -44,6 +44,8 @@ def test_accelerate_configs_are_real_accelerate_files():
     assert z3.distributed_type == "DEEPSPEED" and z3.deepspeed_config["zero_stage"] == 3 and z3.num_processes == 8
     fsdp = load_config_from_file(str(CONFIGS / "accelerate_fsdp.yaml"))
     assert fsdp.distributed_type == "FSDP" and fsdp.num_processes == 8
+    ddp = load_config_from_file(str(CONFIGS / "accelerate_ddp.yaml"))
+    assert ddp.distributed_type == "MULTI_GPU" and ddp.num_processes == 8
 
 
 def test_overrides_and_errors(tmp_path):
