@@ -40,9 +40,8 @@ def add_parameter_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("pipeline parameters (same names as the ROS node's)")
     for p in PARAMETERS:
         opts = [_flag(p.name), *FLAG_ALIASES.get(p.name, [])]
-        extra = f" Choices: {', '.join(map(str, p.choices))}." if p.choices else ""
         group.add_argument(*opts, dest=p.name, default=None, metavar=p.type.__name__.upper(),
-                           help=f"{p.description}{extra} (default: {p.default!r})")
+                           help=f"{p.help()} (default: {p.default!r})")
 
 
 def config_from_args(args: argparse.Namespace) -> PerceptionConfig:

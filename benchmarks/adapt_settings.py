@@ -1,6 +1,6 @@
 """Choose the fine-tuning settings of ``active-o3-train policy`` on the validation segment.
 
-Question: which learning rate / steps / KL weight gives the adapted policy the best mode
+Question: which learning rate / steps / KL weight gives the adapted policy the best greedy
 reward on the validation segment (the last 15 % of the training part of the recording,
 scored against the **teacher's** labels: no ground truth is read)?  Each variant is one run
 of the real CLI on the recording and labels of ``benchmarks/adapt_robot.py`` (its detector

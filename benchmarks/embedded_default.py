@@ -1,4 +1,4 @@
-"""Evidence for the embedded CPU default (issue 9): where to zoom is what finds small text.
+"""Evidence for the embedded CPU default: where to zoom is what finds small text.
 
 Question: on held-out synthetic frames (1080p-4K photos with 8-16 px words), with the SAME
 text detector (rapidocr, the ``text`` task module) for every row, how do recall@0.5,

@@ -1,11 +1,11 @@
-"""The paper's evaluation protocol (issue 6) on this repo's embedded benchmark.
+"""The paper's evaluation protocol on this repo's embedded benchmark.
 
 Runs ``active-o3-eval`` on the held-out split of the synthetic small-text data (1080p-4K
 frames, 8-24 px words), with the embedded default's task module (``text``: rapidocr) for
-every mode: full frame, 3x3 tiling, random K, oracle K, serial zoom, ACTIVE-o3 parallel and
+every method: full frame, 3x3 tiling, random K, oracle K, serial zoom, ACTIVE-o3 parallel and
 parallel + full frame, at K = 1, 2, 3.  COCO AP/AR by size (pycocotools), model calls,
 crops and ms per image.  The sensing policy is the shipped small policy; when its weights
-are not in the package the policy modes are left out and the JSON says why.
+are not in the package the policy methods are left out and the JSON says why.
 
 Writes ``benchmarks/results/eval_embedded.json`` (the full report) and, in
 ``benchmarks/results/eval_embedded/``, ``eval.md`` and the plots (AP_s vs K, latency vs K,
@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-ALL_MODES = "full_frame,tiling,random,oracle,serial,parallel,parallel_full"
-BASELINE_MODES = "full_frame,tiling,random,oracle"
+ALL_METHODS = "full_frame,tiling,random,oracle,serial,parallel,parallel_full"
+BASELINE_METHODS = "full_frame,tiling,random,oracle"
 
 
 def policy_available(sensing: str) -> str:
@@ -57,12 +57,12 @@ def weights_fingerprint(sensing: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="active-o3-eval on the embedded small-text benchmark (all modes, K=1..3).",
+    p = argparse.ArgumentParser(description="active-o3-eval on the embedded small-text benchmark (all methods, K=1..3).",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--images", type=int, default=4, help="held-out synthetic frames")
     p.add_argument("--ks", default="1,2,3", help="region budgets K")
     p.add_argument("--frame-size", default="", help="WxH for all frames (default: the benchmark's 1080p-4K mix)")
-    p.add_argument("--sensing", default="small_policy", help="sensing policy for serial/parallel modes")
+    p.add_argument("--sensing", default="small_policy", help="sensing policy for the serial/parallel methods")
     p.add_argument("--crop-size", type=int, default=840, help="task crop long side")
     p.add_argument("--quick", action="store_true", help="2 frames at 1920x1080, K=1,3")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "eval_embedded.json"))
@@ -76,11 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     art_dir = out_json.with_suffix("")  # results/eval_embedded/
     sha_before = weights_fingerprint(args.sensing)  # before the policy is loaded: provenance
     why = policy_available(args.sensing)
-    modes = BASELINE_MODES if why else ALL_MODES
+    methods = BASELINE_METHODS if why else ALL_METHODS
     if why:
-        print(f"[eval_embedded] sensing {args.sensing!r} unavailable ({why}); policy modes left out", file=sys.stderr)
+        print(f"[eval_embedded] sensing {args.sensing!r} unavailable ({why}); policy methods left out", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="eval_embedded_") as tmp:
-        cmd = ["--synthetic", str(args.images), "--task", "text", "--sensing", args.sensing, "--modes", modes,
+        cmd = ["--synthetic", str(args.images), "--task", "text", "--sensing", args.sensing, "--methods", methods,
                "--ks", args.ks, "--set", f"crop_size={args.crop_size}", "--examples", "1", "--out", tmp]
         if args.frame_size:
             cmd += ["--synthetic-size", args.frame_size]
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["benchmark"] = "eval_embedded"
     report["command"] = "python benchmarks/eval_embedded.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report["eval_command"] = "active-o3-eval " + " ".join(c if not c.startswith("/") else "OUT" for c in cmd)
-    report["policy_modes_skipped"] = why
+    report["policy_methods_skipped"] = why
     report["policy_weights_sha256"] = sha_before if not why else ""
     if not why and weights_fingerprint(args.sensing) != sha_before:
         report["policy_weights_warning"] = "the weights file changed during the run; numbers are for sha_before"

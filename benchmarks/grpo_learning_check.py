@@ -98,7 +98,7 @@ def run_grpo(policy: Path, dataset, steps: int, seed: int, out: Path, lr: float)
 
     cfg = load_config(None, [
         "data.kind=rosbag", "data.bag=unused", f"model.policy={policy}", "model.task_backend=none",
-        "reward.mode=heuristic", "reward.max_regions=1", f"trainer.output_dir={out}", "trainer.device=cpu",
+        "reward.signal=heuristic", "reward.max_regions=1", f"trainer.output_dir={out}", "trainer.device=cpu",
         "trainer.num_generations=8", "trainer.per_device_train_batch_size=8", f"trainer.max_steps={steps}",
         "trainer.max_completion_length=48", f"trainer.learning_rate={lr}", "trainer.save_steps=100000",
         f"trainer.seed={seed}", "trainer.report_to=none", "trainer.temperature=1.0",

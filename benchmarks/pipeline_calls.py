@@ -1,6 +1,6 @@
 """Model calls, latency and overhead of the ACTIVE-o3 pipeline with the tiny Qwen2.5-VL on CPU.
 
-Questions answered (issue 3), K = 3:
+Questions answered, K = 3:
 1. model calls per frame: parallel (1 sensing + 1 batched task call) vs serial (1 + K);
 2. frame latency, parallel vs serial (median over frames, and their ratio);
 3. pipeline overhead outside the model's ``generate`` as a % of frame time;

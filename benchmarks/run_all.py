@@ -190,8 +190,8 @@ def _section_eval(name: str, data: dict[str, Any], results_dir: Path, rel: str) 
     md = results_dir / name / "eval.md"
     if md.is_file():
         lines += [md.read_text().strip(), ""]
-    if data.get("policy_modes_skipped"):
-        lines += [f"Policy modes (serial, parallel) not in this run: {data['policy_modes_skipped']}", ""]
+    if data.get("policy_methods_skipped"):
+        lines += [f"Policy methods (serial, parallel) not in this run: {data['policy_methods_skipped']}", ""]
     if data.get("policy_weights_sha256"):
         lines += [f"Sensing policy weights: `active_o3_ros/data/small_policy.safetensors`, sha256 "
                   f"`{data['policy_weights_sha256'][:16]}…` (the numbers belong to these weights). Serial and "
@@ -203,7 +203,7 @@ def _section_eval(name: str, data: dict[str, Any], results_dir: Path, rel: str) 
     if pngs:
         lines += [" ".join(f"![{f[:-4]}]({rel}/{name}/{f})" for f in pngs), ""]
     if (results_dir / name / "example_0.png").is_file():
-        lines += [f"![example frame: regions and detections per mode]({rel}/{name}/example_0.png)", ""]
+        lines += [f"![example frame: regions and detections per method]({rel}/{name}/example_0.png)", ""]
     return lines
 
 

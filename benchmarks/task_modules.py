@@ -1,6 +1,6 @@
 """Per-crop cost and batching speed-up of the SAM and Grounding DINO task modules.
 
-Question (issue 7): what does one zoomed crop cost each task module, and what does
+Question: what does one zoomed crop cost each task module, and what does
 running the K crops as ONE batched call (the paper's parallel mode) save over K calls?
 
 For every module: ``detect`` on K crops in one call ("batched") vs K calls of one crop

@@ -11,7 +11,6 @@ Writes ``<out>.json`` and ``.md``.  ``python benchmarks/teacher_settings.py --he
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict, replace

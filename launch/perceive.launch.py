@@ -19,40 +19,28 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironment
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
 
-# launch argument -> (node parameter, description).  Empty default = keep the YAML value.
-PARAM_ARGS = {
-    "instruction": ("instruction", "What to find: class names (comma separated) or free text."),
-    "sensing_backend": ("sensing_backend", "Sensing policy: small_policy, qwen_vl, tiling, random, oracle."),
-    "task_module": ("task_module", "Task model on the crops: text, qwen_vl, sam, grounding_dino."),
-    "model": ("model", "Local directory of the multimodal model (qwen_vl backends)."),
-    "device": ("device", "Torch device: cpu, cuda, cuda:1, ..."),
-    "max_regions": ("max_regions", "K: most zoom regions per frame (1-16)."),
-    "mode": ("mode", "parallel | serial | full_frame."),
-    "score_threshold": ("score_threshold", "Drop detections scoring below this (0-1)."),
-    "merge_iou": ("merge_iou", "IoU above which two detections are the same object."),
-    "qos_reliability": ("qos_reliability", "Image subscription: best_effort | reliable."),
-    "qos_depth": ("qos_depth", "Image subscription queue depth."),
-    "compressed": ("compressed", "Subscribe to <image>/compressed (sensor_msgs/CompressedImage)."),
-    "publish_debug_image": ("publish_debug_image", "Publish ~/debug_image with regions and detections drawn."),
-    "auto_activate": ("auto_activate", "Configure and activate at start (no lifecycle manager)."),
-}
-TYPED = {"max_regions": int, "qos_depth": int, "score_threshold": float, "merge_iou": float,
-         "compressed": "bool", "publish_debug_image": "bool", "auto_activate": "bool"}
+from active_o3_ros.ros.node import ALL_PARAMETERS
+
+PARAMETERS = {p.name: p for p in ALL_PARAMETERS}
+
+# Launch arguments: node parameters of the same name.  Descriptions, choices (backend names from
+# the registry) and types come from the node's parameter table, so they cannot drift from it.
+PARAM_ARGS = ("instruction", "sensing_backend", "task_module", "model", "sensing_model", "device", "max_regions",
+              "mode", "score_threshold", "merge_iou", "qos_reliability", "qos_depth", "compressed",
+              "publish_debug_image", "auto_activate")
 
 
 def _value(name, text):
-    kind = TYPED.get(name, str)
-    if kind == "bool":
-        return text.lower() in ("true", "1", "yes")
-    return kind(text)
+    """The launch argument's text as the parameter's type (checked like the node checks it)."""
+    return PARAMETERS[name].coerce(text)
 
 
 def _node(context):
     overrides = {}
-    for arg, (param, _desc) in PARAM_ARGS.items():
-        text = LaunchConfiguration(arg).perform(context)
+    for name in PARAM_ARGS:
+        text = LaunchConfiguration(name).perform(context)
         if text != "":
-            overrides[param] = _value(param, text)
+            overrides[name] = _value(name, text)
     return [LifecycleNode(
         package="active_o3_ros", executable="active_o3_node", name="active_o3",
         namespace=LaunchConfiguration("namespace"), output="screen", emulate_tty=True,
@@ -72,7 +60,7 @@ def generate_launch_description():
         DeclareLaunchArgument("fastdds_profile", default_value=os.path.join(share, "config", "fastdds_shm.xml"),
                               description="FastDDS profile (shared memory, loopback)."),
     ]
-    args += [DeclareLaunchArgument(name, default_value="", description=desc) for name, (_p, desc) in PARAM_ARGS.items()]
+    args += [DeclareLaunchArgument(name, default_value="", description=PARAMETERS[name].help()) for name in PARAM_ARGS]
     return LaunchDescription(args + [
         SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", LaunchConfiguration("fastdds_profile")),
         SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST"),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: the main job on its embedded default (issue 9): the active_o3 node with the
+# `make demo`: the main job on its embedded default: the active_o3 node with the
 # GRPO-trained small sensing policy + rapidocr, fed by a generated camera recording over DDS
 # (loopback only, random ROS_DOMAIN_ID), printing detections as they arrive, writing annotated
 # PNGs and a bag under artifacts/demo/, ending with a summary line when the recording ends.

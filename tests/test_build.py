@@ -1,6 +1,6 @@
 """Build/install contract: generated messages, package layout, CI wiring, DDS profile.
 
-These guard the pitfalls listed in issue 3 (messages deleted by a same-named pip distribution,
+These guard the known pitfalls of the ROS wheels and message build (messages deleted by a same-named pip distribution,
 an ``__init__`` that stops merging source and generated halves, a CI script that passes with no
 tests, a Fast DDS profile that silently falls back to defaults).
 """

@@ -17,7 +17,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from active_o3_ros.core.config import PARAMETER_INDEX, ConfigError as _CoreConfigError
-from active_o3_ros.core.rewards import REWARD_TERMS, TASK_METRICS
+from active_o3_ros.core.rewards import REWARD_SIGNALS, TASK_METRICS, RewardConfig
 
 DATA_KINDS = ("coco", "soda_a", "rosbag")
 
@@ -79,35 +79,38 @@ class ModelConfig:
     gradient_checkpointing: bool = False
 
 
-@dataclass
-class RewardSection:
-    """The dual reward (``active_o3_ros.core.rewards``) and the task term's crop settings."""
+def _fields_of(source: type):
+    """Class decorator (before ``@dataclass``): give the class every field of the dataclass
+    ``source`` with the same type and default, declared there once."""
+    def add(cls: type) -> type:
+        own = dict(cls.__dict__.get("__annotations__", {}))
+        for f in fields(source):
+            default = (field(default_factory=f.default_factory) if f.default is dataclasses.MISSING
+                       else field(default=f.default))
+            setattr(cls, f.name, default)
+        cls.__annotations__ = {**{f.name: f.type for f in fields(source)}, **own}
+        return cls
+    return add
 
-    mode: str = "both"                  # both | task | heuristic (the paper's ablation)
-    max_regions: int = 3
-    overlap_tau: float = 0.3
-    min_area_frac: float = 0.01
-    max_area_frac: float = 0.5
-    coverage_min_inside: float = 1.0
-    #: detection: AP@0.5 + AR@0.5 of the task module; segmentation: mIoU of its masks (the
-    #: paper's interactive segmentation; needs a mask-producing task module such as ``sam``
-    #: and COCO-style data with ``segmentation``).
-    task_metric: str = "detection"
-    weights: dict[str, float] = field(default_factory=lambda: dict.fromkeys(REWARD_TERMS, 1.0))
+
+@dataclass
+@_fields_of(RewardConfig)
+class RewardSection:
+    """The dual reward: every field of the core's
+    :class:`~active_o3_ros.core.rewards.RewardConfig` (``signal`` both | task | heuristic, the
+    paper's ablation; ``max_regions`` = K; the heuristic thresholds; ``task_metric``
+    detection | segmentation; ``weights``), declared there once, plus the task term's crop
+    settings."""
+
     # The task term crops exactly as the node serves (same defaults as the node's parameters):
     # a reward measured on other crops would train for a pipeline that is never run.
     crop_size: int = PARAMETER_INDEX["crop_size"].default
     max_zoom: float = PARAMETER_INDEX["max_zoom"].default
     crop_context: float = PARAMETER_INDEX["crop_context"].default
 
-    def reward_config(self):
+    def reward_config(self) -> RewardConfig:
         """The shared reward module's :class:`~active_o3_ros.core.rewards.RewardConfig`."""
-        from active_o3_ros.core.rewards import RewardConfig
-
-        return RewardConfig(mode=self.mode, max_regions=self.max_regions, overlap_tau=self.overlap_tau,
-                            min_area_frac=self.min_area_frac, max_area_frac=self.max_area_frac,
-                            coverage_min_inside=self.coverage_min_inside, task_metric=self.task_metric,
-                            weights=dict(self.weights))
+        return RewardConfig(**{f.name: getattr(self, f.name) for f in fields(RewardConfig)})
 
 
 @dataclass
@@ -163,10 +166,11 @@ class TrainConfig:
         if not m.policy:
             raise ConfigError("model.policy is required: a local model directory or a hub id "
                               "(e.g. Qwen/Qwen2.5-VL-7B-Instruct)")
-        if r.mode not in ("both", "task", "heuristic"):
-            raise ConfigError(f"reward.mode must be both, task or heuristic, got {r.mode!r}")
-        if r.mode != "heuristic" and m.task_backend == "none":
-            raise ConfigError(f"reward.mode={r.mode} needs a task module; set model.task_backend or reward.mode=heuristic")
+        if r.signal not in REWARD_SIGNALS:
+            raise ConfigError(f"reward.signal must be one of {REWARD_SIGNALS}, got {r.signal!r}")
+        if r.signal != "heuristic" and m.task_backend == "none":
+            raise ConfigError(f"reward.signal={r.signal} needs a task module; set model.task_backend or "
+                              "reward.signal=heuristic")
         if r.task_metric not in TASK_METRICS:
             raise ConfigError(f"reward.task_metric must be one of {TASK_METRICS}, got {r.task_metric!r}")
         if r.task_metric == "segmentation" and d.kind == "rosbag":

@@ -1,7 +1,7 @@
 """``active-o3-eval``: the paper's evaluation protocol, every baseline, one run, one task module.
 
 Why one run: ACTIVE-o3's claim is relative (*where* to zoom beats zooming everywhere or
-nowhere), so every mode must see the same images, the same task model instance and the
+nowhere), so every method must see the same images, the same task model instance and the
 same metric code.  Modes compared:
 
 ==============  ==========================================================================
@@ -44,13 +44,13 @@ from active_o3_training.eval_data import (
     DatasetInfo, EvalError, EvalSample, box_mask, load_bag, load_coco, synthetic_dataset,
 )
 
-#: Every mode, in the order the tables list them.
-MODES = ("full_frame", "tiling", "random", "oracle", "serial", "parallel", "parallel_full")
-#: Modes whose region budget is K (the others are run once, whatever K is).
-K_MODES = ("random", "oracle", "serial", "parallel", "parallel_full")
-#: Modes that need the configured (learned) sensing policy.
-POLICY_MODES = ("serial", "parallel", "parallel_full")
-MODE_TITLES = {
+#: Every evaluation method (a region source + pipeline setting), in the order the tables list them.
+METHODS = ("full_frame", "tiling", "random", "oracle", "serial", "parallel", "parallel_full")
+#: Methods whose region budget is K (the others are run once, whatever K is).
+K_METHODS = ("random", "oracle", "serial", "parallel", "parallel_full")
+#: Methods that need the configured (learned) sensing policy.
+POLICY_METHODS = ("serial", "parallel", "parallel_full")
+METHOD_TITLES = {
     "full_frame": "Full frame", "tiling": "Tiling {grid}", "random": "Random regions",
     "oracle": "Oracle regions", "serial": "Serial zoom", "parallel": "ACTIVE-o3 (parallel)",
     "parallel_full": "ACTIVE-o3 + full frame",
@@ -61,24 +61,24 @@ MODE_TITLES = {
 @dataclass
 class EvalConfig:
     """One evaluation run.  ``perception`` holds the backend + pipeline settings exactly as
-    the node and CLI take them (same validation); the modes below override only what
+    the node and CLI take them (same validation); the methods below override only what
     distinguishes them (region source, pipeline mode, full-frame pass, K)."""
 
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
-    modes: tuple[str, ...] = MODES
+    methods: tuple[str, ...] = METHODS
     ks: tuple[int, ...] = (3,)
     tiling_grid: int = 3
     random_seed: int = 0
     soda_iou: bool = False          # also report AP/AR at IoU 0.1 (SODA's loose matching)
     class_agnostic: bool | None = None  # None: automatic (True for single-category datasets)
-    warmup: int = 1                 # frames run (not counted) before each mode's timing
+    warmup: int = 1                 # frames run (not counted) before each method's timing
     examples: int = 3               # example images drawn per run
     out_dir: str = "eval_out"
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.modes if m not in MODES]
-        if unknown or not self.modes:
-            raise ConfigError(f"modes must be a non-empty subset of {list(MODES)}, got unknown {unknown}")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise ConfigError(f"methods must be a non-empty subset of {list(METHODS)}, got unknown {unknown}")
         if not self.ks or any(not isinstance(k, int) or not 1 <= k <= 16 for k in self.ks):
             raise ConfigError(f"ks must be integers in [1, 16], got {self.ks}")
         if not 1 <= self.tiling_grid <= 8:
@@ -89,10 +89,10 @@ class EvalConfig:
 
 # -- running ---------------------------------------------------------------------------------
 @dataclass
-class ModeRun:
-    """Per-image outputs of one (mode, K) run, kept for metrics, plots and the JSON."""
+class MethodRun:
+    """Per-image outputs of one (method, K) run, kept for metrics, plots and the JSON."""
 
-    mode: str
+    method: str
     k: int | None
     results: list[PerceptionResult]
     sample_ids: list[int]
@@ -100,7 +100,7 @@ class ModeRun:
 
 def _build_backends(cfg: PerceptionConfig, need_policy: bool) -> tuple[SensingPolicy | None, TaskModel]:
     """The same construction as :meth:`ActivePerception.from_config`, but the task model is
-    built once and shared by every mode (so the comparison is one task module)."""
+    built once and shared by every method (so the comparison is one task module)."""
     b = cfg.backend
     common = dict(device=b.device, dtype=b.dtype, trust_remote_code=b.trust_remote_code)
     try:
@@ -113,34 +113,34 @@ def _build_backends(cfg: PerceptionConfig, need_policy: bool) -> tuple[SensingPo
             sensing = build_sensing(b.sensing, model=b.sensing_model or b.model, **common, **b.sensing_options)
         except (ValueError, TypeError, OSError) as exc:
             task.close()
-            raise EvalError(f"cannot build sensing policy {b.sensing!r} (needed by modes "
-                            f"{', '.join(POLICY_MODES)}): {exc}") from exc
+            raise EvalError(f"cannot build sensing policy {b.sensing!r} (needed by methods "
+                            f"{', '.join(POLICY_METHODS)}): {exc}") from exc
     return sensing, task
 
 
-def _mode_pipeline(mode: str, k: int | None, cfg: EvalConfig, policy: SensingPolicy | None,
+def _method_pipeline(method: str, k: int | None, cfg: EvalConfig, policy: SensingPolicy | None,
                    task: TaskModel) -> ActivePerception:
     base = cfg.perception.pipeline
     kk = k if k is not None else base.max_regions
-    if mode == "full_frame":
+    if method == "full_frame":
         return ActivePerception(None, task, replace(base, mode="full_frame", full_frame_pass=False))
-    if mode == "tiling":
+    if method == "tiling":
         n = cfg.tiling_grid
         return ActivePerception(TilingPolicy(n, n), task,
                                 replace(base, mode="parallel", max_regions=min(16, n * n), full_frame_pass=False))
-    if mode == "random":
+    if method == "random":
         return ActivePerception(RandomPolicy(seed=cfg.random_seed), task,
                                 replace(base, mode="parallel", max_regions=kk, full_frame_pass=False))
-    if mode == "oracle":
+    if method == "oracle":
         return ActivePerception(OraclePolicy(), task, replace(base, mode="parallel", max_regions=kk, full_frame_pass=False))
     if policy is None:
-        raise ConfigError(f"mode {mode!r} needs a sensing policy")
-    return ActivePerception(policy, task, replace(base, mode="serial" if mode == "serial" else "parallel",
-                                                  max_regions=kk, full_frame_pass=(mode == "parallel_full")))
+        raise ConfigError(f"method {method!r} needs a sensing policy")
+    return ActivePerception(policy, task, replace(base, mode="serial" if method == "serial" else "parallel",
+                                                  max_regions=kk, full_frame_pass=(method == "parallel_full")))
 
 
-def run_mode(pipe: ActivePerception, samples: Sequence[EvalSample], warmup: int = 0,
-             progress: str | None = None) -> list[PerceptionResult]:
+def run_method(pipe: ActivePerception, samples: Sequence[EvalSample], warmup: int = 0,
+               progress: str | None = None) -> list[PerceptionResult]:
     """Run one pipeline over the samples.  The oracle policy reads ``gt_boxes`` from the
     context; other policies ignore it.  A frame that fails (bad image) is reported and
     counted as an empty prediction rather than silently dropped."""
@@ -210,13 +210,13 @@ def instance_miou(gts: Sequence[ImageAnnotations], preds: Sequence[ImageAnnotati
     return float(np.mean(ious)) if ious else -1.0
 
 
-def summarize(run: ModeRun, samples: Sequence[EvalSample], categories: Sequence[str], cfg: EvalConfig,
+def summarize(run: MethodRun, samples: Sequence[EvalSample], categories: Sequence[str], cfg: EvalConfig,
               with_masks: bool) -> dict[str, Any]:
-    """One table row: COCO metrics + cost (calls, crops, latency) of one (mode, K) run."""
+    """One table row: COCO metrics + cost (calls, crops, latency) of one (method, K) run."""
     agnostic = cfg.class_agnostic if cfg.class_agnostic is not None else len(categories) <= 1
     gts = [s.gt for s in samples]
     preds = predictions(run.results, samples, categories, agnostic, with_masks)
-    row: dict[str, Any] = {"mode": run.mode, "k": run.k}
+    row: dict[str, Any] = {"method": run.method, "k": run.k}
     row.update(coco_evaluate(gts, preds, class_agnostic=agnostic))
     if cfg.soda_iou:
         loose = coco_evaluate(gts, preds, iou_thresholds=[0.1], class_agnostic=agnostic)
@@ -243,13 +243,13 @@ def summarize(run: ModeRun, samples: Sequence[EvalSample], categories: Sequence[
 
 
 def evaluate(cfg: EvalConfig, data: DatasetInfo, policy: SensingPolicy | None = None,
-             task: TaskModel | None = None, progress: bool = True) -> tuple[dict[str, Any], list[ModeRun]]:
-    """Run every (mode, K) on ``data``; returns the JSON-ready report and the raw runs.
+             task: TaskModel | None = None, progress: bool = True) -> tuple[dict[str, Any], list[MethodRun]]:
+    """Run every (method, K) on ``data``; returns the JSON-ready report and the raw runs.
 
     ``policy``/``task`` may be passed in (already built); otherwise they are built from
     ``cfg.perception`` by name through the backend registry.
     """
-    need_policy = any(m in POLICY_MODES for m in cfg.modes)
+    need_policy = any(m in POLICY_METHODS for m in cfg.methods)
     own = task is None
     if task is None or (need_policy and policy is None):
         built_policy, built_task = _build_backends(cfg.perception, need_policy and policy is None)
@@ -258,16 +258,16 @@ def evaluate(cfg: EvalConfig, data: DatasetInfo, policy: SensingPolicy | None = 
     with_masks = bool(getattr(task, "produces_masks", False))
     if with_masks and any(s.gt.masks is None for s in data.samples):
         with_masks = False  # no ground-truth masks to compare with: box metrics only
-    runs: list[ModeRun] = []
+    runs: list[MethodRun] = []
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     try:
-        for mode in cfg.modes:
-            for k in (cfg.ks if mode in K_MODES else (None,)):
-                pipe = _mode_pipeline(mode, k, cfg, policy, task)
-                label = f"{mode}" + (f" K={k}" if k is not None else "")
-                results = run_mode(pipe, data.samples, cfg.warmup, label if progress else None)
-                run = ModeRun(mode, k, results, [s.image_id for s in data.samples])
+        for method in cfg.methods:
+            for k in (cfg.ks if method in K_METHODS else (None,)):
+                pipe = _method_pipeline(method, k, cfg, policy, task)
+                label = f"{method}" + (f" K={k}" if k is not None else "")
+                results = run_method(pipe, data.samples, cfg.warmup, label if progress else None)
+                run = MethodRun(method, k, results, [s.image_id for s in data.samples])
                 runs.append(run)
                 rows.append(summarize(run, data.samples, data.categories, cfg, with_masks))
     finally:
@@ -280,7 +280,7 @@ def evaluate(cfg: EvalConfig, data: DatasetInfo, policy: SensingPolicy | None = 
                     "instances": sum(len(s.gt.boxes) for s in data.samples),
                     "instances_by_size": _size_histogram(data.samples)},
         "config": {
-            "modes": list(cfg.modes), "ks": list(cfg.ks), "tiling_grid": cfg.tiling_grid,
+            "methods": list(cfg.methods), "ks": list(cfg.ks), "tiling_grid": cfg.tiling_grid,
             "random_seed": cfg.random_seed, "soda_iou": cfg.soda_iou, "warmup": cfg.warmup,
             "class_agnostic": cfg.class_agnostic if cfg.class_agnostic is not None else len(data.categories) <= 1,
             "perception": cfg.perception.to_flat(),
@@ -331,8 +331,8 @@ def markdown_table(report: dict[str, Any]) -> str:
     cols += ["calls/img", "crops/img", "ms/img"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|"]
     for r in rows:
-        title = MODE_TITLES[r["mode"]].format(grid=f"{grid}x{grid}")
-        k = str(r["k"]) if r["k"] is not None else (str(grid * grid) if r["mode"] == "tiling" else "—")
+        title = METHOD_TITLES[r["method"]].format(grid=f"{grid}x{grid}")
+        k = str(r["k"]) if r["k"] is not None else (str(grid * grid) if r["method"] == "tiling" else "—")
         cells = [title, k] + [_fmt(r[c]) for c in ("AP", "AP50", "AP75", "AP_s", "AP_m", "AP_l", "AR50", "AR_s", "AR_m", "AR_l")]
         if has_soda:
             cells += [_fmt(r.get("AP@0.1")), _fmt(r.get("AR@0.1"))]
@@ -349,7 +349,7 @@ def markdown_table(report: dict[str, Any]) -> str:
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
-def write_outputs(report: dict[str, Any], runs: Sequence[ModeRun], data: DatasetInfo, cfg: EvalConfig,
+def write_outputs(report: dict[str, Any], runs: Sequence[MethodRun], data: DatasetInfo, cfg: EvalConfig,
                   plots: bool = True) -> dict[str, str]:
     """eval.json, eval.md and the PNG plots into ``cfg.out_dir``; returns name -> path."""
     out = Path(cfg.out_dir)
@@ -393,22 +393,23 @@ def build_arg_parser() -> argparse.ArgumentParser:
     src.add_argument("--max-images", type=int, default=0, help="evaluate at most this many images (0 = all)")
     m = p.add_argument_group("model and pipeline")
     m.add_argument("--config", help="YAML with node parameters (e.g. config/perceive.yaml)")
-    m.add_argument("--sensing", help="sensing backend for serial/parallel modes (e.g. small_policy, qwen_vl)")
-    m.add_argument("--task", help="task module shared by all modes (e.g. text, qwen_vl, sam)")
+    m.add_argument("--sensing", help="sensing backend for the serial/parallel methods (e.g. small_policy, qwen_vl)")
+    m.add_argument("--task", help="task module shared by all methods (e.g. text, qwen_vl, sam)")
     m.add_argument("--model", help="model directory or hub id for qwen_vl backends")
     m.add_argument("--instruction", help="target classes (comma separated) or free text; default: "
                    "the image's 'instruction' field, else the dataset's category names")
     m.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="any node parameter, e.g. --set crop_size=640 (repeatable)")
     e = p.add_argument_group("evaluation")
-    e.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
+    e.add_argument("--methods", "--modes", dest="methods", default=",".join(METHODS),
+                   help=f"comma-separated subset of {','.join(METHODS)} (--modes: old name)")
     e.add_argument("--ks", default="3", help="comma-separated region budgets K (e.g. 1,2,3 for the K plots)")
     e.add_argument("--tiling-grid", type=int, default=3, help="n for the n x n tiling baseline")
     e.add_argument("--soda-iou", action="store_true", help="also report AP/AR at IoU 0.1 (SODA's protocol)")
     e.add_argument("--class-agnostic", choices=("auto", "yes", "no"), default="auto",
                    help="match boxes regardless of label (auto: yes for single-category datasets)")
     e.add_argument("--seed", type=int, default=0, help="seed of the random-regions baseline")
-    e.add_argument("--warmup", type=int, default=1, help="untimed frames before each mode")
+    e.add_argument("--warmup", type=int, default=1, help="untimed frames before each method")
     e.add_argument("--examples", type=int, default=3, help="example images drawn with regions and detections")
     e.add_argument("--no-plots", action="store_true", help="skip matplotlib output")
     e.add_argument("--out", default="eval_out", help="output folder")
@@ -437,7 +438,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
     except ValueError as exc:
         raise ConfigError(f"--ks must be comma-separated integers, got {args.ks!r}") from exc
     return EvalConfig(
-        perception=perception, modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()), ks=ks,
+        perception=perception, methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()), ks=ks,
         tiling_grid=args.tiling_grid, random_seed=args.seed, soda_iou=args.soda_iou,
         class_agnostic={"auto": None, "yes": True, "no": False}[args.class_agnostic],
         warmup=args.warmup, examples=args.examples, out_dir=args.out)

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def load_policy(cfg: TrainConfig, device: str):
 
 def build_task_model(cfg: TrainConfig, device: str):
     """The frozen task module, or None for heuristic-only training."""
-    if cfg.reward.mode == "heuristic" or cfg.model.task_backend == "none":
+    if cfg.reward.signal == "heuristic" or cfg.model.task_backend == "none":
         return None
     from active_o3_ros.backends.base import build_task
 
@@ -274,6 +275,24 @@ def save_policy(trainer: Any, processor: Any, out_dir: str | Path, policy: str =
     return out
 
 
+@contextmanager
+def _without_zero3_init():
+    """Load a model on this rank alone while a ZeRO-3 run is active.
+
+    WHY: with ZeRO-3 on, transformers' ``from_pretrained`` builds the model inside
+    ``deepspeed.zero.Init``, a collective that partitions every weight over all ranks; called on
+    rank 0 alone it waits forever for the others (found by the distributed LoRA test).  The
+    trainer's DeepSpeed config stays registered; only this load sees it unset."""
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    ref = getattr(hf_deepspeed, "_hf_deepspeed_config_weak_ref", None)  # no public getter
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = ref
+
+
 def _merged_from_state(peft_model: Any, state: dict[str, Any], policy: str) -> Any:
     """A CPU copy of the initial policy with the gathered LoRA state loaded, then merged."""
     from peft import get_peft_model
@@ -281,7 +300,8 @@ def _merged_from_state(peft_model: Any, state: dict[str, Any], policy: str) -> A
 
     if not policy:
         raise ValueError("save_policy needs the initial policy path to merge LoRA weights gathered from shards")
-    base = AutoModelForImageTextToText.from_pretrained(policy, dtype=next(iter(state.values())).dtype)
+    with _without_zero3_init():
+        base = AutoModelForImageTextToText.from_pretrained(policy, dtype=next(iter(state.values())).dtype)
     model = get_peft_model(base, peft_model.peft_config["default"])
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if "lora_" in k]:

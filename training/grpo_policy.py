@@ -44,7 +44,7 @@ from active_o3_ros.backends.small_policy import (
 from active_o3_training.policy_math import anchor_flip_permutation, grow_net, set_log_probs
 from active_o3_ros.core.geometry import ResizeCropConfig, crop_window
 from active_o3_ros.core.parsing import format_regions_answer
-from active_o3_ros.core.rewards import HEURISTIC_TERMS, REWARD_TERMS, RewardConfig, region_rewards
+from active_o3_ros.core.rewards import HEURISTIC_TERMS, REWARD_SIGNALS, REWARD_TERMS, RewardConfig, region_rewards
 from active_o3_ros.core.types import Box
 
 TERMS = REWARD_TERMS
@@ -62,7 +62,7 @@ class GRPOPolicyConfig:
     weight_decay: float = 0.01
     beta: float = 0.04
     adv_eps: float = 1e-4
-    reward_mode: str = "both"
+    reward_signal: str = "both"
     flip_augment: bool = True
     #: Also mirror top-bottom and permute colour channels.  WHY: small text is still text
     #: upside down and in any colour, so each frame gives 24 views instead of 2; anchors are
@@ -91,7 +91,7 @@ class GRPOPolicyConfig:
     #: early moves small (the shipped weights' last stage used 100 steps).
     warmup_steps: int = 0
     eval_every: int = 25
-    #: The mode is evaluated on the first this-many training frames (all validation frames):
+    #: The greedy answer is evaluated on the first this-many training frames (all validation frames):
     #: WHY: with ~1600 heuristic frames a full pass costs more than the steps in between.
     eval_train_frames: int = 200
     threads: int = 2
@@ -105,7 +105,7 @@ class GRPOPolicyConfig:
             raise ValueError("input_scale must be >= 0 (0 = the initial network's)")
         if not (self.learning_rate > 0 and self.beta >= 0):
             raise ValueError("need learning_rate > 0 and beta >= 0")
-        RewardConfig(mode=self.reward_mode, max_regions=self.max_regions)  # validates the mode
+        RewardConfig(signal=self.reward_signal, max_regions=self.max_regions)  # validates the signal
         if self.cue_features and (self.flip_augment or self.extra_augment):
             raise ValueError("cue features carry the anchors' positions: train a cue policy with flips off (--no-flip)")
 
@@ -149,7 +149,7 @@ def region_reward_fn(regions: Sequence[Box], width: int, height: int, gt: Sequen
     def fn(anchors: tuple[int, ...]) -> tuple[float, dict[str, float]]:
         boxes = [regions[a] for a in anchors]
         text = format_regions_answer([b.scale(sx, sy) for b in boxes])
-        dets = detections_for(anchors) if (detections_for is not None and cfg.mode != "heuristic") else None
+        dets = detections_for(anchors) if (detections_for is not None and cfg.signal != "heuristic") else None
         seen = [windows[a] for a in anchors] if windows is not None else None
         rb = region_rewards(cfg, boxes, width, height, gt, text=text, detections=dets, coverage_regions=seen)
         return rb.total, rb.terms
@@ -219,7 +219,7 @@ def heuristic_problems(split: str, n: int, start: int, anchors: np.ndarray, thum
     from active_o3_training.anchor_cache import generator_fingerprint
     from active_o3_training.data.synthetic import split_seed
 
-    rcfg = replace(reward_cfg, mode="heuristic")
+    rcfg = replace(reward_cfg, signal="heuristic")
     folder = Path(cache_dir) / f"{generator_fingerprint()}_{thumb_short}"
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [(split_seed(split, start + i), thumb_short, str(folder)) for i in range(n)]
@@ -307,7 +307,7 @@ def scene_problems(set_name: str, n: int | None, start: int, net_cfg: SmallPolic
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [(sd, domain, thumb_short, net_cfg.to_json(), str(folder)) for sd in seeds]
     paths = _render_all(_scene_frame, jobs, f"scenes ({set_name})", workers, progress)
-    rcfg = replace(reward_cfg, mode="heuristic")
+    rcfg = replace(reward_cfg, signal="heuristic")
     anchors = make_anchors(net_cfg.grids)
     return [_cached_problem(path, anchors, thumb_short, rcfg, crop, net_cfg.cue_features) for path in paths]
 
@@ -319,8 +319,9 @@ def _net_inputs(net: SmallPolicyNet, problems: Sequence[Problem]):
     return x, cues
 
 
-def evaluate_mode(net: SmallPolicyNet, problems: Sequence[Problem], k: int) -> dict[str, float]:
-    """Mean reward (total and per term) of the policy's deterministic answer (its mode)."""
+def evaluate_greedy(net: SmallPolicyNet, problems: Sequence[Problem], k: int) -> dict[str, float]:
+    """Mean reward (total and per term) of the policy's greedy answer (what it
+    serves: best-first anchors, no sampling)."""
     if not problems:
         return {}
     iou = anchor_iou_matrix(net.anchors.numpy().astype(np.float64))
@@ -398,10 +399,10 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
     def do_eval(step: int) -> None:
         for name, probs in (("train", problems[:cfg.eval_train_frames]), ("val", eval_problems)):
             if probs:
-                e = evaluate_mode(net, probs, cfg.max_regions)
+                e = evaluate_greedy(net, probs, cfg.max_regions)
                 evals.append({"step": step, "split": name, **e})
                 if progress:
-                    tqdm.write(f"step {step} {name} ({len(probs)} frames): mode coverage {e.get('coverage', 0):.3f}, "
+                    tqdm.write(f"step {step} {name} ({len(probs)} frames): greedy coverage {e.get('coverage', 0):.3f}, "
                                f"reward {e['reward']:.3f}")
 
     try:
@@ -469,7 +470,7 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
 
 
 def plot_curves(history: Sequence[dict[str, float]], evals: Sequence[dict[str, float]], path: str | Path) -> None:
-    """Reward per term (sampled groups, smoothed) and the mode's reward at each evaluation."""
+    """Reward per term (sampled groups, smoothed) and the greedy answer's reward at each evaluation."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -495,7 +496,7 @@ def plot_curves(history: Sequence[dict[str, float]], evals: Sequence[dict[str, f
         axes[1].plot([e["step"] for e in es], [e["reward"] for e in es], "o-", label=f"{split} total")
         if "task" in es[0]:
             axes[1].plot([e["step"] for e in es], [e["task"] for e in es], "s--", label=f"{split} task (AP50+AR50)")
-    axes[1].set_title("deterministic policy (mode): reward")
+    axes[1].set_title("greedy policy (as served): reward")
     axes[1].set_xlabel("step")
     axes[1].legend(fontsize=8)
     axes[2].plot(steps, [h["kl"] for h in history], label="KL to reference")
@@ -510,7 +511,7 @@ def plot_curves(history: Sequence[dict[str, float]], evals: Sequence[dict[str, f
 
 def plot_stages(stage_evals: dict[str, Sequence[dict[str, float]]], path: str | Path,
                 term: str = "coverage") -> None:
-    """Held-out (and train) mode ``term`` across consecutive training stages on one step axis.
+    """Held-out (and train) greedy ``term`` across consecutive training stages on one step axis.
 
     WHY: the shipped weights come from several runs, each continuing from the last
     (``--init``); one plot over all of them shows where the gains came from."""
@@ -528,7 +529,7 @@ def plot_stages(stage_evals: dict[str, Sequence[dict[str, float]]], path: str | 
                 ax.plot(*zip(*pts), style, color=f"C{i}", label=f"{name} {split}")
         offset += max((e["step"] for e in evals), default=0)
     ax.set_xlabel("GRPO step (stages back to back)")
-    ax.set_ylabel(f"mode {term}")
+    ax.set_ylabel(f"greedy {term}")
     ax.set_title(f"deterministic policy: {term} per stage")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
@@ -584,7 +585,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="linear lr warm-up (use when continuing from trained weights with --init)")
     p.add_argument("--beta", type=float, default=d.beta, help="KL weight to the frozen reference")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--reward-mode", default=d.reward_mode, choices=("both", "task", "heuristic"))
+    p.add_argument("--reward-signal", "--reward-mode", dest="reward_signal", default=d.reward_signal,
+                   choices=REWARD_SIGNALS, help="which reward terms train the policy (the paper's ablation)")
     p.add_argument("--no-edge-features", action="store_true", help="train without the fixed edge cue")
     p.add_argument("--input-scale", type=int, default=0,
                    help="thumbnail size as a multiple of the network input, folded into channels "
@@ -598,11 +600,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default=d.init, help="'init' (seeded fresh network) or a weights file")
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--eval-train-frames", type=int, default=d.eval_train_frames,
-                   help="evaluate the mode on the first N training frames (all validation frames)")
+                   help="evaluate the greedy answer on the first N training frames (all validation frames)")
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--out", default=d.out, help="folder for the CSV log, curves PNG and summary JSON")
     p.add_argument("--evaluate", nargs="+", default=None, metavar="WEIGHTS",
-                   help="no training: write the mode's mean reward per term of these weights ('init' = the "
+                   help="no training: write the greedy answer's mean reward per term of these weights ('init' = the "
                         "reference initialisation) on the cached train/val frames to <out>/eval.json")
     p.add_argument("--weights-out", default=d.weights_out,
                    help=f"where to write the weights (default <out>/small_policy.safetensors; the shipped "
@@ -619,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = GRPOPolicyConfig(
             max_steps=args.steps, batch_images=args.batch_images, num_generations=args.group_size, max_regions=args.k,
             learning_rate=args.lr,
-            beta=args.beta, warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, reward_mode=args.reward_mode,
+            beta=args.beta, warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, reward_signal=args.reward_signal,
             flip_augment=not args.no_flip, extra_augment=args.extra_augment,
             edge_features=not args.no_edge_features, seed=args.seed,
             res_blocks=tuple(int(n) for n in args.res_blocks.split(",") if n.strip()),
@@ -637,7 +639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # any frame is loaded or rendered
         crop = train_cache.crop()
         coverage_crop = crop if args.coverage_on_crops else None
-        rcfg = RewardConfig(mode=cfg.reward_mode, max_regions=cfg.max_regions)
+        rcfg = RewardConfig(signal=cfg.reward_signal, max_regions=cfg.max_regions)
         t_load = time.perf_counter()
         grids = parse_grids(args.grids)
         if args.grids:
@@ -681,12 +683,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.evaluate:
         report = {"cache_key": train_cache.key(), "train_seeds": [f.seed for f in train_frames],
-                  "val_seeds": [f.seed for f in val_frames], "k": cfg.max_regions, "reward_mode": cfg.reward_mode,
+                  "val_seeds": [f.seed for f in val_frames], "k": cfg.max_regions, "reward_signal": cfg.reward_signal,
                   "results": {}}
         for w in args.evaluate:
             net = build_net(SmallPolicyConfig(grids=grids)) if w == "init" else load_weights(w)
-            report["results"][w] = {"train": evaluate_mode(net, problems, cfg.max_regions),
-                                    "val": evaluate_mode(net, val, cfg.max_regions)}
+            report["results"][w] = {"train": evaluate_greedy(net, problems, cfg.max_regions),
+                                    "val": evaluate_greedy(net, val, cfg.max_regions)}
             print(w, json.dumps(report["results"][w]))
         (out / "eval.json").write_text(json.dumps(report, indent=1))
         return 0
@@ -706,7 +708,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "detector_seconds_in_cache": round(sum(f.task_seconds for f in train_frames + val_frames), 1), "train_seconds": round(res.seconds, 1), "cache_load_seconds": round(t_load, 1),
         "sampled_reward_first_10pct": float(np.mean([h["reward"] for h in first])),
         "sampled_reward_last_10pct": float(np.mean([h["reward"] for h in last])),
-        "mode_eval": res.evals,
+        "greedy_eval": res.evals,
         "anchors": res.net.num_anchors,
         "parameters": int(sum(p.numel() for p in res.net.parameters())),
         "torch": torch.__version__,
@@ -714,14 +716,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     recipe = {k: v for k, v in asdict(cfg).items() if k not in ("out", "weights_out")}  # no local paths
     recipe |= {"crop_context": args.crop_context, "coverage_on_crops": args.coverage_on_crops}
     # what each group of training frames was really scored with (the heuristic groups never
-    # see the detector, whatever --reward-mode says)
+    # see the detector, whatever --reward-signal says)
     heuristic = "heuristic: " + ", ".join(HEURISTIC_TERMS)
     used = {"detector-cache frames (synthetic train split)": (len(train_frames), {
                 "both": heuristic + " + task (detector AP50+AR50 on the cached crops)",
-                "task": "task only (detector AP50+AR50 on the cached crops)", "heuristic": heuristic}[cfg.reward_mode]),
+                "task": "task only (detector AP50+AR50 on the cached crops)", "heuristic": heuristic}[cfg.reward_signal]),
             "synthetic frames without detector": (args.heuristic_frames, heuristic),
             "domain-family scenes (training families)": (args.scenes, heuristic)}
-    recipe["reward_mode"] = "see rewards_used"
+    recipe["reward_signal"] = "see rewards_used"
     recipe["rewards_used"] = {k: {"frames": n, "reward": r} for k, (n, r) in used.items() if n}
     save_weights(res.net, weights, provenance={k: summary[k] for k in (
         "cache_key", "train_frames", "train_seconds", "sampled_reward_first_10pct", "sampled_reward_last_10pct")}
@@ -735,7 +737,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          + shlex.join(argv if argv is not None else sys.argv[1:]),
             **{k: summary[k] for k in ("cache_key", "train_seeds", "val_seeds", "train_seconds",
                                        "detector_seconds_in_cache", "sampled_reward_first_10pct",
-                                       "sampled_reward_last_10pct", "mode_eval", "parameters", "torch")},
+                                       "sampled_reward_last_10pct", "greedy_eval", "parameters", "torch")},
             "recipe": recipe}
     if args.scenes or args.scenes_val:
         from active_o3_training.data import scenes as _scenes
@@ -751,7 +753,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                "sampled_reward_last_10pct")}))
     for e in res.evals:
         if e["step"] in (0, cfg.max_steps):
-            print(f"mode reward {e['split']} step {e['step']}: " + ", ".join(f"{k}={v:.3f}" for k, v in e.items()
+            print(f"greedy reward {e['split']} step {e['step']}: " + ", ".join(f"{k}={v:.3f}" for k, v in e.items()
                                                                        if k not in ("step", "split")))
     print(f"weights: {weights}")
     return 0

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-#: Consistent colours/markers per mode across every figure.
+#: Consistent colours/markers per evaluation method across every figure.
 STYLE = {
     "full_frame": ("tab:gray", "s"), "tiling": ("tab:brown", "D"), "random": ("tab:orange", "v"),
     "oracle": ("tab:green", "*"), "serial": ("tab:purple", "^"), "parallel": ("tab:blue", "o"),
@@ -32,29 +32,29 @@ def _plt():
     return plt
 
 
-def _by_mode(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def _by_method(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        out.setdefault(r["mode"], []).append(r)
+        out.setdefault(r["method"], []).append(r)
     return out
 
 
 def _vs_k(rows: Sequence[dict[str, Any]], key: str, ylabel: str, title: str, path: Path, scale: float) -> str:
-    """One line per K-dependent mode; K-independent modes (full frame, tiling) are
+    """One line per K-dependent method; K-independent methods (full frame, tiling) are
     horizontal reference lines so the budget comparison stays visible."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     ks = sorted({r["k"] for r in rows if r["k"] is not None}) or [1]
-    for mode, rs in _by_mode(rows).items():
-        colour, marker = STYLE.get(mode, ("black", "x"))
+    for method, rs in _by_method(rows).items():
+        colour, marker = STYLE.get(method, ("black", "x"))
         vals = [(r["k"], r[key]) for r in rs if r.get(key) is not None and r[key] >= 0]
         if not vals:
             continue
         if rs[0]["k"] is None:
-            ax.axhline(vals[0][1] * scale, color=colour, ls="--", lw=1.2, label=mode)
+            ax.axhline(vals[0][1] * scale, color=colour, ls="--", lw=1.2, label=method)
         else:
             vals.sort()
-            ax.plot([v[0] for v in vals], [v[1] * scale for v in vals], color=colour, marker=marker, label=mode)
+            ax.plot([v[0] for v in vals], [v[1] * scale for v in vals], color=colour, marker=marker, label=method)
     ax.set_xticks(ks)
     ax.set_xlabel("K (zoom regions per frame)")
     ax.set_ylabel(ylabel)
@@ -68,22 +68,22 @@ def _vs_k(rows: Sequence[dict[str, Any]], key: str, ylabel: str, title: str, pat
 
 
 def _recall_by_size(rows: Sequence[dict[str, Any]], path: Path) -> str:
-    """Grouped bars AR_s/AR_m/AR_l per run (the biggest K of each mode): where small
+    """Grouped bars AR_s/AR_m/AR_l per run (the biggest K of each method): where small
     objects are lost shows up directly."""
     plt = _plt()
     chosen: dict[str, dict[str, Any]] = {}
     for r in rows:
-        prev = chosen.get(r["mode"])
+        prev = chosen.get(r["method"])
         if prev is None or (r["k"] or 0) >= (prev["k"] or 0):
-            chosen[r["mode"]] = r
+            chosen[r["method"]] = r
     sizes = [("AR_s", "small"), ("AR_m", "medium"), ("AR_l", "large")]
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     width = 0.8 / max(len(chosen), 1)
     x = np.arange(len(sizes))
-    for i, (mode, r) in enumerate(chosen.items()):
+    for i, (method, r) in enumerate(chosen.items()):
         vals = [max(r.get(k, -1.0), 0.0) * 100 for k, _ in sizes]
-        label = mode + (f" K={r['k']}" if r["k"] is not None else "")
-        ax.bar(x + i * width - 0.4 + width / 2, vals, width, color=STYLE.get(mode, ("black", ""))[0], label=label)
+        label = method + (f" K={r['k']}" if r["k"] is not None else "")
+        ax.bar(x + i * width - 0.4 + width / 2, vals, width, color=STYLE.get(method, ("black", ""))[0], label=label)
     ax.set_xticks(x, [s for _, s in sizes])
     ax.set_ylabel("recall (AR, %)")
     ax.set_title("Recall by object size (COCO ranges)")
@@ -123,7 +123,7 @@ def draw_result(frame: np.ndarray, result: Any, gt_boxes: Sequence[Any] = ()) ->
 
 
 def plot_examples(runs: Sequence[Any], samples: Sequence[Any], out_dir: str | Path, n: int = 3) -> dict[str, str]:
-    """For the first ``n`` images: one PNG with a panel per mode (largest K), so the same
+    """For the first ``n`` images: one PNG with a panel per method (largest K), so the same
     frame's regions and detections can be compared side by side."""
     if n <= 0 or not runs:
         return {}
@@ -131,9 +131,9 @@ def plot_examples(runs: Sequence[Any], samples: Sequence[Any], out_dir: str | Pa
     out = Path(out_dir)
     chosen: dict[str, Any] = {}
     for run in runs:
-        prev = chosen.get(run.mode)
+        prev = chosen.get(run.method)
         if prev is None or (run.k or 0) >= (prev.k or 0):
-            chosen[run.mode] = run
+            chosen[run.method] = run
     paths = {}
     for i, s in enumerate(samples[:n]):
         frame = s.load()
@@ -142,10 +142,10 @@ def plot_examples(runs: Sequence[Any], samples: Sequence[Any], out_dir: str | Pa
         fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
         for ax in axes.flat:
             ax.axis("off")
-        for ax, (mode, run) in zip(axes.flat, chosen.items()):
+        for ax, (method, run) in zip(axes.flat, chosen.items()):
             res = run.results[i]
             ax.imshow(draw_result(frame, res, s.gt.boxes))
-            ax.set_title(f"{mode}" + (f" K={run.k}" if run.k else "") +
+            ax.set_title(f"{method}" + (f" K={run.k}" if run.k else "") +
                          f": {len(res.detections)} det, {res.timings.total_s * 1000:.0f} ms", fontsize=8)
         fig.suptitle(f"{s.file_name} — white: ground truth, yellow: zoom regions, coloured: detections", fontsize=9)
         fig.tight_layout()

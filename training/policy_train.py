@@ -39,7 +39,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from active_o3_ros.core.config import PARAMETER_INDEX
+from active_o3_ros.core.rewards import REWARD_SIGNALS
 from active_o3_ros.core.types import Box
 from active_o3_training.config import ConfigError, RewardSection
 
@@ -127,8 +127,8 @@ class PolicyTrainConfig:
             raise ConfigError(f"data.segment must be [start, end] fractions with 0 <= start < end <= 1, got {d.segment}")
         if not 0.0 <= d.val_fraction < 1.0:
             raise ConfigError("data.val_fraction must be in [0, 1)")
-        if r.mode not in ("both", "task", "heuristic"):
-            raise ConfigError(f"reward.mode must be both, task or heuristic, got {r.mode!r}")
+        if r.signal not in REWARD_SIGNALS:
+            raise ConfigError(f"reward.signal must be one of {REWARD_SIGNALS}, got {r.signal!r}")
         if t.num_generations < 2:
             raise ConfigError("trainer.num_generations must be >= 2 (GRPO compares completions within a group)")
         if t.per_device_train_batch_size % t.num_generations:
@@ -347,7 +347,7 @@ def build_problems(frames: Sequence[PolicyFrame], cfg: PolicyTrainConfig, net_cf
 
     r = cfg.reward
     full = r.reward_config()
-    heur = replace(full, mode="heuristic")
+    heur = replace(full, signal="heuristic")
     anchors = make_anchors(net_cfg.grids)
     thumb_short = net_cfg.thumbnail_size[1]
     crop = acfg.crop()
@@ -357,7 +357,7 @@ def build_problems(frames: Sequence[PolicyFrame], cfg: PolicyTrainConfig, net_cf
         regions = anchor_regions(anchors, f.width, f.height, thumb_short)
         th, tw = f.thumbnail.shape[:2]
         det_fn, rcfg = None, heur
-        if f.key in task_keys and r.mode != "heuristic":
+        if f.key in task_keys and r.signal != "heuristic":
             cached = load_frame(folder / f"{f.key}.npz", anchors, thumb_short)
             det_fn, rcfg = (lambda a, c=cached: merged_detections(c, a, acfg)), full
         out.append(Problem(f.thumbnail, f.instruction,
@@ -379,7 +379,7 @@ def run(cfg: PolicyTrainConfig, command: str = "", progress: bool = True) -> dic
 
     from active_o3_ros.backends.small_policy import BUNDLED_WEIGHTS, SmallPolicyConfig, build_net, load_weights, \
         make_anchors, save_weights
-    from active_o3_training.grpo_policy import GRPOPolicyConfig, evaluate_mode, plot_curves, train
+    from active_o3_training.grpo_policy import GRPOPolicyConfig, evaluate_greedy, plot_curves, train
 
     t = cfg.trainer
     if t.threads:
@@ -410,7 +410,7 @@ def run(cfg: PolicyTrainConfig, command: str = "", progress: bool = True) -> dic
         raise ValueError(f"no training frame left after the time split ({report.sources})")
     # the task term's frames: spread over the training segment (bag frames first, pass 2)
     chosen = [train_frames[i] for i in spread(len(train_frames), cfg.cache.task_frames)] \
-        if cfg.reward.mode != "heuristic" else []
+        if cfg.reward.signal != "heuristic" else []
     task_keys = {f.key for f in chosen}
     t0 = time.perf_counter()
     cacher = AnchorCacher(acfg, anchors, task_keys, progress)
@@ -442,7 +442,7 @@ def run(cfg: PolicyTrainConfig, command: str = "", progress: bool = True) -> dic
     gcfg = GRPOPolicyConfig(
         max_steps=t.max_steps, batch_images=max(1, t.per_device_train_batch_size // t.num_generations),
         num_generations=t.num_generations, max_regions=cfg.reward.max_regions, learning_rate=t.learning_rate,
-        beta=t.beta, weight_decay=t.weight_decay, warmup_steps=t.warmup_steps, reward_mode=cfg.reward.mode,
+        beta=t.beta, weight_decay=t.weight_decay, warmup_steps=t.warmup_steps, reward_signal=cfg.reward.signal,
         flip_augment=t.flip_augment, seed=t.seed, init=init,
         eval_every=t.eval_steps, eval_train_frames=200, threads=t.threads, out=t.output_dir)
     out = Path(t.output_dir)
@@ -453,13 +453,13 @@ def run(cfg: PolicyTrainConfig, command: str = "", progress: bool = True) -> dic
     # comparison with the starting weights on the validation segment (heuristic terms: the
     # teacher's labels are the ground truth there; no detector is run)
     comparison = {"frames": len(val), "reward": "heuristic terms vs. the labels of the validation segment",
-                  "start": evaluate_mode(start_net, val, cfg.reward.max_regions) if val else {},
-                  "adapted": evaluate_mode(res.net, val, cfg.reward.max_regions) if val else {}}
+                  "start": evaluate_greedy(start_net, val, cfg.reward.max_regions) if val else {},
+                  "adapted": evaluate_greedy(res.net, val, cfg.reward.max_regions) if val else {}}
     weights = out / "small_policy.safetensors"
     heuristic = "heuristic: format, non-overlap, area, coverage (on the crop windows)"
     rewards_used = {"task-term frames (detector cache)": {"frames": len(task_keys), "reward": {
         "both": heuristic + " + task (detector AP50+AR50 on the cached crops)",
-        "task": "task only", "heuristic": heuristic}[cfg.reward.mode]},
+        "task": "task only", "heuristic": heuristic}[cfg.reward.signal]},
         "other frames": {"frames": len(problems) - len(task_keys), "reward": heuristic}}
     card = {
         "weights": weights.name, "network": json.loads(res.net.cfg.to_json()),
@@ -469,7 +469,7 @@ def run(cfg: PolicyTrainConfig, command: str = "", progress: bool = True) -> dic
                  "split": "by time (last part of the segment is validation)"},
         "teacher": _teacher_card(cfg),
         "rewards_used": rewards_used,
-        "mode_eval": res.evals,
+        "greedy_eval": res.evals,
         "comparison_with_start_on_val": comparison,
         "seconds": {k: round(v, 1) for k, v in timings.items()},
         "config": asdict(cfg) | {"trainer": {k: v for k, v in asdict(cfg.trainer).items() if k != "output_dir"}},

@@ -86,7 +86,7 @@ def regions_in_frame(text: str, width: int, height: int, space: InputSpace, max_
 class TrlRewards:
     """Builds the per-term TRL reward functions for one training run.
 
-    ``task_model``: the frozen task module; required when ``cfg.mode`` uses the task term.
+    ``task_model``: the frozen task module; required when ``cfg.signal`` uses the task term.
     ``pipeline``: ResizeCrop/merge settings for the task term (no full-frame fallback:
     proposing nothing must not be rewarded by a free full-frame pass).
     """
@@ -97,8 +97,8 @@ class TrlRewards:
     pipeline: PipelineConfig = field(default_factory=lambda: PipelineConfig(fallback_full_frame=False))
 
     def __post_init__(self) -> None:
-        if self.cfg.mode in ("both", "task") and self.task_model is None:
-            raise ValueError(f"reward mode {self.cfg.mode!r} needs a frozen task model (or use mode='heuristic')")
+        if self.cfg.signal in ("both", "task") and self.task_model is None:
+            raise ValueError(f"reward signal {self.cfg.signal!r} needs a frozen task model (or use signal='heuristic')")
         self._perception = (ActivePerception(None, self.task_model, self.pipeline)
                             if self.task_model is not None else None)
 
@@ -154,9 +154,9 @@ class TrlRewards:
     def functions(self) -> tuple[list[RewardFunc], list[float]]:
         """``(reward_funcs, reward_weights)`` for ``GRPOTrainer`` / ``GRPOConfig``."""
         names: list[str] = []
-        if self.cfg.mode in ("both", "heuristic"):
+        if self.cfg.signal in ("both", "heuristic"):
             names += list(HEURISTIC_TERMS)
-        if self.cfg.mode in ("both", "task"):
+        if self.cfg.signal in ("both", "task"):
             names.append("task")
         funcs, weights = [], []
         for n in names:

@@ -17,7 +17,7 @@ still has to be done.  This policy does that job with a small CNN (72-206 k para
   (each draw masks the chosen anchor); the ordered draw's log-probability is the sum of the
   per-draw log-softmaxes, so a group of sampled sets gets exact log-probs and an exact KL
   to a frozen reference policy.
-* **Deterministic** at inference (the mode): greedy top-K, skipping anchors whose IoU with
+* **Deterministic** at inference (greedy): top-K, skipping anchors whose IoU with
   an already chosen one exceeds ``overlap_tau`` (0.3, the reward's non-overlap threshold).
 
 It answers in the paper's ``<think>/<answer>`` JSON format so the same format reward and
@@ -448,7 +448,7 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     return json.loads(meta.get("provenance", "{}"))
 
 
-# -- sampling (GRPO) and the mode (inference) ---------------------------------------------
+# -- sampling (GRPO) and greedy selection (inference) -----------------------------------------
 def sample_sets(logits: torch.Tensor, k: int, group: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw ``group`` ordered sets of ``k`` distinct anchors per row of ``(B, N)`` logits by
     sequential sampling without replacement; returns ``(B, group, k)`` anchor indices."""
@@ -465,7 +465,7 @@ def sample_sets(logits: torch.Tensor, k: int, group: int, generator: torch.Gener
 
 
 def greedy_sets(logits: torch.Tensor, k: int, iou: np.ndarray, tau: float) -> list[list[int]]:
-    """The mode: best-first anchors, skipping any with IoU >= ``tau`` to one already kept."""
+    """Greedy: best-first anchors, skipping any with IoU >= ``tau`` to one already kept."""
     out = []
     for row in logits.detach().cpu().numpy():
         chosen: list[int] = []
@@ -499,7 +499,7 @@ class SmallSensingPolicy(SensingPolicy):
     ``model``: a safetensors weights file; ``""`` = the bundled weights, ``"init"`` = the
     untrained seeded initialisation (the benchmarks' reference row).  ``weights`` is an
     alias for ``model`` (handy in ``sensing_options``).  ``sample=True`` makes ``propose``
-    draw instead of returning the mode (seeded by ``seed``).
+    draw instead of returning the greedy answer (seeded by ``seed``).
 
     Adaptive budget: with ``min_prob > 0`` a region is kept only while the policy's own
     probability for its anchor is at least ``min_prob`` (best first), but never fewer than

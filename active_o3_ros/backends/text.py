@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import platform
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -67,8 +68,9 @@ class _EngineSettings:
     rec_model_path: str = ""
     #: ``int8`` (default): the statically quantised detector shipped in the package
     #: (:data:`INT8_DET_MODEL`, built by ``python -m active_o3_training.quantize``), about 2x
-    #: faster on CPUs with int8 dot products at the same recall on validation frames;
-    #: ``fp32``: rapidocr's own model.  A ``det_model_path`` replaces either.
+    #: faster on CPUs with int8 dot products at the same recall on validation frames, used where
+    #: :func:`int8_exact_here` (else rapidocr's fp32 model, with a warning); ``fp32``:
+    #: rapidocr's own model.  A ``det_model_path`` replaces either.
     det_precision: str = "int8"
 
     def __post_init__(self) -> None:
@@ -114,7 +116,7 @@ class TextEngineConfig(_EngineSettings):
         }
         if self.det_model_path:  # a given model file wins over det_precision
             p["Det.model_path"] = self.det_model_path
-        elif self.det_precision == "int8":
+        elif self.det_precision == "int8" and int8_exact_here():
             if not INT8_DET_MODEL.is_file():
                 raise FileNotFoundError(f"the int8 text detector {INT8_DET_MODEL} is missing; build it with "
                                         "`python -m active_o3_training.quantize`")
@@ -143,6 +145,32 @@ class TextOptions(_EngineSettings):
                                 use_cuda=use_cuda)
 
 
+_X86 = ("x86_64", "amd64", "i386", "i686", "x86")
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return {f for line in text.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+
+
+def int8_exact_here(machine: str | None = None, flags: set[str] | None = None) -> bool:
+    """Whether onnxruntime's int8 convolutions compute the shipped int8 detector exactly here.
+
+    WHY: the model is quantised u8 activations x s8 weights.  On x86 CPUs without VNNI,
+    onnxruntime multiplies those with ``VPMADDUBSW``, which saturates a pair of products at
+    int16, so large activations come out wrong (phantom text on a blank frame); VNNI
+    (``VPDPBUSD``) accumulates in int32 and ARM's kernels widen before adding.  Where this is
+    False the text module runs rapidocr's fp32 detector instead and says so."""
+    machine = (machine if machine is not None else platform.machine()).lower()
+    if machine not in _X86:
+        return True
+    flags = _cpu_flags() if flags is None else flags
+    return bool(flags & {"avx512_vnni", "avx_vnni", "avx512vnni"})
+
+
 _ENGINES: dict[TextEngineConfig, tuple[Any, threading.Lock]] = {}
 _ENGINES_LOCK = threading.Lock()
 
@@ -162,6 +190,9 @@ def get_engine(cfg: TextEngineConfig) -> tuple[Any, threading.Lock]:
                 raise RuntimeError("the 'text' task module needs rapidocr and onnxruntime: "
                                    "pip install 'active-o3-ros-py[text]'") from exc
             logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+            if cfg.det_precision == "int8" and not cfg.det_model_path and not int8_exact_here():
+                log.warning("text task: this CPU has no VNNI int8 dot products, where the int8 detector "
+                            "saturates; using rapidocr's fp32 detector (slower, same recall)")
             _ENGINES[cfg] = (RapidOCR(params=cfg.params()), threading.Lock())
         return _ENGINES[cfg]
 
@@ -282,4 +313,5 @@ class TextTaskModel(TaskModel):
         return {"label": self.label, "min_score": self.min_score, **asdict(self.config)}
 
 
-__all__ = ["INT8_DET_MODEL", "TextTaskModel", "TextEngineConfig", "TextOptions", "det_input_shape", "get_engine", "quad_to_box"]
+__all__ = ["INT8_DET_MODEL", "TextTaskModel", "TextEngineConfig", "TextOptions", "det_input_shape", "get_engine",
+           "int8_exact_here", "quad_to_box"]

@@ -174,9 +174,22 @@ class Parameter:
     choices: tuple[Any, ...] | None = None
     min_value: float | None = None
     max_value: float | None = None
-    #: Names accepted besides ``choices``: backends registered at run time by a plugin
-    #: (``register_sensing`` / ``register_task``) are valid without editing this table.
-    dynamic_choices: Callable[[], Sequence[Any]] | None = None
+    #: The choices when they live elsewhere: backend names come from the registry (the one
+    #: list, plugins included), read when asked; None from it means "not known here".
+    dynamic_choices: Callable[[], Sequence[Any] | None] | None = None
+
+    def allowed(self) -> tuple[Any, ...] | None:
+        """The accepted values, or None when any value of the right type is accepted."""
+        if self.choices is not None:
+            return tuple(self.choices)
+        names = self.dynamic_choices() if self.dynamic_choices is not None else None
+        return tuple(names) if names is not None else None
+
+    def help(self) -> str:
+        """The description plus its choices: the one text for the node's descriptor, the CLI
+        flags, the YAML comments and the launch arguments."""
+        allowed = self.allowed()
+        return self.description + (f" One of: {', '.join(map(str, allowed))}." if allowed else "")
 
     @property
     def type(self) -> type:
@@ -210,9 +223,9 @@ class Parameter:
                     raise ValueError(value)
         except (TypeError, ValueError, OverflowError) as exc:  # float(10**400) overflows
             raise ConfigError(f"parameter {self.name!r} must be a {t.__name__}, got {value!r}") from exc
-        if (self.choices is not None and value not in self.choices
-                and not (self.dynamic_choices is not None and value in self.dynamic_choices())):
-            raise ConfigError(f"parameter {self.name!r} must be one of {list(self.choices)}, got {value!r}")
+        allowed = self.allowed()
+        if allowed is not None and value not in allowed:
+            raise ConfigError(f"parameter {self.name!r} must be one of {list(allowed)}, got {value!r}")
         if self.min_value is not None and value < self.min_value:
             raise ConfigError(f"parameter {self.name!r} must be >= {self.min_value}, got {value!r}")
         if self.max_value is not None and value > self.max_value:
@@ -230,19 +243,18 @@ def set_backend_names(source: Callable[[str], Sequence[str]]) -> None:
     _backend_names = source
 
 
-def _registered(role: str) -> Callable[[], Sequence[str]]:
-    def names() -> Sequence[str]:
-        return _backend_names(role) if _backend_names is not None else ()
+def _registered(role: str) -> Callable[[], Sequence[str] | None]:
+    def names() -> Sequence[str] | None:
+        return _backend_names(role) if _backend_names is not None else None
     return names
 
 
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter("instruction", "text", "What to find: class names (comma separated) or free text."),
     Parameter("sensing_backend", "small_policy", "Sensing policy M_O that proposes zoom regions.",
-              choices=("small_policy", "qwen_vl", "tiling", "random", "oracle"),
               dynamic_choices=_registered("sensing")),
     Parameter("task_module", "text", "Task model M_A run on the zoomed crops.",
-              choices=("text", "qwen_vl", "sam", "grounding_dino"), dynamic_choices=_registered("task")),
+              dynamic_choices=_registered("task")),
     Parameter("model", "", "Local directory or hub id of the multimodal model (qwen_vl backends)."),
     Parameter("sensing_model", "", "Overrides 'model' for the sensing role (e.g. small-policy weights)."),
     Parameter("task_model", "", "Overrides 'model' for the task role (e.g. a SAM checkpoint)."),
@@ -262,9 +274,8 @@ PARAMETERS: tuple[Parameter, ...] = (
               min_value=16, max_value=8192),
     Parameter("max_zoom", 3.0, "Largest enlargement of a region; smaller regions are grown around "
               "their centre.", min_value=0.05, max_value=64.0),
-    # WHY 1.3: words cut by a zoom region's edge are whole in a crop with a margin; on held-out
-    # validation frames the embedded default's recall went 0.666 (1.0) -> 0.688 (1.15) ->
-    # 0.693 (1.3) -> 0.691 (1.45) (benchmarks/embedded_default.py --split val --crop-context).
+    # WHY 1.3: words cut by a zoom region's edge are whole in a crop with a margin; chosen on
+    # validation frames (docs/embedded_default.md has the sweep).
     Parameter("crop_context", 1.3, "Grow each region by this factor around its centre before cropping "
               "(1 = crop exactly the region).", min_value=1.0, max_value=8.0),
     Parameter("merge_method", "nms", "How detections from overlapping crops are merged.", choices=MERGE_METHODS),

@@ -250,7 +250,7 @@ def strict_answer_body(text: str) -> str | None:
 
     WHY: the regex's lazy ``.*?`` retries the rest of the text after every ``</think><answer>``
     candidate -- quadratic on a runaway generation repeating that pair (found by
-    ``benchmarks/fuzz.py``).  Same semantics: the think block ends at the first ``</think>``
+    ``tests/reliability/fuzzing.py``).  Same semantics: the think block ends at the first ``</think>``
     followed (after whitespace) by ``<answer>``; the answer runs to the final ``</answer>``.
     """
     s = text.lstrip()

@@ -22,7 +22,8 @@ from active_o3_ros.core.metrics import ap50_ar50, mask_iou
 from active_o3_ros.core.parsing import is_well_formatted
 from active_o3_ros.core.types import Box, Detection
 
-REWARD_MODES = ("both", "task", "heuristic")
+#: Which terms a reward uses (the paper's ablation): ``RewardConfig.signal``.
+REWARD_SIGNALS = ("both", "task", "heuristic")
 TASK_METRICS = ("detection", "segmentation")
 
 
@@ -111,9 +112,10 @@ REWARD_TERMS: tuple[str, ...] = HEURISTIC_TERMS + ("task",)
 
 @dataclass(frozen=True)
 class RewardConfig:
-    """Weights and thresholds of the dual reward; ``mode`` selects the paper's ablation."""
+    """Weights and thresholds of the dual reward; ``signal`` selects the paper's ablation
+    (both terms, the task term only, the heuristic terms only)."""
 
-    mode: str = "both"
+    signal: str = "both"
     max_regions: int = 3
     overlap_tau: float = 0.3
     min_area_frac: float = 0.01
@@ -124,8 +126,8 @@ class RewardConfig:
     weights: dict[str, float] = field(default_factory=lambda: dict.fromkeys(REWARD_TERMS, 1.0))
 
     def __post_init__(self) -> None:
-        if self.mode not in REWARD_MODES:
-            raise ValueError(f"reward mode must be one of {REWARD_MODES}, got {self.mode!r}")
+        if self.signal not in REWARD_SIGNALS:
+            raise ValueError(f"reward signal must be one of {REWARD_SIGNALS}, got {self.signal!r}")
         if self.task_metric not in TASK_METRICS:
             raise ValueError(f"task_metric must be one of {TASK_METRICS}, got {self.task_metric!r}")
         unknown = set(self.weights) - set(REWARD_TERMS)
@@ -153,7 +155,7 @@ def region_rewards(cfg: RewardConfig, regions: Sequence[Box], width: int, height
     given.  WHY: a word cut by a region's edge is whole in a crop with context, so coverage
     of the proposal boxes alone under-counts what the detector can find."""
     terms: dict[str, float] = {}
-    if cfg.mode in ("both", "heuristic"):
+    if cfg.signal in ("both", "heuristic"):
         if text is not None:
             terms["format"] = format_reward(text, cfg.max_regions)
         else:
@@ -162,7 +164,7 @@ def region_rewards(cfg: RewardConfig, regions: Sequence[Box], width: int, height
         terms["area"] = area_reward(regions, width, height, cfg.min_area_frac, cfg.max_area_frac)
         terms["coverage"] = coverage_reward(regions if coverage_regions is None else coverage_regions,
                                             gt_boxes, cfg.coverage_min_inside)
-    if cfg.mode in ("both", "task"):
+    if cfg.signal in ("both", "task"):
         if detections is None:
             raise ValueError("task reward needs the task model's detections on the regions")
         if cfg.task_metric == "segmentation":

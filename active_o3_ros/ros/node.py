@@ -29,6 +29,7 @@ defaults, descriptions and ranges as the CLI and YAML) plus :data:`ROS_PARAMETER
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import sys
@@ -91,8 +92,9 @@ _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 def descriptor(p: Parameter) -> ParameterDescriptor:
     """ParameterDescriptor with description, ranges and choices from one Parameter row."""
     d = ParameterDescriptor(name=p.name, description=p.description, read_only=p.name in CODE_PARAMETERS)
-    if p.choices:
-        d.additional_constraints = "one of: " + ", ".join(map(str, p.choices))
+    allowed = p.allowed()
+    if allowed:
+        d.additional_constraints = "one of: " + ", ".join(map(str, allowed))
     if p.type is int and (p.min_value is not None or p.max_value is not None):
         d.integer_range = [IntegerRange(from_value=int(p.min_value if p.min_value is not None else -2**63),
                                         to_value=int(p.max_value if p.max_value is not None else 2**63 - 1), step=0)]
@@ -460,6 +462,26 @@ def draw_debug(frame: Any, result: Any) -> Any:
     return draw_result(frame, result)
 
 
+def params_yaml() -> str:
+    """config/perceive.yaml as it must read: every parameter with its default and its help
+    (choices from the registry).  ``active-o3-node --print-params-yaml`` writes it."""
+    def block(params: Sequence[Parameter]) -> list[str]:
+        lines = []
+        for p in params:
+            value = json.dumps(p.default) if isinstance(p.default, (bool, str)) else repr(p.default)
+            lines += [f"    # {p.help()}", f"    {p.name}: {value}"]
+        return lines
+
+    head = ["# Default parameters of the active_o3 node, generated from core.config.PARAMETERS and",
+            "# ros.node.ROS_PARAMETERS by `active-o3-node --print-params-yaml` (a test keeps them equal).",
+            "# Used by launch/perceive.launch.py and `active_o3_node` (override with --params-file or -p).",
+            "/**:", "  ros__parameters:", "    # -- pipeline (same names as the CLI flags and training/eval YAML) --"]
+    ros = ["    # -- ROS adapter --",
+           f"    # (input topic: the node subscribes to the relative name '{IMAGE_INPUT}'; remap it, "
+           f"e.g. -r {IMAGE_INPUT}:=/camera/image_raw)"]
+    return "\n".join(head + block(PARAMETERS) + ros + block(ROS_PARAMETERS)) + "\n"
+
+
 def _params_file_args(argv: list[str]) -> list[str]:
     """``--params-file X`` before ``--ros-args`` becomes a ROS params-file argument."""
     out: list[str] = []
@@ -477,6 +499,9 @@ def _params_file_args(argv: list[str]) -> list[str]:
         if a in ("-h", "--help"):
             print(HELP)
             raise SystemExit(0)
+        if a == "--print-params-yaml":
+            print(params_yaml(), end="")
+            raise SystemExit(0)
         raise SystemExit(f"active-o3-node: unknown argument {a!r} (use --params-file FILE and/or --ros-args ...)")
     if not out and not any(x == "--params-file" for x in ros):
         default = data_path("config/perceive.yaml")
@@ -485,7 +510,7 @@ def _params_file_args(argv: list[str]) -> list[str]:
     return (["--ros-args", *out] + ros[1:]) if (out or ros) else []
 
 
-HELP = """usage: active-o3-node [--params-file FILE] [--ros-args ...]
+HELP = """usage: active-o3-node [--params-file FILE] [--print-params-yaml] [--ros-args ...]
 
 Start the ACTIVE-o3 lifecycle node 'active_o3' (same node and parameters as
 launch/perceive.launch.py).  Default parameters come from config/perceive.yaml; override with
@@ -497,7 +522,7 @@ compressed:=true) and '~/instruction'; publishes '~/detections', '~/regions', '~
 '~/debug_image' and '/diagnostics'. A namespace (-r __ns:=/robot1) moves all but /diagnostics.
 
 Parameters:
-""" + "\n".join(f"  {p.name} (default {p.default!r}): {p.description}" for p in ALL_PARAMETERS)
+""" + "\n".join(f"  {p.name} (default {p.default!r}): {p.help()}" for p in ALL_PARAMETERS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,7 +31,7 @@ def test_heuristic_terms_by_hand():
     assert format_reward(good, 3) == 1.0 and format_reward("<answer>[]</answer>", 3) == 0.0
 
 
-def test_dual_reward_modes():
+def test_dual_reward_signals():
     regions = [Box(0, 0, 50, 50)]
     gts = [Box(10, 10, 20, 20), Box(70, 70, 80, 80)]
     dets = [Detection(Box(10, 10, 20, 20), "x", 0.9)]
@@ -40,21 +40,21 @@ def test_dual_reward_modes():
     assert both.terms["task"] == pytest.approx(51 / 101 + 0.5, abs=1e-6)
     assert both.terms["coverage"] == 0.5 and both.terms["format"] == 1.0
     assert both.total == pytest.approx(3.5 + 51 / 101 + 0.5, abs=1e-6)
-    heur = region_rewards(RewardConfig(mode="heuristic"), regions, 100, 100, gts)
+    heur = region_rewards(RewardConfig(signal="heuristic"), regions, 100, 100, gts)
     assert "task" not in heur.terms
-    task = region_rewards(RewardConfig(mode="task"), regions, 100, 100, gts, detections=dets)
+    task = region_rewards(RewardConfig(signal="task"), regions, 100, 100, gts, detections=dets)
     assert set(task.terms) == {"task"}
     with pytest.raises(ValueError, match="detections"):
-        region_rewards(RewardConfig(mode="task"), regions, 100, 100, gts)
+        region_rewards(RewardConfig(signal="task"), regions, 100, 100, gts)
     with pytest.raises(ValueError):
-        RewardConfig(mode="nope")
+        RewardConfig(signal="nope")
 
 
 def test_coverage_can_be_measured_on_what_the_task_model_sees():
     regions = [Box(0, 0, 50, 50)]
     gts = [Box(10, 10, 20, 20), Box(45, 10, 55, 20)]  # the second is cut by the region's edge
-    plain = region_rewards(RewardConfig(mode="heuristic"), regions, 100, 100, gts)
-    seen = region_rewards(RewardConfig(mode="heuristic"), regions, 100, 100, gts,
+    plain = region_rewards(RewardConfig(signal="heuristic"), regions, 100, 100, gts)
+    seen = region_rewards(RewardConfig(signal="heuristic"), regions, 100, 100, gts,
                           coverage_regions=[Box(0, 0, 60, 60)])  # the crop window with context
     assert plain.terms["coverage"] == 0.5 and seen.terms["coverage"] == 1.0
     # the geometry terms stay on the proposed regions

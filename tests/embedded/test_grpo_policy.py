@@ -6,14 +6,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from active_o3_ros.backends.small_policy import (
     SmallPolicyConfig, anchor_boxes_px, build_net, make_anchors,
 )
 from active_o3_ros.core.rewards import RewardConfig
 from active_o3_ros.core.types import Box
-from active_o3_training.grpo_policy import GRPOPolicyConfig, Problem, evaluate_mode, region_reward_fn, train
+from active_o3_training.grpo_policy import GRPOPolicyConfig, Problem, evaluate_greedy, region_reward_fn, train
 
 W, H = 1920, 1080
 
@@ -40,19 +39,19 @@ def _stripe_patch_problem(seed: int, cfg: SmallPolicyConfig, rcfg: RewardConfig)
 @pytest.mark.parametrize("shipped_recipe", [False, True], ids=["plain", "extra-augment"])
 def test_grpo_learns_where_the_reward_is(shipped_recipe):
     cfg = SmallPolicyConfig(input_width=128, input_height=72, init_seed=3)
-    rcfg = RewardConfig(mode="heuristic", max_regions=3)
+    rcfg = RewardConfig(signal="heuristic", max_regions=3)
     problems = [_stripe_patch_problem(s, cfg, rcfg) for s in range(24)]
     held_out = [_stripe_patch_problem(1000 + s, cfg, rcfg) for s in range(16)]
     gcfg = GRPOPolicyConfig(max_steps=40, batch_images=8, num_generations=8, learning_rate=3e-3, seed=0, eval_every=0, threads=1,
                             extra_augment=shipped_recipe)
     net = build_net(cfg)
-    before = evaluate_mode(net, held_out, 3)
+    before = evaluate_greedy(net, held_out, 3)
     res = train(problems, gcfg, net=net, progress=False)
     first = np.mean([h["coverage"] for h in res.history[:3]])
     last = np.mean([h["coverage"] for h in res.history[-8:]])
-    after = evaluate_mode(res.net, held_out, 3)
+    after = evaluate_greedy(res.net, held_out, 3)
     print(f"sampled coverage first 3 steps {first:.3f} -> last 8 {last:.3f}; "
-          f"held-out mode coverage {before['coverage']:.3f} -> {after['coverage']:.3f}")
+          f"held-out greedy coverage {before['coverage']:.3f} -> {after['coverage']:.3f}")
     assert last > first + 0.3
     assert after["coverage"] > before["coverage"] + 0.2
     for h in res.history:
@@ -62,10 +61,10 @@ def test_grpo_learns_where_the_reward_is(shipped_recipe):
 
 def test_training_grows_residual_blocks_without_changing_the_start():
     cfg = SmallPolicyConfig(input_width=128, input_height=72, init_seed=3)
-    rcfg = RewardConfig(mode="heuristic", max_regions=3)
+    rcfg = RewardConfig(signal="heuristic", max_regions=3)
     problems = [_stripe_patch_problem(s, cfg, rcfg) for s in range(8)]
     net = build_net(cfg)
-    before = evaluate_mode(net, problems, 3)
+    before = evaluate_greedy(net, problems, 3)
     gcfg = GRPOPolicyConfig(max_steps=3, batch_images=4, num_generations=4, seed=0, eval_every=0, threads=1,
                             res_blocks=(0, 0, 1, 1))
     res = train(problems, gcfg, net=net, progress=False)
@@ -76,7 +75,7 @@ def test_training_grows_residual_blocks_without_changing_the_start():
 
 def test_training_raises_the_input_scale():
     cfg = SmallPolicyConfig(input_width=128, input_height=72, init_seed=3, res_blocks=(0, 0, 1, 1))
-    rcfg = RewardConfig(mode="heuristic", max_regions=3)
+    rcfg = RewardConfig(signal="heuristic", max_regions=3)
     problems = [_stripe_patch_problem(s, cfg, rcfg) for s in range(8)]
     gcfg = GRPOPolicyConfig(max_steps=3, batch_images=4, num_generations=4, seed=0, eval_every=0, threads=1,
                             input_scale=2, extra_augment=True)
@@ -93,7 +92,7 @@ def test_coverage_on_crop_windows_counts_words_cut_by_the_anchor_edge():
 
     region = Box(800, 400, 1100, 640)
     word = Box(1080, 500, 1140, 512)  # sticks out of the anchor by 40 px
-    rcfg = RewardConfig(mode="heuristic", max_regions=3)
+    rcfg = RewardConfig(signal="heuristic", max_regions=3)
     plain = region_reward_fn([region], W, H, [word], (512, 288), rcfg, None)
     crop = ResizeCropConfig(840, 3.0, 1.3)
     on_crops = region_reward_fn([region], W, H, [word], (512, 288), rcfg, None, crop)
@@ -104,7 +103,7 @@ def test_coverage_on_crop_windows_counts_words_cut_by_the_anchor_edge():
 
 def test_reward_memo_is_order_free():
     cfg = SmallPolicyConfig(input_width=256, input_height=144)
-    p = _stripe_patch_problem(0, cfg, RewardConfig(mode="heuristic"))
+    p = _stripe_patch_problem(0, cfg, RewardConfig(signal="heuristic"))
     assert p.reward([3, 1, 2]) == p.reward([1, 2, 3])
     assert len(p._memo) == 1
 
@@ -113,7 +112,7 @@ def test_config_validation():
     with pytest.raises(ValueError):
         GRPOPolicyConfig(num_generations=1)
     with pytest.raises(ValueError):
-        GRPOPolicyConfig(reward_mode="nonsense")
+        GRPOPolicyConfig(reward_signal="nonsense")
     with pytest.raises(ValueError, match="warmup_steps"):
         GRPOPolicyConfig(warmup_steps=-1)
 
@@ -168,7 +167,7 @@ def test_parse_grids_and_heuristic_frames(tmp_path):
     with pytest.raises(ValueError, match="w,h,cols,rows"):
         parse_grids("0.1,0.2,3")
     anchors = make_anchors(grids)
-    rcfg = RewardConfig(mode="both", max_regions=3)  # forced to heuristic: no detector needed
+    rcfg = RewardConfig(signal="both", max_regions=3)  # forced to heuristic: no detector needed
     probs = heuristic_problems("val", 2, 0, anchors, 288, rcfg, workers=1, cache_dir=str(tmp_path), progress=False)
     assert len(probs) == 2 and all(min(p.thumbnail.shape[:2]) == 288 for p in probs)
     total, terms = probs[0].reward([0, 20, 38])
@@ -236,10 +235,10 @@ def test_cli_trains_a_cue_policy_on_scenes_and_the_card_says_which_reward(tmp_pa
     assert main(base + ["--no-flip", "--steps", "150", "--lr", "3e-3", "--eval-every", "0",
                         "--eval-train-frames", "10"]) == 0
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
-    train_evals = [e for e in summary["mode_eval"] if e["split"] == "train"]
+    train_evals = [e for e in summary["greedy_eval"] if e["split"] == "train"]
     assert train_evals[-1]["coverage"] > train_evals[0]["coverage"] + 0.1, train_evals
     card = json.loads((tmp_path / "o" / "small_policy.json").read_text())
-    assert card["recipe"]["reward_mode"] == "see rewards_used"
+    assert card["recipe"]["reward_signal"] == "see rewards_used"
     used = card["recipe"]["rewards_used"]
     assert list(used) == ["domain-family scenes (training families)"]
     assert used["domain-family scenes (training families)"]["frames"] == 10

@@ -56,7 +56,7 @@ def test_shipped_policy_covers_more_held_out_text_than_random_and_untrained(fram
         cov["random"].append(np.mean([coverage_reward([regions[a] for a in _random_sets(len(anchors), iou, rng)],
                                                       f.boxes) for _ in range(20)]))
     mean = {k: float(np.mean(v)) for k, v in cov.items()}
-    print(f"held-out-family mode coverage on {len(frames)} frames: {mean}")
+    print(f"held-out-family greedy coverage on {len(frames)} frames: {mean}")
     assert len(frames) >= 8
     # measured with the shipped (v1 CNN) weights: 0.57, untrained 0.04, random 0.04
     assert mean["shipped"] >= 0.5, mean

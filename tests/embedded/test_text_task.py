@@ -109,14 +109,16 @@ def test_int8_detector_is_shipped_with_its_card_and_finds_the_word() -> None:
     import hashlib
     import json
 
-    from active_o3_ros.backends.text import INT8_DET_MODEL
+    from active_o3_ros.backends.text import INT8_DET_MODEL, int8_exact_here
 
     card = json.loads(INT8_DET_MODEL.with_suffix(".json").read_text())
     assert card["sha256"] == hashlib.sha256(INT8_DET_MODEL.read_bytes()).hexdigest()
     assert all(s >= 10_000_000 and s < 20_000_000 for s in card["calibration"]["training_scene_seeds"]), \
         "calibration must use training scenes only"
     int8 = build_task("text", threads=1, det_precision="int8")
-    assert int8.config.params()["Det.model_path"] == str(INT8_DET_MODEL)
+    # the int8 model runs where its int8 convolutions are exact; elsewhere the fp32 one
+    expected = str(INT8_DET_MODEL) if int8_exact_here() else None
+    assert int8.config.params().get("Det.model_path") == expected
     img, gt = _word_image()
     out = int8.detect([img], ["text"])[0]
     assert max(d.box.iou(gt) for d in out.detections) > 0.5 and "HELLO" in " ".join(d.text for d in out.detections)
@@ -129,3 +131,16 @@ def test_det_precision_is_checked() -> None:
 
     assert TextEngineConfig(det_model_path="/some/model.onnx").params()["Det.model_path"] == "/some/model.onnx"
     assert "Det.model_path" not in TextEngineConfig(det_precision="fp32").params()  # rapidocr's own model
+
+
+def test_int8_detector_only_where_its_dot_products_are_exact() -> None:
+    """x86 without VNNI saturates onnxruntime's u8 x s8 products (VPMADDUBSW): fp32 there."""
+    from active_o3_ros.backends.text import TextEngineConfig, int8_exact_here
+
+    assert int8_exact_here("x86_64", {"sse4_2", "avx2", "avx512f", "avx512_vnni"})
+    assert int8_exact_here("x86_64", {"avx2", "avx_vnni"})
+    assert not int8_exact_here("x86_64", {"sse4_2", "avx2", "fma"})
+    assert not int8_exact_here("AMD64", set())
+    assert int8_exact_here("aarch64", set())
+    params = TextEngineConfig(det_precision="int8").params()
+    assert ("Det.model_path" in params) == int8_exact_here()

@@ -13,7 +13,7 @@ from pycocotools.cocoeval import COCOeval
 from active_o3_ros.core.metrics import ImageAnnotations, coco_evaluate
 from active_o3_ros.core.types import Box, Detection, PerceptionResult
 from active_o3_training.eval_data import EvalSample
-from active_o3_training.evaluate import EvalConfig, ModeRun, markdown_table, summarize
+from active_o3_training.evaluate import EvalConfig, MethodRun, markdown_table, summarize
 
 # COCOeval.stats order -> our keys
 STATS_KEYS = {0: "AP", 1: "AP50", 2: "AP75", 3: "AP_s", 4: "AP_m", 5: "AP_l", 8: "AR", 9: "AR_s", 10: "AR_m", 11: "AR_l"}
@@ -88,7 +88,7 @@ def test_eval_summary_row_equals_pycocotools_direct(tmp_path: Path) -> None:
     results = [PerceptionResult([Detection(b, l, s) for b, l, s in zip(p.boxes, p.labels, p.scores)], [],
                                 p.width, p.height, "car, person", model_calls=2, task_statuses=[])
                for p in preds]
-    row = summarize(ModeRun("parallel", 3, results, [g.image_id for g in gts]), samples, ["car", "person"],
+    row = summarize(MethodRun("parallel", 3, results, [g.image_id for g in gts]), samples, ["car", "person"],
                     EvalConfig(), with_masks=False)
     ref = _pycocotools_direct(tmp_path, gts, preds, ("car", "person"))
     for i, key in STATS_KEYS.items():
@@ -96,7 +96,7 @@ def test_eval_summary_row_equals_pycocotools_direct(tmp_path: Path) -> None:
     assert row["model_calls_per_img"] == 2.0
     # SODA's loose matching is pycocotools with iouThrs=[0.1] as well
     cfg = EvalConfig(soda_iou=True)
-    row = summarize(ModeRun("parallel", 3, results, []), samples, ["car", "person"], cfg, with_masks=False)
+    row = summarize(MethodRun("parallel", 3, results, []), samples, ["car", "person"], cfg, with_masks=False)
     ref = _pycocotools_direct(tmp_path, gts, preds, ("car", "person"), iou_thrs=[0.1])
     assert row["AP@0.1"] == pytest.approx(ref[0], abs=1e-12)
     assert row["AR_s@0.1"] == pytest.approx(ref[9], abs=1e-12)

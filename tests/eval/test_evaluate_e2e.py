@@ -1,4 +1,4 @@
-"""active-o3-eval end to end: real data files, real backends, every mode in one run.
+"""active-o3-eval end to end: real data files, real backends, every method in one run.
 
 Costs are kept small (a few 640x360 frames, tiny models) so this stays in the default
 suite; the run with the real text detector is marked slow.
@@ -12,7 +12,7 @@ import pytest
 from fixtures_models import tiny_qwen_dir  # noqa: F401  (session fixture)
 
 from active_o3_training.eval_data import EvalError, load_coco, synthetic_dataset
-from active_o3_training.evaluate import MODES, main
+from active_o3_training.evaluate import METHODS, main
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +26,9 @@ def _qwen_opts() -> list[str]:
     return ["--set", f"sensing_options={opts}", "--set", f"task_options={opts}", "--set", "crop_size=224"]
 
 
-def test_every_mode_with_tiny_qwen(tmp_path: Path, synth, tiny_qwen_dir: Path) -> None:  # noqa: F811
-    """One run, the same task model, all seven modes at K=1,2: files written, model calls as
-    the modes define them (parallel: 2 whatever K; serial: 1 + one per crop; baselines: 1)."""
+def test_every_method_with_tiny_qwen(tmp_path: Path, synth, tiny_qwen_dir: Path) -> None:  # noqa: F811
+    """One run, the same task model, all seven methods at K=1,2: files written, model calls as
+    the methods define them (parallel: 2 whatever K; serial: 1 + one per crop; baselines: 1)."""
     ann, images = synth
     out = tmp_path / "eval"
     rc = main(["--coco", str(ann), "--images", str(images), "--sensing", "qwen_vl", "--task", "qwen_vl",
@@ -36,19 +36,19 @@ def test_every_mode_with_tiny_qwen(tmp_path: Path, synth, tiny_qwen_dir: Path) -
                "--out", str(out), *_qwen_opts()])
     assert rc == 0
     report = json.loads((out / "eval.json").read_text())
-    rows = {(r["mode"], r["k"]): r for r in report["rows"]}
-    k_modes = {"random", "oracle", "serial", "parallel", "parallel_full"}
-    assert set(rows) == {(m, k) for m in MODES for k in ((1, 2) if m in k_modes else (None,))}
+    rows = {(r["method"], r["k"]): r for r in report["rows"]}
+    k_methods = {"random", "oracle", "serial", "parallel", "parallel_full"}
+    assert set(rows) == {(m, k) for m in METHODS for k in ((1, 2) if m in k_methods else (None,))}
     assert report["dataset"]["images"] == 2 and report["dataset"]["instances"] > 0
-    for (mode, k), r in rows.items():
+    for (method, k), r in rows.items():
         assert r["images"] == 2 and r["frame_errors"] == 0
         assert r["latency_ms_mean"] > 0 and 0 <= r["AP50"] <= 1 and "AP@0.1" in r
-        if mode in ("full_frame", "tiling", "random", "oracle"):
-            assert r["model_calls_per_img"] == 1.0, mode  # geometric regions are not model calls
-        elif mode == "serial":
+        if method in ("full_frame", "tiling", "random", "oracle"):
+            assert r["model_calls_per_img"] == 1.0, method  # geometric regions are not model calls
+        elif method == "serial":
             assert r["model_calls_per_img"] == 1.0 + r["crops_per_img"]
         else:
-            assert r["model_calls_per_img"] == 2.0, (mode, k)
+            assert r["model_calls_per_img"] == 2.0, (method, k)
     assert rows[("tiling", None)]["crops_per_img"] == 9.0
     assert rows[("random", 2)]["crops_per_img"] == 2.0
     assert rows[("oracle", 2)]["crops_per_img"] <= 2.0
@@ -65,11 +65,11 @@ def test_text_detector_zoom_beats_full_frame(tmp_path: Path, synth) -> None:
     effect the whole evaluation exists to measure (deterministic data and detector)."""
     ann, images = synth
     out = tmp_path / "eval"
-    rc = main(["--coco", str(ann), "--images", str(images), "--task", "text", "--modes", "full_frame,oracle",
+    rc = main(["--coco", str(ann), "--images", str(images), "--task", "text", "--methods", "full_frame,oracle",
                "--ks", "3", "--max-images", "1", "--set", "crop_size=400", "--examples", "0", "--warmup", "0", "--no-plots",
                "--out", str(out)])
     assert rc == 0
-    rows = {r["mode"]: r for r in json.loads((out / "eval.json").read_text())["rows"]}
+    rows = {r["method"]: r for r in json.loads((out / "eval.json").read_text())["rows"]}
     assert rows["oracle"]["AR"] > rows["full_frame"]["AR"]
     print({m: (r["AR"], r["latency_ms_mean"]) for m, r in rows.items()})
     assert rows["oracle"]["AR"] > 0.2
@@ -85,8 +85,8 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path, capsys, synth) -> None:
     assert main(["--out", str(tmp_path)]) == 2
     assert "exactly one data source" in capsys.readouterr().err
     ann, images = synth
-    assert main(["--coco", str(ann), "--images", str(images), "--modes", "full_frame,zoom", "--out", str(tmp_path)]) == 2
-    assert "modes must be" in capsys.readouterr().err
+    assert main(["--coco", str(ann), "--images", str(images), "--methods", "full_frame,zoom", "--out", str(tmp_path)]) == 2
+    assert "methods must be" in capsys.readouterr().err
     assert main(["--coco", str(ann), "--images", str(images), "--ks", "0", "--out", str(tmp_path)]) == 2
     assert main(["--coco", str(ann), "--images", str(images), "--set", "nope=1", "--out", str(tmp_path)]) == 2
     assert "unknown parameter" in capsys.readouterr().err
@@ -112,14 +112,14 @@ def test_unreadable_image_is_counted_not_dropped(tmp_path: Path, synth) -> None:
 @pytest.mark.slow
 def test_labelled_rosbag_input_matches_coco_input(tmp_path: Path, synth) -> None:
     """The same frames as a real rosbag2 (images + DetectionArray labels, written by the
-    training adapter) give the same ground truth and the same oracle-mode numbers as the
+    training adapter) give the same ground truth and the same oracle-method numbers as the
     COCO files they came from -- with the real text detector, so the numbers are not 0 == 0."""
     from active_o3_training.data.rosbag import coco_to_bag
 
     ann, images = synth
     bag = tmp_path / "labelled_bag"
     assert coco_to_bag(ann, images, bag) == 2
-    common = ["--sensing", "tiling", "--task", "text", "--modes", "oracle", "--ks", "2", "--examples", "0",
+    common = ["--sensing", "tiling", "--task", "text", "--methods", "oracle", "--ks", "2", "--examples", "0",
               "--warmup", "0", "--no-plots"]
     assert main(["--bag", str(bag), "--out", str(tmp_path / "bag_eval"), *common]) == 0
     assert main(["--coco", str(ann), "--images", str(images), "--out", str(tmp_path / "coco_eval"), *common]) == 0

@@ -61,6 +61,24 @@ def diag(probe, key: str) -> str | None:
     return None
 
 
+def counter(probe, *keys: str) -> int:
+    """Sum of integer /diagnostics counters (0 before the first message)."""
+    return sum(int(diag(probe, k) or 0) for k in keys)
+
+
+def publish_each_counted(probe, pub, msgs, *keys: str, timeout: float = 30.0) -> None:
+    """Publish one message at a time and wait until the node has counted it under ``keys``.
+
+    WHY one at a time: the node keeps only the latest frame (a newer one replaces a pending one,
+    counted as dropped), so a burst on a loaded machine is legitimately partly dropped; a test
+    that every message is handled the way it claims must not depend on the machine's speed."""
+    base = counter(probe, *keys)
+    for i, msg in enumerate(msgs, 1):
+        pub.publish(msg)
+        probe.wait_for(lambda: counter(probe, *keys) >= base + i, timeout,
+                       f"message {i} counted as {' or '.join(keys)}")
+
+
 def diag_levels(probe) -> list[tuple[int, str]]:
     out = []
     for arr in probe.got("/diagnostics"):

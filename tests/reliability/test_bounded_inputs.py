@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 
-from relutil import diag, node_args, ros_domain, start, stop  # noqa: F401
+from relutil import counter, diag, node_args, publish_each_counted, ros_domain, start, stop  # noqa: F401
 from rosutil import Probe, call_service
 
 pytest.importorskip("active_o3_ros.msg")
@@ -48,7 +48,8 @@ def _good_png() -> bytes:
 def test_bombs_counted_instruction_bounded(ros_domain, tmp_path):
     log = tmp_path / "node.log"
     probe = Probe()
-    node = start("active_o3_ros.ros.node", *node_args("-p", "compressed:=true", "-p", "qos_depth:=50"), log=log)
+    node = start("active_o3_ros.ros.node", *node_args("-p", "compressed:=true", "-p", "qos_depth:=50",
+                                                       "-p", "diagnostics_period:=0.1"), log=log)
     try:
         probe.subscribe(DiagnosticArray, "/diagnostics")
         probe.subscribe(DetectionArray, "/active_o3/detections")
@@ -57,13 +58,17 @@ def test_bombs_counted_instruction_bounded(ros_domain, tmp_path):
         probe.wait_for(lambda: pub.get_subscription_count() > 0, 30, "node subscribed")
         data = bomb_png()
         assert len(data) < 80
-        for _ in range(20):
-            pub.publish(CompressedImage(format="png", data=data))
-            time.sleep(0.05)
+        probe.wait_for(lambda: diag(probe, "frames_rejected") is not None, 30, "first diagnostics")
+        t0 = time.monotonic()
+        publish_each_counted(probe, pub, [CompressedImage(format="png", data=data) for _ in range(20)],
+                             "frames_rejected")
+        elapsed = time.monotonic() - t0
         probe.wait_for(lambda: diag(probe, "frames_rejected") == "20", 20, "20 bombs counted as rejected")
+        assert counter(probe, "frames_processed", "frames_failed", "frames_dropped") == 0
         err = diag(probe, "last_error")
         assert "decompression bomb" in err, err
-        assert log.read_text().count("skipping image") <= 2  # throttled, not one ERROR per message
+        # throttled to one line per 5 s, not one ERROR per message
+        assert log.read_text().count("skipping image") <= 2 + int(elapsed // 5.0) < 20
         # a 1 MB instruction is refused; the published instruction stays bounded and unchanged
         instr.publish(String(data="x" * 1_000_000))
         time.sleep(1.0)

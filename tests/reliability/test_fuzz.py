@@ -1,4 +1,4 @@
-"""Fuzzing (benchmarks/fuzz.py): a short run in the default suite, >= 10 000 cases in the slow one.
+"""Fuzzing (tests/reliability/fuzzing.py): a short run in the default suite, >= 10 000 cases in the slow one.
 
 A *crash* is an unexpected exception, a rejection without a clear message naming the field,
 an out-of-contract result, or (images) a rejected message that allocated memory first --
@@ -6,14 +6,9 @@ see the runner's docstring.  Each target must see 0 crashes.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-from benchmarks import fuzz  # noqa: E402
+import fuzzing as fuzz
 
 
 def _assert_clean(report: dict) -> None:

@@ -4,12 +4,11 @@ Malformed image messages and a raising model are covered in tests/ros/test_node_
 from __future__ import annotations
 
 import math
-import os
 import time
 
 import pytest
 
-from relutil import diag, diag_levels, node_args, proc_status, ros_domain, start, stop  # noqa: F401
+from relutil import counter, diag, diag_levels, node_args, proc_status, publish_each_counted, ros_domain, start, stop  # noqa: F401,E501
 from rosutil import Probe
 
 pytest.importorskip("active_o3_ros.msg")
@@ -35,7 +34,7 @@ def _stamps(probe) -> list[int]:
 
 def test_garbage_model_logged_counted_and_recovers(ros_domain, tmp_path):
     probe = Probe()
-    node = start("active_o3_ros.ros.node", *node_args("-p", "qos_depth:=10", task="garbage",
+    node = start("active_o3_ros.ros.node", *node_args("-p", "qos_depth:=10", "-p", "diagnostics_period:=0.1", task="garbage",
                                                       task_options='{"good_every": 2}',
                                                       plugins="ros_test_backends,fault_backends"),
                  log=tmp_path / "node.log")
@@ -44,12 +43,10 @@ def test_garbage_model_logged_counted_and_recovers(ros_domain, tmp_path):
         probe.subscribe(DiagnosticArray, "/diagnostics")
         pub = probe.publisher(Image, "/camera/image_raw")
         probe.wait_for(lambda: pub.get_subscription_count() > 0, 30, "node subscribed")
-        for i in range(10):
-            pub.publish(_frame(i))
-            time.sleep(0.3)
-        probe.wait_for(lambda: diag(probe, "frames_processed") is not None and
-                       int(diag(probe, "frames_processed")) + int(diag(probe, "frames_failed")) == 10, 20,
-                       "every frame processed or failed")
+        probe.wait_for(lambda: diag(probe, "frames_processed") is not None, 30, "first diagnostics")
+        publish_each_counted(probe, pub, [_frame(i) for i in range(10)], "frames_processed", "frames_failed")
+        assert counter(probe, "frames_processed", "frames_failed") == 10
+        assert counter(probe, "frames_dropped", "frames_rejected") == 0
         assert node.poll() is None
         failed, processed = int(diag(probe, "frames_failed")), int(diag(probe, "frames_processed"))
         assert failed >= 2 and processed >= 5  # garbage counted; every good call published
@@ -59,9 +56,16 @@ def test_garbage_model_logged_counted_and_recovers(ros_domain, tmp_path):
             for d in m.detections:
                 assert all(math.isfinite(v) for v in (d.x_min, d.y_min, d.x_max, d.y_max, d.score))
                 assert 0 <= d.x_min <= d.x_max <= 320 and 0 <= d.y_min <= d.y_max <= 240
-        warn = int.from_bytes(DiagnosticStatus.WARN, "little") if isinstance(DiagnosticStatus.WARN, bytes) \
-            else int(DiagnosticStatus.WARN)
-        assert any(level == warn and "failed" in msg for level, msg in diag_levels(probe))
+        def level(name):
+            v = getattr(DiagnosticStatus, name)
+            return int.from_bytes(v, "little") if isinstance(v, bytes) else int(v)
+
+        # one frame per diagnostics period here: a period with only a garbage frame is ERROR
+        # ("every frame failing"), one that mixes them WARN; a good frame brings OK back
+        levels = diag_levels(probe)
+        bad = [i for i, (lv, msg) in enumerate(levels) if lv in (level("WARN"), level("ERROR")) and "fail" in msg]
+        assert bad, levels[-5:]
+        assert any(lv == level("OK") and msg == "processing" for lv, msg in levels[bad[0] + 1:]), levels[-5:]
         assert "frame failed" in (tmp_path / "node.log").read_text()
     finally:
         code = stop(node)

@@ -1,4 +1,4 @@
-"""Regression tests for three quadratic-time parser inputs found by ``benchmarks/fuzz.py``.
+"""Regression tests for three quadratic-time parser inputs found by ``tests/reliability/fuzzing.py``.
 
 WHY: a runaway generation (thousands of ``<think>`` tags, a 200 kB digit run, a repeated
 ``</think><answer>`` pair) must cost milliseconds, not minutes -- the node's worker would

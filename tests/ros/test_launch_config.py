@@ -12,8 +12,10 @@ from pathlib import Path
 
 import yaml
 
-from active_o3_ros.core.config import PerceptionConfig
-from active_o3_ros.ros.node import ALL_PARAMETERS, ROS_PARAMETER_INDEX
+import pytest
+
+from active_o3_ros.core.config import ConfigError, PerceptionConfig
+from active_o3_ros.ros.node import ALL_PARAMETERS, ROS_PARAMETER_INDEX, params_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = {p.name: p for p in ALL_PARAMETERS}
@@ -23,7 +25,7 @@ def _launch_tree():
     return ast.parse((REPO / "launch" / "perceive.launch.py").read_text())
 
 
-def _dict_assign(tree, name):
+def _assigned(tree, name):
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
             return ast.literal_eval(node.value)
@@ -32,27 +34,36 @@ def _dict_assign(tree, name):
 
 def test_launch_arguments_map_to_declared_parameters():
     tree = _launch_tree()
-    args = _dict_assign(tree, "PARAM_ARGS")
-    typed = {k: v for k, v in ast.literal_eval(
-        ast.unparse(next(n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
-                         and getattr(n.targets[0], "id", "") == "TYPED")).replace("int", "'int'").replace("float", "'float'")
-    ).items()}
-    assert len(args) >= 12
-    for arg, (param, desc) in args.items():
-        assert param in PARAMS, f"launch argument {arg} maps to unknown parameter {param}"
-        assert desc
-        t = PARAMS[param].type
-        expect = {bool: "bool", int: "int", float: "float", str: None}[t]
-        assert typed.get(param) == expect, f"{param}: launch converts to {typed.get(param)}, node declares {t}"
+    args = _assigned(tree, "PARAM_ARGS")
+    assert len(args) >= 12 and len(set(args)) == len(args)
+    for name in args:
+        assert name in PARAMS, f"launch argument {name} is not a node parameter"
     # the issue's list: model, device, target, image topic, namespace, K, thresholds, qos, debug image
     for needed in ("model", "device", "instruction", "max_regions", "score_threshold", "qos_reliability",
-                   "publish_debug_image"):
-        assert needed in {p for p, _ in args.values()}
+                   "publish_debug_image", "sensing_model"):
+        assert needed in args
     declared = {n.args[0].value for n in ast.walk(tree) if isinstance(n, ast.Call)
                 and getattr(n.func, "id", "") == "DeclareLaunchArgument" and n.args and isinstance(n.args[0], ast.Constant)}
     assert {"params_file", "namespace", "image"} <= declared
     src = (REPO / "launch" / "perceive.launch.py").read_text()
     assert "perceive.yaml" in src and "fastdds_shm.xml" in src
+    # descriptions and types come from the parameter table, not from text of the launch file's own
+    assert "PARAMETERS[name].help()" in src and "PARAMETERS[name].coerce(text)" in src
+
+
+def test_launch_values_and_descriptions_come_from_the_parameter_table():
+    """What the launch file does with an argument (``PARAMETERS[name].coerce(text)``, checked
+    above in its source): the node's own type and range check; its help names the registry's
+    backends."""
+    params = {p.name: p for p in ALL_PARAMETERS}
+    assert params["max_regions"].coerce("2") == 2 and params["compressed"].coerce("true") is True
+    assert params["score_threshold"].coerce("0.25") == 0.25
+    with pytest.raises(ConfigError, match="max_regions"):
+        params["max_regions"].coerce("0")
+    from active_o3_ros.backends.base import available_backends
+
+    assert all(name in params["sensing_backend"].help() for name in available_backends()["sensing"])
+    assert all(name in params["task_module"].help() for name in available_backends()["task"])
 
 
 def _lifecycle_node_call():
@@ -97,6 +108,19 @@ def test_installed_executables_run_their_module():
         out = subprocess.run([str(lib / exe), "--help"], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, (exe, out.stderr[-2000:])
         assert "usage" in out.stdout.lower(), exe
+
+
+def test_yaml_is_generated_from_the_parameter_table():
+    """config/perceive.yaml is exactly what `active-o3-node --print-params-yaml` prints: every
+    default and description, and the registry's backend names, come from one table."""
+    out = subprocess.run([sys.executable, "-m", "active_o3_ros.ros.node", "--print-params-yaml"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == params_yaml()
+    assert (REPO / "config" / "perceive.yaml").read_text() == out.stdout, (
+        "config/perceive.yaml is stale: regenerate it with "
+        "`active-o3-node --print-params-yaml > config/perceive.yaml`")
+    assert "cascade" in out.stdout and "qwen_vllm" in out.stdout
 
 
 def test_yaml_holds_every_parameter_with_its_default():

@@ -46,7 +46,7 @@ def test_box_fallback_and_clipping():
 
 
 def test_region_rewards_segmentation_metric():
-    cfg = RewardConfig(mode="task", task_metric="segmentation", max_regions=3)
+    cfg = RewardConfig(signal="task", task_metric="segmentation", max_regions=3)
     r = region_rewards(cfg, [Box(0, 0, 5, 5)], 10, 10, [], detections=[_pred_a(), _pred_b(1)], gt_masks=_gts())
     assert r.terms == {"task": pytest.approx((15 / 35 + 1.0) / 2)}
     with pytest.raises(ValueError, match="gt_masks"):

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from active_o3_training import cli
 from active_o3_training.config import ConfigError, TrainConfig, load_config

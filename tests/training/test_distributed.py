@@ -62,7 +62,7 @@ def setup(tmp_path_factory):
     return {"tmp": tmp, "policy": policy, "ann": ann}
 
 
-def _launch(setup, config: str, name: str, timeout: int = 600) -> tuple[subprocess.CompletedProcess, Path]:
+def _launch(setup, config: str, name: str, timeout: int = 600, extra: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, Path]:
     out = setup["tmp"] / name
     env = {**os.environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "OMP_NUM_THREADS": "1",
            "TOKENIZERS_PARALLELISM": "false", "MASTER_PORT": str(random.randint(20000, 40000))}
@@ -71,7 +71,7 @@ def _launch(setup, config: str, name: str, timeout: int = 600) -> tuple[subproce
             "reward.max_regions=1", f"trainer.output_dir={out}", "trainer.num_generations=4",
             "trainer.per_device_train_batch_size=4", "trainer.max_steps=2", "trainer.max_completion_length=48",
             "trainer.learning_rate=1e-3", "trainer.weight_decay=0", "trainer.report_to=none", "trainer.device=cpu",
-            "trainer.save_steps=100000"]
+            "trainer.save_steps=100000", *extra]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / config),
            "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", env["MASTER_PORT"],
            str(WORKER), str(out)]
@@ -117,6 +117,37 @@ def test_deepspeed_zero3_two_processes_gathers_shards_into_one_directory(setup):
     assert run["num_processes"] == 2 and run["distributed_type"].endswith("DEEPSPEED"), run
     assert run["zero3_params"] == run["params"] - 4, run   # every weight partitioned (4 rotary buffers are not)
     assert run["task_zero3_params"] == 0, "the frozen task model must not be partitioned by ZeRO-3"
+
+
+def test_deepspeed_zero3_lora_is_merged_from_the_gathered_adapters(setup):
+    """LoRA under ZeRO-3: the saved directory is the initial weights plus B @ A * alpha / r of
+    the gathered adapters, and the frozen base weights are untouched."""
+    pytest.importorskip("deepspeed")
+    import torch
+    from safetensors.torch import load_file
+    from transformers import Qwen2_5_VLForConditionalGeneration as Qwen
+
+    proc, out = _launch(setup, "accelerate_zero3.yaml", "zero3_lora",
+                        extra=("model.lora=true", "model.lora_r=4", "model.lora_alpha=8", "trainer.learning_rate=1e-2"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = json.loads((out / "run.json").read_text())
+    assert run["num_processes"] == 2 and run["zero3_params"] > 0, run
+    gathered = load_file(str(out / "gathered.safetensors"))
+    saved = Qwen.from_pretrained(run["final"], dtype=torch.float32).state_dict()
+    initial = Qwen.from_pretrained(str(setup["policy"]), dtype=torch.float32).state_dict()
+    assert not any("lora" in k for k in saved)
+    lora_a = {k.replace(".lora_A.default.weight", ""): v for k, v in gathered.items() if k.endswith("lora_A.default.weight")}
+    assert lora_a, sorted(gathered)[:5]
+    checked = 0
+    for prefix, a in lora_a.items():
+        b = gathered[prefix + ".lora_B.default.weight"]
+        key = prefix.replace("base_model.model.", "", 1) + ".weight"
+        expected = initial[key] + (b @ a) * (8 / 4)
+        assert torch.allclose(saved[key], expected, atol=1e-6), key
+        checked += int(not torch.equal(saved[key], initial[key]))
+    assert checked, "no adapter moved its layer"
+    untouched = [k for k in saved if "proj" not in k and "embed" not in k]
+    assert untouched and all(torch.equal(saved[k], initial[k]) for k in untouched)
 
 
 def test_fsdp_on_cpu_is_refused_not_silently_ddp(setup):

@@ -46,14 +46,14 @@ def test_tiny_qwen_grpo_on_bag_saves_loadable_checkpoint(tiny_qwen, tmp_path):
 
     bag = _robot_bag(tmp_path / "robot_bag")
     cfg = load_config(None, [
-        f"data.kind=rosbag", f"data.bag={bag}", f"data.cache_dir={tmp_path / 'cache'}",
+        "data.kind=rosbag", f"data.bag={bag}", f"data.cache_dir={tmp_path / 'cache'}",
         f"model.policy={tiny_qwen}", "model.task_options={max_new_tokens: 8, score_mode: constant}",
         f"trainer.output_dir={tmp_path / 'run'}", "trainer.num_generations=4",
         "trainer.per_device_train_batch_size=4", "trainer.max_steps=2", "trainer.max_completion_length=24",
         "trainer.learning_rate=1e-4", "trainer.save_steps=1000", "trainer.report_to=none",
         "reward.crop_size=112",
     ])
-    assert cfg.reward.mode == "both" and cfg.trainer.beta == 0.04
+    assert cfg.reward.signal == "both" and cfg.trainer.beta == 0.04
     trainer, processor, rewards = build_trainer(cfg)
     try:
         trainer.train()

@@ -1,4 +1,4 @@
-"""Issue 5's learning check as a test: TRL GRPO with our rewards must raise the reward.
+"""The GRPO learning check as a test: TRL GRPO with our rewards must raise the reward.
 
 The tiny random Qwen2.5-VL cannot learn from scratch (every answer fails to parse, so every
 group ties and GRPO's advantage is zero); the check warm-starts it briefly on well-formed

@@ -13,9 +13,8 @@ import pytest
 
 from _bagutil import header, image_msg, write_bag
 from active_o3_ros.core.metrics import recall_precision
-from active_o3_ros.core.types import Box
 from active_o3_training import cli
-from active_o3_training.data.rosbag import (BagDatasetConfig, DETECTION_ARRAY, IMAGE, iter_camera_frames,
+from active_o3_training.data.rosbag import (BagDatasetConfig, IMAGE, iter_camera_frames,
                                             iter_labeled_frames, segment_bounds, typestore)
 from active_o3_training.policy_train import PolicyFrame, load_policy_config, split_by_time, spread
 from active_o3_training.teacher import TeacherConfig, teacher_tiles, tile_scores
@@ -226,7 +225,7 @@ def test_policy_trains_on_lvis_style_json(tmp_path):
                                "categories": [{"id": 1, "name": "text"}, {"id": 2, "name": "giraffe"}]}))
     out = tmp_path / "policy"
     assert cli.main(["policy", "--set", f"data.ann_file={ann}", "--set", f"data.image_dir={tmp_path}",
-                     "--set", "reward.mode=heuristic", "--set", "trainer.max_steps=2",
+                     "--set", "reward.signal=heuristic", "--set", "trainer.max_steps=2",
                      "--set", "trainer.per_device_train_batch_size=8", "--set", "trainer.num_generations=4",
                      "--set", "data.val_fraction=0.25", "--set", f"trainer.output_dir={out}"]) == 0
     src = json.loads((out / "small_policy.json").read_text())["data"]["sources"]["coco:lvis_v1_val.json"]

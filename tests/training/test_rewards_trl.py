@@ -53,7 +53,7 @@ def _kw(n, gt):
 
 
 def test_heuristic_terms_by_hand():
-    r = TrlRewards(RewardConfig(mode="heuristic"), SPACE)
+    r = TrlRewards(RewardConfig(signal="heuristic"), SPACE)
     gt = [[10, 10, 20, 20], [200, 200, 210, 210]]
     comps = [
         _answer((0, 0, 100, 100), (150, 150, 250, 250)),      # disjoint, 12.8 % each, covers both
@@ -72,7 +72,7 @@ def test_heuristic_terms_by_hand():
 
 def test_boxes_are_mapped_from_model_input_to_frame_pixels():
     # 560x560 frame with budget 280^2: the model sees 280x280, so its (0,0,100,100) is frame (0,0,200,200)
-    r = TrlRewards(RewardConfig(mode="heuristic"), SPACE)
+    r = TrlRewards(RewardConfig(signal="heuristic"), SPACE)
     gt = [[150, 150, 190, 190]]
     kw = dict(width=[560], height=[560], gt_boxes=[gt])
     assert SPACE.input_size(560, 560) == (280, 280)
@@ -81,12 +81,12 @@ def test_boxes_are_mapped_from_model_input_to_frame_pixels():
 
 
 def test_functions_are_named_per_term_with_weights():
-    cfg = RewardConfig(mode="heuristic", weights={"format": 0.5, "non_overlap": 1, "area": 1, "coverage": 2, "task": 1})
+    cfg = RewardConfig(signal="heuristic", weights={"format": 0.5, "non_overlap": 1, "area": 1, "coverage": 2, "task": 1})
     funcs, weights = TrlRewards(cfg, SPACE).functions()
     assert [f.__name__ for f in funcs] == ["format", "non_overlap", "area", "coverage", "parse_failure"]
     assert weights == [0.5, 1.0, 1.0, 2.0, 0.0]
     with pytest.raises(ValueError, match="frozen task model"):
-        TrlRewards(RewardConfig(mode="both"), SPACE)
+        TrlRewards(RewardConfig(signal="both"), SPACE)
 
 
 def test_task_term_runs_frozen_task_model_through_crop_and_merge():
@@ -97,7 +97,7 @@ def test_task_term_runs_frozen_task_model_through_crop_and_merge():
     task = BrightBlobTask()
     # crops of >= 40 px enlarged to 120 px: a 60 px region holds one dot only
     pipe = PipelineConfig(crop=ResizeCropConfig(output_size=120, max_zoom=3.0), fallback_full_frame=False)
-    r = TrlRewards(RewardConfig(mode="task"), SPACE, task_model=task, pipeline=pipe)
+    r = TrlRewards(RewardConfig(signal="task"), SPACE, task_model=task, pipeline=pipe)
     funcs, _ = r.functions()
     assert [f.__name__ for f in funcs] == ["task", "parse_failure"]
     img = Image.fromarray(frame)

@@ -99,7 +99,7 @@ def test_miou_term_follows_the_regions(seg_coco, tiny_sam_file):
     row = records_to_dataset([rec])[0]
     task = build_task("sam", model=str(tiny_sam_file), prompter="box")
     space = InputSpace()
-    rewards = TrlRewards(RewardConfig(mode="task", task_metric="segmentation"), space, task,
+    rewards = TrlRewards(RewardConfig(signal="task", task_metric="segmentation"), space, task,
                          PipelineConfig(fallback_full_frame=False, crop=ResizeCropConfig(128, 4.0, 1.0)))
     try:
         x1, y1, x2, y2 = OBJ

@@ -1,4 +1,5 @@
-"""Property-based fuzzing of every input boundary -> ``benchmarks/results/fuzz.json``.
+"""Property-based fuzzing of every input boundary (the fuzz targets of the test suite, and the
+runner of the long campaign whose report is ``benchmarks/results/fuzz.json``).
 
 WHY: a perception node on a robot reads three kinds of untrusted input -- model text (a
 runaway or confused model), image messages (a buggy driver or a hostile DDS peer) and
@@ -28,8 +29,10 @@ Targets and what counts as a *crash* (any of them fails the run):
   other than ``ConfigError``, a message not naming the parameter, or an accepted value
   outside the declared range/choices.
 
-    python benchmarks/fuzz.py                 # >= 10 000 cases (a few minutes on 1 core)
-    python benchmarks/fuzz.py --scale 0.05    # quick look
+    python tests/reliability/fuzzing.py                 # >= 10 000 cases (a few minutes on 1 core)
+    python tests/reliability/fuzzing.py --scale 0.05    # quick look
+
+``tests/reliability/test_fuzz.py`` runs a few hundred cases per target in the default suite.
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -458,8 +461,9 @@ def config_case(draw: Callable) -> tuple[Any, bool, Any]:
         special += [lo, lo - 1, lo - 1e-9, lo - 0.5, float(lo)]
     if hi is not None:
         special += [hi, hi + 1, hi + 1e-9, hi + 0.5, float(hi)]
-    if p.choices:
-        special += list(p.choices) + [str(c).upper() for c in p.choices] + [f" {c}" for c in p.choices]
+    choices = p.allowed()
+    if choices:
+        special += list(choices) + [str(c).upper() for c in choices] + [f" {c}" for c in choices]
     value = draw(st.sampled_from(special) | st.integers() | st.floats() | st.text(max_size=20) | st.booleans()
                  | st.lists(st.integers(), max_size=3))
     return p, core, value
@@ -497,8 +501,9 @@ def _check_config(tally: Tally, p: Any, core: bool, value: Any) -> None:
         if ok and p.type in (int, float):
             ok = math.isfinite(accepted) and (p.min_value is None or accepted >= p.min_value) and (
                 p.max_value is None or accepted <= p.max_value)
-        if ok and p.choices and accepted not in p.choices:
-            ok = p.dynamic_choices is not None and accepted in p.dynamic_choices()
+        choices = p.allowed()
+        if ok and choices and accepted not in choices:
+            ok = False
     if not ok:
         tally.crash(case, f"accepted out-of-contract value {accepted!r}")
         return
@@ -601,7 +606,7 @@ def run_all(cases: dict[str, int], seed: int = 0, progress: bool = True) -> dict
         seconds=round(time.perf_counter() - t0, 2), seed=seed,
         machine=f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus".strip(),
         python=platform.python_version(), hypothesis=__import__("hypothesis").__version__,
-        command="python benchmarks/fuzz.py " + " ".join(sys.argv[1:]),
+        command=("python tests/reliability/fuzzing.py " + " ".join(sys.argv[1:])).strip(),
     )
     return report
 
