@@ -109,6 +109,13 @@ def _short(obj: Any, n: int = 300) -> str:
     return r if len(r) <= n else r[:n] + f"...(+{len(r) - n} chars)"
 
 
+def _unexpected(tally: Tally, case: Any, exc: BaseException) -> None:
+    """Count an exception of a type the boundary never documents as a crash (Ctrl-C passes)."""
+    if isinstance(exc, KeyboardInterrupt):
+        raise exc
+    tally.crash(case, f"raised {type(exc).__name__}: {exc}")
+
+
 def _timed(tally: Tally, fn: Callable[[], None]) -> None:
     t = time.perf_counter()
     fn()
@@ -205,9 +212,7 @@ def _check_parse(tally: Tally, text: Any, size: tuple[float, float] | None, max_
         w, h = size if size else (None, None)
         res = parse_answer(text, w, h, max_items=max_items, tagged=tagged)
     except BaseException as exc:  # noqa: BLE001 - a crash is exactly what we count
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        tally.crash(case, f"raised {type(exc).__name__}: {exc}")
+        _unexpected(tally, case, exc)
         return
     if not isinstance(res, ParseResult) or not isinstance(res.status, ParseStatus):
         tally.crash(case, f"returned {type(res).__name__}")
@@ -379,10 +384,8 @@ def _check_image(tally: Tally, types: dict[str, Any], kind: str, fields: dict[st
         else:
             tally.reject(exc)
         return
-    except BaseException as exc:  # noqa: BLE001
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        tally.crash((kind, fields), f"raised {type(exc).__name__}: {exc}")
+    except BaseException as exc:  # noqa: BLE001 - a crash is exactly what we count
+        _unexpected(tally, (kind, fields), exc)
         return
     if not (isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3):
         tally.crash((kind, fields), f"bad output {getattr(out, 'shape', None)} {getattr(out, 'dtype', None)}")
@@ -485,10 +488,8 @@ def _check_config(tally: Tally, p: Any, core: bool, value: Any) -> None:
         else:
             tally.reject(exc)
         return
-    except BaseException as exc:  # noqa: BLE001
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        tally.crash(case, f"raised {type(exc).__name__}: {exc}")
+    except BaseException as exc:  # noqa: BLE001 - a crash is exactly what we count
+        _unexpected(tally, case, exc)
         return
     # accepted: must respect the declared type, range and choices
     if p.type is str and p.name in ("sensing_options", "task_options"):
@@ -566,10 +567,8 @@ def fuzz_config_yaml(n: int, seed: int) -> Tally:
                 else:
                     tally.crash(text, f"ConfigError names neither file nor parameter: {msg[:200]!r}")
                 return
-            except BaseException as exc:  # noqa: BLE001
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                tally.crash(text, f"raised {type(exc).__name__}: {exc}")
+            except BaseException as exc:  # noqa: BLE001 - a crash is exactly what we count
+                _unexpected(tally, text, exc)
                 return
             tally.accepted += 1
 

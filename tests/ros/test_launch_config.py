@@ -15,7 +15,7 @@ import yaml
 import pytest
 
 from active_o3_ros.core.config import ConfigError, PerceptionConfig
-from active_o3_ros.ros.node import ALL_PARAMETERS, ROS_PARAMETER_INDEX, params_yaml
+from active_o3_ros.ros.node import ALL_PARAMETERS, ROS_PARAMETER_INDEX
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = {p.name: p for p in ALL_PARAMETERS}
@@ -115,8 +115,7 @@ def test_yaml_is_generated_from_the_parameter_table():
     default and description, and the registry's backend names, come from one table."""
     out = subprocess.run([sys.executable, "-m", "active_o3_ros.ros.node", "--print-params-yaml"],
                          capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout == params_yaml()
+    assert out.returncode == 0, out.stderr  # a fresh interpreter: the shipped registry, no test plugins
     assert (REPO / "config" / "perceive.yaml").read_text() == out.stdout, (
         "config/perceive.yaml is stale: regenerate it with "
         "`active-o3-node --print-params-yaml > config/perceive.yaml`")
