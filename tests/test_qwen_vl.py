@@ -284,5 +284,5 @@ def test_vllm_backend_without_vllm_gives_clear_error(tiny_qwen_dir):  # noqa: F8
 
 
 # The real vLLM engine tests (greedy answers equal to this backend, K crops in one generate,
-# log-prob scores, colocated TRL GRPO) live in tests/vllm/ and run in the second environment:
+# log-prob scores, colocated TRL GRPO) live in tests/vllm_env/ and run in the second environment:
 # scripts/test_vllm.sh.

