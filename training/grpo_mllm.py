@@ -182,6 +182,34 @@ def _cpu_engine(kw: dict[str, Any]) -> None:
             kw["deepspeed"] = ds_file
 
 
+def _vllm_cpu_plain_weights() -> None:
+    """Keep vLLM's Linear/embedding weights as plain parameters on CPU (colocated vLLM only).
+
+    WHY: TRL's colocate mode copies the policy into the in-process vLLM model before each
+    generation (``model.load_weights``, which calls each parameter's ``weight_loader``).  vLLM's
+    CPU backend repacks every 2-D weight after loading (oneDNN / AMX kernels) and replaces the
+    parameter with an empty one, so the first sync fails with "'Parameter' object has no
+    attribute 'weight_loader'" (and the embedding path, which keeps its parameter, would keep
+    computing with the stale packed copy).  With this, every 2-D weight computes with
+    ``torch.nn.functional.linear`` on the live parameter, so synced weights take effect; other
+    layers (conv/MoE) keep vLLM's own dispatch.  Must run before TRL builds the ``LLM``.
+    """
+    import torch
+    from vllm.model_executor.layers import utils as vllm_layer_utils
+
+    original = vllm_layer_utils.dispatch_cpu_unquantized_gemm
+    if getattr(original, "_keeps_plain_weights", False):
+        return
+
+    def dispatch_keeping_weights(layer: Any, remove_weight: bool) -> None:
+        if layer.weight.ndim != 2 or layer.weight.is_meta:
+            return original(layer, remove_weight)
+        layer.cpu_linear = lambda x, weight, bias: torch.nn.functional.linear(x, weight, bias)
+
+    dispatch_keeping_weights._keeps_plain_weights = True  # type: ignore[attr-defined]
+    vllm_layer_utils.dispatch_cpu_unquantized_gemm = dispatch_keeping_weights
+
+
 def lora_config(cfg: TrainConfig):
     if not cfg.model.lora:
         return None
@@ -324,6 +352,8 @@ def build_trainer(cfg: TrainConfig, train_dataset: Any = None, callbacks: list[A
     rewards = build_rewards(cfg, processor, task)
     funcs, weights = rewards.functions()
     args = grpo_args(cfg, device, weights)
+    if cfg.trainer.use_vllm and cfg.trainer.vllm_mode == "colocate" and device == "cpu":
+        _vllm_cpu_plain_weights()
     Path(cfg.trainer.output_dir).mkdir(parents=True, exist_ok=True)
     (Path(cfg.trainer.output_dir) / "train_config.json").write_text(
         json.dumps(__import__("dataclasses").asdict(cfg), indent=1, default=str))

