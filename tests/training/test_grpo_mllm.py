@@ -87,3 +87,39 @@ def test_tiny_qwen_grpo_on_bag_saves_loadable_checkpoint(tiny_qwen, tmp_path):
     res = pipe(np.zeros((112, 168, 3), np.uint8), "box")
     assert res.model_calls >= 1 and res.image_width == 168
     pipe.close()
+
+
+@pytest.mark.slow
+def test_robot_lora_recipe_runs_one_step_at_tiny_size(tiny_qwen, tmp_path):
+    """training/configs/robot_bag_lora_1gpu.yaml as written (one process, LoRA, teacher labels
+    topic, dedup), with only the model, the device and the sizes made tiny: one GRPO step, and
+    the saved directory is the LoRA-merged model (no adapter keys) that the pipeline loads."""
+    from pathlib import Path
+
+    from active_o3_ros.backends.qwen_vl import QwenVLTask
+    from active_o3_training.config import load_config
+    from active_o3_training.grpo_mllm import train
+
+    recipe = Path(__file__).resolve().parents[2] / "training" / "configs" / "robot_bag_lora_1gpu.yaml"
+    stamps = [S0 + k * 600 * MS for k in range(4)]  # 0.6 s apart: above the recipe's min_interval_s
+    images = [(t, np.full((112, 168, 3), 40 * k, np.uint8)) for k, t in enumerate(stamps)]
+    labels = [(t + 2 * MS, [[20 + 30 * k, 40, 40 + 30 * k, 60]], ["text"], "text") for k, t in enumerate(stamps)]
+    bag = write_bag(tmp_path / "bag", images, labels, labels_topic="/active_o3/teacher")
+    cfg = load_config(recipe, [
+        f"data.bag={bag}", f"data.cache_dir={tmp_path / 'cache'}", f"model.policy={tiny_qwen}",
+        "model.dtype=float32", "model.task_options={max_new_tokens: 8, score_mode: constant}",
+        "model.lora_target_modules=[q_proj, v_proj]", f"trainer.output_dir={tmp_path / 'run'}",
+        "trainer.device=cpu", "trainer.num_generations=4", "trainer.per_device_train_batch_size=4",
+        "trainer.max_steps=1", "trainer.max_completion_length=24", "trainer.report_to=none",
+        "reward.crop_size=112"])
+    assert cfg.model.lora and cfg.data.labels_topic == "/active_o3/teacher" and cfg.data.dedup_threshold > 0
+    final = train(cfg)
+    from safetensors import safe_open
+
+    keys = [k for f in Path(final).glob("*.safetensors") for k in safe_open(str(f), "pt").keys()]
+    assert keys and not any("lora" in k for k in keys)
+    task = QwenVLTask(model=str(final), max_new_tokens=4, score_mode="constant")
+    try:
+        assert len(task.detect([np.zeros((56, 56, 3), np.uint8)], ["text"])) == 1
+    finally:
+        task.close()
