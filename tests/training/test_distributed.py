@@ -39,8 +39,7 @@ def setup(tmp_path_factory):
     """A warm-started tiny Qwen2.5-VL and a COCO-format set of 8 frames (a square in the top left)."""
     import cv2
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from grpo_learning_check import make_dataset, warm_start
+    from active_o3_training.learning_check import make_dataset, warm_start
 
     from active_o3_ros.testing.tiny_qwen import build_tiny_qwen
 
