@@ -24,19 +24,15 @@ BUILD_DIR="$ROOT/build/msgs"
 
 log() { printf '[setup_env] %s\n' "$*"; }
 die() { printf '[setup_env] ERROR: %s\n' "$*" >&2; exit 1; }
+VENV_KNOB=VENV
+# shellcheck source=scripts/env_lib.sh
+source "$ROOT/scripts/env_lib.sh"
 
 case "${1:-}" in
   -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
   "") ;;
   *) die "unknown argument '$1' (try --help)" ;;
 esac
-
-hash_of() {  # hash_of FILE... -> sha256 of names + contents (missing files count as empty)
-  local f
-  for f in "$@"; do printf '%s\n' "${f#"$ROOT"/}"; [[ -f "$f" ]] && cat "$f"; done | sha256sum | cut -d' ' -f1
-}
-stamp_ok() { [[ -z "${FORCE:-}" && -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]; }
-stamp_set() { mkdir -p "$STAMPS"; printf '%s' "$2" > "$STAMPS/$1"; }
 
 # ---------------------------------------------------------------- 1. Debian packages
 step_apt() {
@@ -61,27 +57,7 @@ step_apt() {
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-# ---------------------------------------------------------------- 2. venv
-pick_python() {
-  local c
-  for c in ${PYTHON:-} python3.11 python3; do
-    command -v "$c" >/dev/null 2>&1 || continue
-    if "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
-      echo "$c"; return
-    fi
-  done
-  die "need Python 3.11 (the ROS 2 Kilted wheels are cp311); set PYTHON=/path/to/python3.11"
-}
-
-step_venv() {
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    local py; py="$(pick_python)"
-    log "creating venv $VENV with $py"
-    "$py" -m venv "$VENV"
-  fi
-  "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
-    || die "$VENV is not Python 3.11; remove it or set VENV=..."
-}
+# ---------------------------------------------------------------- 2. venv: step_venv (env_lib.sh)
 
 # ---------------------------------------------------------------- 3. pinned dependencies
 step_pip() {

@@ -29,6 +29,10 @@ FREEZE=""
 
 log() { printf '[setup_vllm_env] %s\n' "$*"; }
 die() { printf '[setup_vllm_env] ERROR: %s\n' "$*" >&2; exit 1; }
+VENV_KNOB=VLLM_VENV
+PYTHON_WHY="same interpreter as the main environment"
+# shellcheck source=scripts/env_lib.sh
+source "$ROOT/scripts/env_lib.sh"
 
 case "${1:-}" in
   -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; exit 0 ;;
@@ -37,34 +41,7 @@ case "${1:-}" in
   *) die "unknown argument '$1' (try --help)" ;;
 esac
 
-hash_of() {  # hash_of FILE... -> sha256 of names + contents (missing files count as empty)
-  local f
-  for f in "$@"; do printf '%s\n' "${f#"$ROOT"/}"; if [[ -f "$f" ]]; then cat "$f"; fi; done | sha256sum | cut -d' ' -f1
-}
-stamp_ok() { [[ -z "${FORCE:-}" && -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]; }
-stamp_set() { mkdir -p "$STAMPS"; printf '%s' "$2" > "$STAMPS/$1"; }
-
-# ---------------------------------------------------------------- 1. venv
-pick_python() {
-  local c
-  for c in ${PYTHON:-} python3.11 python3; do
-    command -v "$c" >/dev/null 2>&1 || continue
-    if "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
-      echo "$c"; return
-    fi
-  done
-  die "need Python 3.11 (same interpreter as the main environment); set PYTHON=/path/to/python3.11"
-}
-
-step_venv() {
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    local py; py="$(pick_python)"
-    log "creating venv $VENV with $py"
-    "$py" -m venv "$VENV"
-  fi
-  "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
-    || die "$VENV is not Python 3.11; remove it or set VLLM_VENV=..."
-}
+# ---------------------------------------------------------------- 1. venv: step_venv (env_lib.sh)
 
 # ---------------------------------------------------------------- 2. pinned dependencies
 torch_is_cpu() {

@@ -51,3 +51,19 @@ def write_bag(path: Path, images: Sequence[tuple[int, np.ndarray]], labels: Sequ
         for s, c, raw in sorted(msgs, key=lambda m: m[0]):
             w.write(c, s + 1_000_000, raw)
     return path
+
+
+def robot_bag(path: Path) -> Path:
+    """Four 168x112 frames 0.1 s apart, a bright 20x20 box moving right, each with its label:
+    the small training bag of the GRPO tests (main and vLLM environments)."""
+    s0, ms = 1_700_000_000 * 10**9, 1_000_000
+    rng = np.random.default_rng(0)
+    imgs, labels = [], []
+    for k in range(4):
+        img = rng.integers(0, 60, (112, 168, 3), dtype=np.uint8)
+        x = 20 + 30 * k
+        img[40:60, x:x + 20] = 250
+        imgs.append((s0 + k * 100 * ms, img))
+        labels.append((s0 + k * 100 * ms + 2 * ms, [[x, 40, x + 20, 60]], ["box"], "box"))
+    return write_bag(path, imgs, labels)
+

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from _bagutil import write_bag
+from _bagutil import robot_bag, write_bag
 
 MS = 1_000_000
 S0 = 1_700_000_000 * 10**9
@@ -23,18 +23,6 @@ def tiny_qwen(tmp_path_factory):
     return build_tiny_qwen(tmp_path_factory.mktemp("tiny_qwen"))
 
 
-def _robot_bag(path):
-    rng = np.random.default_rng(0)
-    imgs, labels = [], []
-    for k in range(4):
-        img = rng.integers(0, 60, (112, 168, 3), dtype=np.uint8)
-        x = 20 + 30 * k
-        img[40:60, x:x + 20] = 250
-        imgs.append((S0 + k * 100 * MS, img))
-        labels.append((S0 + k * 100 * MS + 2 * MS, [[x, 40, x + 20, 60]], ["box"], "box"))
-    return write_bag(path, imgs, labels)
-
-
 @pytest.mark.slow
 def test_tiny_qwen_grpo_on_bag_saves_loadable_checkpoint(tiny_qwen, tmp_path):
     from active_o3_ros.backends.qwen_vl import QwenVLSensing, QwenVLTask
@@ -44,7 +32,7 @@ def test_tiny_qwen_grpo_on_bag_saves_loadable_checkpoint(tiny_qwen, tmp_path):
     from active_o3_training.config import load_config
     from active_o3_training.grpo_mllm import build_trainer, save_policy
 
-    bag = _robot_bag(tmp_path / "robot_bag")
+    bag = robot_bag(tmp_path / "robot_bag")
     cfg = load_config(None, [
         "data.kind=rosbag", f"data.bag={bag}", f"data.cache_dir={tmp_path / 'cache'}",
         f"model.policy={tiny_qwen}", "model.task_options={max_new_tokens: 8, score_mode: constant}",

@@ -23,30 +23,16 @@ pytest.importorskip("vllm", reason="vllm is not importable here: the vLLM tests 
                     "environment (scripts/test_vllm.sh)")
 
 import torch  # noqa: E402
-from _bagutil import write_bag  # noqa: E402
+from _bagutil import robot_bag  # noqa: E402
 from fixtures_models import tiny_qwen_dir  # noqa: E402,F401  (session fixture)
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-MS = 1_000_000
-S0 = 1_700_000_000 * 10**9
-
-
-def _robot_bag(path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    imgs, labels = [], []
-    for k in range(4):
-        img = rng.integers(0, 60, (112, 168, 3), dtype=np.uint8)
-        x = 20 + 30 * k
-        img[40:60, x:x + 20] = 250
-        imgs.append((S0 + k * 100 * MS, img))
-        labels.append((S0 + k * 100 * MS + 2 * MS, [[x, 40, x + 20, 60]], ["box"], "box"))
-    return write_bag(path, imgs, labels)
 
 
 def _overrides(tmp_path: Path, policy: Path) -> list[str]:
-    return [f"data.bag={_robot_bag(tmp_path / 'robot_bag')}", f"data.cache_dir={tmp_path / 'cache'}",
+    return [f"data.bag={robot_bag(tmp_path / 'robot_bag')}", f"data.cache_dir={tmp_path / 'cache'}",
             f"model.policy={policy}", f"trainer.output_dir={tmp_path / 'run'}", "trainer.max_steps=2",
             "trainer.max_completion_length=24", "trainer.report_to=none",
             "trainer.use_vllm=true", "trainer.vllm_mode=colocate"]

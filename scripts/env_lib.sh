@@ -1,0 +1,31 @@
+# Shared steps of scripts/setup_env.sh and scripts/setup_vllm_env.sh (sourced, not run).
+# The caller sets ROOT, VENV, STAMPS and defines log/die; VENV_KNOB names the variable that
+# chooses the venv (for messages), PYTHON_WHY says why Python 3.11 is needed.
+
+hash_of() {  # hash_of FILE... -> sha256 of names + contents (missing files count as empty)
+  local f
+  for f in "$@"; do printf '%s\n' "${f#"$ROOT"/}"; if [[ -f "$f" ]]; then cat "$f"; fi; done | sha256sum | cut -d' ' -f1
+}
+stamp_ok() { [[ -z "${FORCE:-}" && -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]; }
+stamp_set() { mkdir -p "$STAMPS"; printf '%s' "$2" > "$STAMPS/$1"; }
+
+pick_python() {
+  local c
+  for c in ${PYTHON:-} python3.11 python3; do
+    command -v "$c" >/dev/null 2>&1 || continue
+    if "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+      echo "$c"; return
+    fi
+  done
+  die "need Python 3.11 (${PYTHON_WHY:-the ROS 2 Kilted wheels are cp311}); set PYTHON=/path/to/python3.11"
+}
+
+step_venv() {
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    local py; py="$(pick_python)"
+    log "creating venv $VENV with $py"
+    "$py" -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+    || die "$VENV is not Python 3.11; remove it or set ${VENV_KNOB:-VENV}=..."
+}
