@@ -26,6 +26,7 @@ the detector's own input after its resize rule).
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import platform
@@ -97,6 +98,10 @@ class TextEngineConfig(_EngineSettings):
     #: From the task's ``device`` (cuda*: onnxruntime's CUDA provider), not an option.
     use_cuda: bool = False
 
+    def effective_det_precision(self) -> str:
+        """What the shipped detector really runs as: ``int8`` only where :func:`int8_exact_here`."""
+        return "int8" if self.det_precision == "int8" and int8_exact_here() else "fp32"
+
     def params(self) -> dict[str, Any]:
         """RapidOCR's dotted ``params`` overrides."""
         threads = int(self.threads) or -1
@@ -116,7 +121,7 @@ class TextEngineConfig(_EngineSettings):
         }
         if self.det_model_path:  # a given model file wins over det_precision
             p["Det.model_path"] = self.det_model_path
-        elif self.det_precision == "int8" and int8_exact_here():
+        elif self.effective_det_precision() == "int8":
             if not INT8_DET_MODEL.is_file():
                 raise FileNotFoundError(f"the int8 text detector {INT8_DET_MODEL} is missing; build it with "
                                         "`python -m active_o3_training.quantize`")
@@ -148,15 +153,17 @@ class TextOptions(_EngineSettings):
 _X86 = ("x86_64", "amd64", "i386", "i686", "x86")
 
 
-def _cpu_flags() -> set[str]:
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
+    """This machine's CPU feature flags (Linux; empty elsewhere), read once per process."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return set()
-    return {f for line in text.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+        return frozenset()
+    return frozenset(f for line in text.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split())
 
 
-def int8_exact_here(machine: str | None = None, flags: set[str] | None = None) -> bool:
+def int8_exact_here(machine: str | None = None, flags: frozenset[str] | set[str] | None = None) -> bool:
     """Whether onnxruntime's int8 convolutions compute the shipped int8 detector exactly here.
 
     WHY: the model is quantised u8 activations x s8 weights.  On x86 CPUs without VNNI,
@@ -190,7 +197,7 @@ def get_engine(cfg: TextEngineConfig) -> tuple[Any, threading.Lock]:
                 raise RuntimeError("the 'text' task module needs rapidocr and onnxruntime: "
                                    "pip install 'active-o3-ros-py[text]'") from exc
             logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-            if cfg.det_precision == "int8" and not cfg.det_model_path and not int8_exact_here():
+            if not cfg.det_model_path and cfg.effective_det_precision() != cfg.det_precision:
                 log.warning("text task: this CPU has no VNNI int8 dot products, where the int8 detector "
                             "saturates; using rapidocr's fp32 detector (slower, same recall)")
             _ENGINES[cfg] = (RapidOCR(params=cfg.params()), threading.Lock())
