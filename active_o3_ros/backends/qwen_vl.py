@@ -321,9 +321,7 @@ class QwenVLModel:
             stop.add(tok.pad_token_id)
         results = []
         for b in range(len(images)):
-            ids = new_tokens[b].tolist()
-            n = next((i for i, t in enumerate(ids) if t in stop), len(ids))
-            ids = ids[:n]
+            ids = until_stop(new_tokens[b].tolist(), stop)
             lps = [float(lp[b, i, t]) for i, t in enumerate(ids) if lp is not None and i < steps]
             _, gh, gw = grids[b]
             results.append(Generation(tok.decode(ids, skip_special_tokens=True), ids, lps,
@@ -336,6 +334,13 @@ class QwenVLModel:
 
     def count(self, status: ParseStatus) -> None:
         self.stats.parse_status[status.value] = self.stats.parse_status.get(status.value, 0) + 1
+
+
+def until_stop(ids: Sequence[int], stop: set[int]) -> list[int]:
+    """The answer's token ids: everything before the first stop token (both backends end there,
+    so their texts, ids and per-token scores line up)."""
+    ids = list(ids)
+    return ids[:next((i for i, t in enumerate(ids) if t in stop), len(ids))]
 
 
 def _as_list(v: Any) -> list[int]:
@@ -475,4 +480,4 @@ class QwenVLTask(_QwenRole, TaskModel):
 
 
 __all__ = ["QwenVLModel", "QwenVLSensing", "QwenVLTask", "QwenVLOptions", "Generation", "load_processor",
-           "span_scores", "token_char_ends", "SCORE_MODES"]
+           "span_scores", "token_char_ends", "until_stop", "SCORE_MODES"]

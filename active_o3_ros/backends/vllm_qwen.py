@@ -29,7 +29,7 @@ import numpy as np
 
 from active_o3_ros.backends.base import SensingPolicy, TaskModel
 from active_o3_ros.backends.qwen_vl import (
-    Generation, QwenVLModel, QwenVLOptions, QwenVLSensing, QwenVLTask, _as_list, _QwenRole, _Stats,
+    Generation, QwenVLModel, QwenVLOptions, QwenVLSensing, QwenVLTask, _as_list, _QwenRole, _Stats, until_stop,
 )
 from active_o3_ros.core.geometry import smart_resize
 from active_o3_ros.core.types import ParseStatus
@@ -176,14 +176,13 @@ class VLLMQwenEngine:
             # text is decoded from those ids with the same tokenizer call as there, because
             # vLLM's incremental detokenizer holds back a trailing partial UTF-8 character, and
             # span_scores maps character offsets of exactly this decoding onto tokens.
-            ids = list(comp.token_ids)
-            n = next((i for i, t in enumerate(ids) if t in self._stop_ids), len(ids))
+            ids = until_stop(comp.token_ids, self._stop_ids)
             lps = []
-            for tid, pos in zip(ids[:n], comp.logprobs or []):
+            for tid, pos in zip(ids, comp.logprobs or []):
                 lp = pos.get(tid) if pos else None
                 lps.append(float(lp.logprob) if lp is not None else 0.0)
-            text = self._tokenizer.decode(ids[:n], skip_special_tokens=True)
-            results.append(Generation(text, ids[:n], lps, size, seconds))
+            text = self._tokenizer.decode(ids, skip_special_tokens=True)
+            results.append(Generation(text, ids, lps, size, seconds))
         return results
 
 
