@@ -17,7 +17,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from active_o3_ros.core.config import PARAMETER_INDEX, ConfigError as _CoreConfigError
-from active_o3_ros.core.rewards import REWARD_SIGNALS, TASK_METRICS, RewardConfig
+from active_o3_ros.core.rewards import RewardConfig
 
 DATA_KINDS = ("coco", "soda_a", "rosbag")
 
@@ -112,6 +112,14 @@ class RewardSection:
         """The shared reward module's :class:`~active_o3_ros.core.rewards.RewardConfig`."""
         return RewardConfig(**{f.name: getattr(self, f.name) for f in fields(RewardConfig)})
 
+    def validate(self) -> RewardConfig:
+        """The core's own checks of the reward (signal, task metric, term names), reported as a
+        :class:`ConfigError` of the ``reward`` section, for both trainers."""
+        try:
+            return self.reward_config()
+        except ValueError as exc:
+            raise ConfigError(f"reward: {exc}") from exc
+
 
 @dataclass
 class TrainerSection:
@@ -166,13 +174,10 @@ class TrainConfig:
         if not m.policy:
             raise ConfigError("model.policy is required: a local model directory or a hub id "
                               "(e.g. Qwen/Qwen2.5-VL-7B-Instruct)")
-        if r.signal not in REWARD_SIGNALS:
-            raise ConfigError(f"reward.signal must be one of {REWARD_SIGNALS}, got {r.signal!r}")
+        r.validate()
         if r.signal != "heuristic" and m.task_backend == "none":
             raise ConfigError(f"reward.signal={r.signal} needs a task module; set model.task_backend or "
                               "reward.signal=heuristic")
-        if r.task_metric not in TASK_METRICS:
-            raise ConfigError(f"reward.task_metric must be one of {TASK_METRICS}, got {r.task_metric!r}")
         if r.task_metric == "segmentation" and d.kind == "rosbag":
             raise ConfigError("reward.task_metric=segmentation needs ground-truth masks: use COCO-style data "
                               "(data.kind=coco) with 'segmentation' annotations; bag labels carry boxes only")

@@ -39,7 +39,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from active_o3_ros.core.rewards import REWARD_SIGNALS
 from active_o3_ros.core.types import Box
 from active_o3_training.config import ConfigError, RewardSection
 
@@ -127,8 +126,7 @@ class PolicyTrainConfig:
             raise ConfigError(f"data.segment must be [start, end] fractions with 0 <= start < end <= 1, got {d.segment}")
         if not 0.0 <= d.val_fraction < 1.0:
             raise ConfigError("data.val_fraction must be in [0, 1)")
-        if r.signal not in REWARD_SIGNALS:
-            raise ConfigError(f"reward.signal must be one of {REWARD_SIGNALS}, got {r.signal!r}")
+        r.validate()
         if t.num_generations < 2:
             raise ConfigError("trainer.num_generations must be >= 2 (GRPO compares completions within a group)")
         if t.per_device_train_batch_size % t.num_generations:
