@@ -64,6 +64,20 @@ def test_overrides_and_errors(tmp_path):
         load_config(tmp_path / "none.yaml")
 
 
+
+@pytest.mark.parametrize("bad,words", [("reward.signal=nope", "signal must be one of"),
+                                       ("reward.task_metric=miou", "task_metric must be one of"),
+                                       ("reward.weights={bogus: 1}", "unknown reward terms")])
+def test_bad_reward_section_is_a_config_error_for_both_trainers(bad, words):
+    """Both trainers report the core's own reward checks as a ConfigError of the reward section."""
+    from active_o3_training.policy_train import PolicyTrainConfig
+
+    with pytest.raises(ConfigError, match=f"reward: .*{words}"):
+        load_config(None, ["data.kind=rosbag", "data.bag=x", "model.policy=p", bad]).validate()
+    with pytest.raises(ConfigError, match=f"reward: .*{words}"):
+        load_config(None, ["data.bag=x", bad], root=PolicyTrainConfig).validate()
+
+
 def test_cli_help_lists_every_key(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["grpo", "--help"])
