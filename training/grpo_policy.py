@@ -41,7 +41,7 @@ from active_o3_ros.backends.small_policy import (
     BUNDLED_WEIGHTS, DEFAULT_ANCHOR_GRIDS, AnchorGrid, SmallPolicyConfig, SmallPolicyNet, build_net, greedy_sets,
     anchor_iou_matrix, load_weights, read_config, make_anchors, sample_sets, save_weights,
 )
-from active_o3_training.policy_math import anchor_flip_permutation, grow_net, set_log_probs
+from active_o3_training.policy_math import anchor_flip_permutation, grow_net, mirrored_cues, set_log_probs
 from active_o3_ros.core.geometry import ResizeCropConfig, crop_window
 from active_o3_ros.core.parsing import format_regions_answer
 from active_o3_ros.core.rewards import HEURISTIC_TERMS, REWARD_SIGNALS, REWARD_TERMS, RewardConfig, region_rewards
@@ -84,6 +84,9 @@ class GRPOPolicyConfig:
     cue_features: bool = False
     #: Use the thumbnail CNN (off: the cues alone score the anchors).
     use_cnn: bool = True
+    #: Cue maps stacked onto the thumbnail as CNN inputs (``SmallPolicyConfig.map_inputs``);
+    #: with ``init`` = a weights file without them, the network is grown (``grow_net``).
+    map_inputs: tuple[str, ...] = ()
     #: Width of the anchor-scoring head (fresh networks only).
     hidden: int = 64
     #: Linear learning-rate warm-up.  WHY: continuing from trained weights with a fresh AdamW
@@ -106,8 +109,6 @@ class GRPOPolicyConfig:
         if not (self.learning_rate > 0 and self.beta >= 0):
             raise ValueError("need learning_rate > 0 and beta >= 0")
         RewardConfig(signal=self.reward_signal, max_regions=self.max_regions)  # validates the signal
-        if self.cue_features and (self.flip_augment or self.extra_augment):
-            raise ValueError("cue features carry the anchors' positions: train a cue policy with flips off (--no-flip)")
 
 
 @dataclass
@@ -124,6 +125,8 @@ class Problem:
     #: ``(N, F)`` per-anchor evidence (:mod:`active_o3_ros.backends.cues`) of the full frame,
     #: for networks that read cues.
     cues: np.ndarray | None = None
+    #: uint8 ``(M, H, W)`` cue maps at the thumbnail size, for networks with ``map_inputs``.
+    maps: np.ndarray | None = None
 
     def reward(self, anchors: Sequence[int]) -> tuple[float, dict[str, float]]:
         key = tuple(sorted(int(a) for a in anchors))
@@ -241,9 +244,11 @@ def _render_all(worker: Callable[[tuple], str], jobs: Sequence[tuple], desc: str
 
 
 def _cached_problem(path: str, anchors: np.ndarray, thumb_short: int, rcfg: RewardConfig,
-                    crop: ResizeCropConfig | None, with_cues: bool = False) -> Problem:
+                    crop: ResizeCropConfig | None, with_cues: bool = False,
+                    net_cfg: SmallPolicyConfig | None = None) -> Problem:
     """A :class:`Problem` from a rendered frame's ``.npz`` (thumbnail, size, ground truth and,
-    for scenes, the cue maps)."""
+    for scenes, the cue maps; ``net_cfg``'s ``map_inputs`` are cut from those at its
+    thumbnail size)."""
     from active_o3_training.anchor_cache import anchor_regions
     from active_o3_ros.backends.cues import CueMaps, anchor_features
 
@@ -253,8 +258,10 @@ def _cached_problem(path: str, anchors: np.ndarray, thumb_short: int, rcfg: Rewa
     gt = [Box(*map(float, b)) for b in d["gt"]]
     regions = anchor_regions(anchors, fw, fh, thumb_short)
     th, tw = thumb.shape[:2]
+    maps = (CueMaps.from_arrays(d).thumbnail_channels(net_cfg.map_inputs, *net_cfg.thumbnail_size)
+            if net_cfg is not None and net_cfg.map_inputs else None)
     return Problem(thumb, "text", region_reward_fn(regions, fw, fh, gt, (tw, th), rcfg, None, crop),
-                   cues=anchor_features(CueMaps.from_arrays(d), anchors) if with_cues else None)
+                   cues=anchor_features(CueMaps.from_arrays(d), anchors) if with_cues else None, maps=maps)
 
 
 def _scene_frame(args: tuple[int, str, int, str, str]) -> str:
@@ -309,14 +316,25 @@ def scene_problems(set_name: str, n: int | None, start: int, net_cfg: SmallPolic
     paths = _render_all(_scene_frame, jobs, f"scenes ({set_name})", workers, progress)
     rcfg = replace(reward_cfg, signal="heuristic")
     anchors = make_anchors(net_cfg.grids)
-    return [_cached_problem(path, anchors, thumb_short, rcfg, crop, net_cfg.cue_features) for path in paths]
+    return [_cached_problem(path, anchors, thumb_short, rcfg, crop, net_cfg.cue_features, net_cfg) for path in paths]
+
+
+def _stacked_maps(net: SmallPolicyNet, problems: Sequence[Problem]) -> torch.Tensor | None:
+    """uint8 ``(B, M, H, W)`` maps of the problems, for a network with ``map_inputs``."""
+    if not net.cfg.map_inputs:
+        return None
+    if any(p.maps is None or p.maps.shape[0] != len(net.cfg.map_inputs) for p in problems):
+        raise ValueError(f"this network reads the cue maps {net.cfg.map_inputs}: train it on scenes "
+                         "(--scenes), whose frames carry them")
+    return torch.from_numpy(np.stack([p.maps for p in problems]))
 
 
 def _net_inputs(net: SmallPolicyNet, problems: Sequence[Problem]):
-    """``(x, cues)`` for a batch of problems (either is None when the network does not read it)."""
+    """``(x, cues, maps)`` for a batch of problems (None where the network does not read it)."""
     x = net.preprocess([p.thumbnail for p in problems]) if net.cfg.use_cnn else None
     cues = torch.from_numpy(np.stack([p.cues for p in problems])) if net.n_cues else None
-    return x, cues
+    raw = _stacked_maps(net, problems)
+    return x, cues, (net.normalise_maps(raw) if raw is not None else None)
 
 
 def evaluate_greedy(net: SmallPolicyNet, problems: Sequence[Problem], k: int) -> dict[str, float]:
@@ -329,8 +347,8 @@ def evaluate_greedy(net: SmallPolicyNet, problems: Sequence[Problem], k: int) ->
     with torch.no_grad():
         outs = []
         for p in problems:
-            x, cues = _net_inputs(net, [p])
-            outs.append(net(x, [p.instruction], cues))
+            x, cues, maps = _net_inputs(net, [p])
+            outs.append(net(x, [p.instruction], cues, maps))
         logits = torch.cat(outs)
     sets = greedy_sets(logits, k, iou, net.cfg.overlap_tau)
     rows = [p.reward(s) for p, s in zip(problems, sets)]
@@ -350,6 +368,11 @@ class TrainResult:
     seconds: float
 
 
+def _mirrored(t: torch.Tensor, left_right: bool, top_bottom: bool) -> torch.Tensor:
+    t = t.flip(-1) if left_right else t
+    return t.flip(-2) if top_bottom else t
+
+
 def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNet | None = None,
           eval_problems: Sequence[Problem] = (), log_csv: str | Path | None = None,
           progress: bool = True) -> TrainResult:
@@ -366,12 +389,16 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
     if net is None:
         net = (build_net(SmallPolicyConfig(edge_features=cfg.edge_features, res_blocks=cfg.res_blocks,
                                            input_scale=cfg.input_scale or 1, cue_features=cfg.cue_features,
-                                           use_cnn=cfg.use_cnn, hidden=cfg.hidden))
+                                           use_cnn=cfg.use_cnn, hidden=cfg.hidden,
+                                           map_inputs=cfg.map_inputs))
                if cfg.init == "init" else load_weights(cfg.init))
     blocks = tuple(cfg.res_blocks) if cfg.res_blocks else net.cfg.res_blocks
     scale = cfg.input_scale or net.cfg.input_scale
-    if (blocks, scale) != (net.cfg.res_blocks, net.cfg.input_scale):
-        net = grow_net(net, blocks, scale)  # raises if asked to shrink
+    maps = tuple(cfg.map_inputs) or net.cfg.map_inputs
+    cue = cfg.cue_features or net.cfg.cue_features
+    if (blocks, scale, maps, cue) != (net.cfg.res_blocks, net.cfg.input_scale, net.cfg.map_inputs,
+                                      net.cfg.cue_features):
+        net = grow_net(net, blocks, scale, maps, cue)  # raises if asked to shrink
     ref = copy.deepcopy(net).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
@@ -386,8 +413,8 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
     # floats); mirrors and colour orders are applied before folding (``normalise``).
     base = torch.cat([net.raw_input([p.thumbnail]) for p in problems]) if net.cfg.use_cnn else None
     cue_base = torch.from_numpy(np.stack([p.cues for p in problems])) if net.n_cues else None
-    if net.n_cues and (cfg.flip_augment or cfg.extra_augment):
-        raise ValueError("cue features carry the anchors' positions: train a cue policy with flips off (--no-flip)")
+    map_base = _stacked_maps(net, problems)
+    identity = torch.arange(net.num_anchors)
     history: list[dict[str, float]] = []
     evals: list[dict[str, float]] = []
     writer, fh = None, None
@@ -413,18 +440,24 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
             idx = rng.choice(len(problems), size=min(cfg.batch_images, len(problems)), replace=False)
             flip = rng.random(len(idx)) < 0.5 if cfg.flip_augment else np.zeros(len(idx), bool)
             vflip = rng.random(len(idx)) < 0.5 if cfg.extra_augment else np.zeros(len(idx), bool)
-            x = None
+            x = maps = None
             if base is not None:
                 x = torch.stack([base[i].flip(-1) if f else base[i] for i, f in zip(idx, flip)])
                 if cfg.extra_augment:  # top-bottom mirror where drawn, and a random channel order
                     x = torch.stack([(xi.flip(-2) if v else xi)[colour_orders[rng.integers(6)]]
                                      for xi, v in zip(x, vflip)])
                 x = net.normalise(x)
-            cues = cue_base[torch.as_tensor(idx)] if cue_base is not None else None
+            if map_base is not None:  # the maps are mirrored with the image (never recoloured)
+                maps = net.normalise_maps(torch.stack([_mirrored(map_base[i], f, v)
+                                                       for i, f, v in zip(idx, flip, vflip)]))
+            cues = None
+            if cue_base is not None:  # a mirrored view's anchor a shows the frame's anchor perm[vperm[a]]
+                cues = torch.stack([mirrored_cues(cue_base[i], (perm if f else identity)[vperm if v else identity],
+                                                  bool(f), bool(v)) for i, f, v in zip(idx, flip, vflip)])
             instr = [problems[i].instruction for i in idx]
-            logits = net(x, instr, cues)
+            logits = net(x, instr, cues, maps)
             with torch.no_grad():
-                ref_logits = ref(x, instr, cues)
+                ref_logits = ref(x, instr, cues, maps)
             sets = sample_sets(logits, cfg.max_regions, cfg.num_generations, gen)          # B, G, k (in x's anchors)
             rewards = torch.zeros(sets.shape[:2])
             terms_acc: dict[str, list[float]] = {}
@@ -567,6 +600,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="a network that reads the full-resolution cues (detector probability map, strokes)")
     p.add_argument("--no-cnn", action="store_true", help="with --cues: no thumbnail CNN, cues only")
     p.add_argument("--hidden", type=int, default=d.hidden, help="width of the anchor-scoring head (fresh networks)")
+    p.add_argument("--map-inputs", default="",
+                   help="cue maps stacked onto the thumbnail as CNN inputs, e.g. 'det,stroke' (of det, stroke, "
+                        "lap); grows --init weights that lack them (scenes only)")
     p.add_argument("--grids", default="",
                    help="anchor grids 'w,h,cols,rows;...' in fractions of the frame (default: the policy's)")
     p.add_argument("--workers", type=int, default=2, help="processes rendering heuristic frames")
@@ -626,7 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             edge_features=not args.no_edge_features, seed=args.seed,
             res_blocks=tuple(int(n) for n in args.res_blocks.split(",") if n.strip()),
             input_scale=args.input_scale, cue_features=args.cues, use_cnn=not args.no_cnn, hidden=args.hidden,
-            init=args.init, eval_every=args.eval_every,
+            map_inputs=tuple(m.strip() for m in args.map_inputs.split(",") if m.strip()), init=args.init, eval_every=args.eval_every,
             eval_train_frames=args.eval_train_frames,
             threads=args.threads, out=args.out, weights_out=args.weights_out)
         cache_kw = {"task_options": opts} if opts else {}
@@ -665,8 +701,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.evaluate:
                 raise ValueError("--evaluate reads the synthetic caches; use benchmarks/sensing_domains.py for scenes")
             scene_cfg = (SmallPolicyConfig(grids=grids, edge_features=cfg.edge_features, res_blocks=cfg.res_blocks,
-                                           cue_features=cfg.cue_features, use_cnn=cfg.use_cnn, hidden=cfg.hidden)
+                                           cue_features=cfg.cue_features, use_cnn=cfg.use_cnn, hidden=cfg.hidden,
+                                           map_inputs=cfg.map_inputs)
                          if cfg.init == "init" else read_config(cfg.init))
+            if cfg.map_inputs or cfg.cue_features:  # the frames carry what the (grown) network will read
+                scene_cfg = replace(scene_cfg, map_inputs=cfg.map_inputs or scene_cfg.map_inputs,
+                                    cue_features=cfg.cue_features or scene_cfg.cue_features)
             if args.scenes:
                 problems += scene_problems("train", args.scenes, args.scenes_start, scene_cfg, rcfg, args.workers,
                                            crop=coverage_crop)
@@ -695,7 +735,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     net = None
     if cfg.init == "init":
         net = build_net(SmallPolicyConfig(grids=grids, edge_features=cfg.edge_features, res_blocks=cfg.res_blocks,
-                                          cue_features=cfg.cue_features, use_cnn=cfg.use_cnn, hidden=cfg.hidden))
+                                          cue_features=cfg.cue_features, use_cnn=cfg.use_cnn, hidden=cfg.hidden,
+                                          map_inputs=cfg.map_inputs))
     res = train(problems, cfg, net=net, eval_problems=val, log_csv=out / "grpo_log.csv")
     weights = Path(cfg.weights_out or out / "small_policy.safetensors")
     first = res.history[: max(1, len(res.history) // 10)]

@@ -32,23 +32,51 @@ def anchor_flip_permutation(anchors: np.ndarray, vertical: bool = False) -> np.n
     return perm
 
 
+def mirrored_cues(cues: torch.Tensor, order: torch.Tensor, left_right: bool, top_bottom: bool) -> torch.Tensor:
+    """Per-anchor cue features ``(N, F)`` as a mirrored view of the frame sees them:
+    ``order[a]`` is the frame's anchor behind the view's anchor ``a``, and the mirrored
+    position features change sign (every other feature is mirror-invariant)."""
+    from active_o3_ros.backends.cues import CUE_FEATURES
+
+    out = cues[order].clone()
+    if left_right:
+        out[:, CUE_FEATURES.index("cx")] *= -1
+    if top_bottom:
+        out[:, CUE_FEATURES.index("cy")] *= -1
+    return out
+
+
 def grow_net(net: SmallPolicyNet, res_blocks: Sequence[int] | None = None,
-             input_scale: int | None = None) -> SmallPolicyNet:
+             input_scale: int | None = None, map_inputs: Sequence[str] | None = None,
+             cue_features: bool | None = None) -> SmallPolicyNet:
     """A copy of ``net`` with more residual blocks (``res_blocks`` per stage) and/or a larger
     ``input_scale``.  New blocks start as the identity and a larger input scale starts with
     the first conv reading the mean of each folded pixel block, so the grown network gives
     the same logits (exactly for blocks; for the scale, up to how the thumbnail was
-    downscaled) and GRPO can continue from it with the KL reference unchanged.  Counts and
-    scale may grow, never shrink: that would throw trained weights away."""
+    downscaled) and GRPO can continue from it with the KL reference unchanged.  New
+    ``map_inputs`` (cue maps as extra input channels, appended after the old ones) start
+    with zero weights, so they too leave the logits unchanged; so do ``cue_features`` added
+    to a CNN network (the head's new input columns start at zero).  Counts, scale, maps and
+    cues may grow, never shrink: that would throw trained weights away."""
     old = net.cfg
     blocks = tuple(int(n) for n in res_blocks) if res_blocks is not None else old.res_blocks
     scale = int(input_scale) if input_scale is not None else old.input_scale
+    maps = tuple(map_inputs) if map_inputs is not None else old.map_inputs
+    if maps[:len(old.map_inputs)] != old.map_inputs:
+        raise ValueError(f"map_inputs can only be appended to: {old.map_inputs} -> {maps}")
+    if old.map_inputs and scale != old.input_scale:
+        raise ValueError("grow the input scale before adding map inputs")
+    cues = old.cue_features if cue_features is None else bool(cue_features)
+    if old.cue_features and not cues:
+        raise ValueError("cue_features can only be added, not removed")
+    if cues and not old.cue_features and not old.use_cnn:
+        raise ValueError("cue_features are added to a CNN network only")
     padded = tuple(old.res_blocks) + (0,) * (len(blocks) - len(old.res_blocks))
     if len(blocks) < len(old.res_blocks) or any(n < o for n, o in zip(blocks, padded)):
         raise ValueError(f"res_blocks can only grow: {old.res_blocks} -> {blocks}")
     if scale % old.input_scale:
         raise ValueError(f"input_scale can only grow by a whole factor: {old.input_scale} -> {scale}")
-    grown = build_net(replace(old, res_blocks=blocks, input_scale=scale))
+    grown = build_net(replace(old, res_blocks=blocks, input_scale=scale, map_inputs=maps, cue_features=cues))
     state = dict(net.state_dict())
     f = scale // old.input_scale
     if f > 1:  # each old input channel becomes its f*f sub-pixels, each weighted 1/(f*f)
@@ -58,6 +86,13 @@ def grow_net(net: SmallPolicyNet, res_blocks: Sequence[int] | None = None,
         w = w.view(c_out, 3, s0, s0, kh, kw)[:, :, :, None, :, None]     # C, 3, s0, 1, s0, 1, k, k
         w = w.expand(c_out, 3, s0, f, s0, f, kh, kw) / (f * f)
         state["backbone.0.weight"] = w.reshape(c_out, 3 * scale * scale, kh, kw)
+    if len(maps) > len(old.map_inputs):  # new map channels (each s*s folded) read nothing yet
+        w = state["backbone.0.weight"]
+        extra = (len(maps) - len(old.map_inputs)) * scale * scale
+        state["backbone.0.weight"] = torch.cat([w, w.new_zeros(w.shape[0], extra, *w.shape[2:])], 1)
+    if cues and not old.cue_features:  # the cue features are the head's last inputs
+        w = state["head.0.weight"]
+        state["head.0.weight"] = torch.cat([w, w.new_zeros(w.shape[0], grown.n_cues)], 1)
     missing, unexpected = grown.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("blocks.") for k in missing):
         raise ValueError(f"cannot grow this network: missing {missing}, unexpected {unexpected}")

@@ -158,6 +158,10 @@ class PolicyFrame:
     gt: list[Box]
     instruction: str
     stamp_ns: int = 0
+    #: uint8 cue maps at the thumbnail size, for a policy with ``map_inputs`` (else None).
+    maps: np.ndarray | None = None
+    #: per-anchor cue features, for a policy with ``cue_features`` (else None).
+    cues: np.ndarray | None = None
 
 
 @dataclass
@@ -167,8 +171,25 @@ class DataReport:
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _bag_frames(cfg: PolicyTrainConfig, thumb_short: int, report: DataReport, on_image=None) -> list[PolicyFrame]:
+def _policy_view(img: np.ndarray, net_cfg) -> dict[str, Any]:
+    """What the policy reads of a full frame (:class:`PolicyFrame` fields): its thumbnail
+    and, for a network that reads cues, the cue maps and/or per-anchor cue features of the
+    image it is given (as in the node)."""
+    from active_o3_ros.backends.cues import anchor_features, cue_maps
+    from active_o3_ros.backends.small_policy import make_anchors
     from active_o3_ros.core.geometry import make_thumbnail
+
+    thumb, _ = make_thumbnail(img, net_cfg.thumbnail_size[1])
+    if not net_cfg.reads_cues:
+        return {"thumbnail": thumb}
+    seen, _ = make_thumbnail(img, net_cfg.cue_short_side)
+    look = cue_maps(seen, net_cfg.detector_side(seen.shape), net_cfg.cue_short_side)
+    return {"thumbnail": thumb,
+            "maps": look.thumbnail_channels(net_cfg.map_inputs, *net_cfg.thumbnail_size) if net_cfg.map_inputs else None,
+            "cues": anchor_features(look, make_anchors(net_cfg.grids)) if net_cfg.cue_features else None}
+
+
+def _bag_frames(cfg: PolicyTrainConfig, net_cfg, report: DataReport, on_image=None) -> list[PolicyFrame]:
     from active_o3_training.data.rosbag import BagDatasetConfig, BagReport, iter_labeled_frames
     from active_o3_training.teacher import frame_key
 
@@ -182,12 +203,12 @@ def _bag_frames(cfg: PolicyTrainConfig, thumb_short: int, report: DataReport, on
     for fr in iter_labeled_frames(bags, bcfg, rep, segment=(float(d.segment[0]), float(d.segment[1]))):
         h, w = fr.image.shape[:2]
         key = frame_key(fr.stamp_ns, fr.image)
-        thumb, _ = make_thumbnail(fr.image, thumb_short)
+        view = _policy_view(fr.image, net_cfg)
         gt = [b for b, lab in zip(fr.boxes, fr.labels) if lab == d.instruction or not d.instruction]
         if len(gt) < len(fr.boxes):
             rep.skip(f"labels of another class than {d.instruction!r} (boxes, not frames)")
-        out.append(PolicyFrame(key, f"bag:{Path(d.bag).name}", w, h, thumb, gt, fr.instruction or d.instruction,
-                               fr.stamp_ns))
+        out.append(PolicyFrame(key=key, source=f"bag:{Path(d.bag).name}", width=w, height=h, gt=gt,
+                               instruction=fr.instruction or d.instruction, stamp_ns=fr.stamp_ns, **view))
         if on_image is not None:
             on_image(out[-1], fr.image)
         if d.max_frames and len(out) >= d.max_frames:
@@ -197,10 +218,9 @@ def _bag_frames(cfg: PolicyTrainConfig, thumb_short: int, report: DataReport, on
     return out
 
 
-def _coco_frames(cfg: PolicyTrainConfig, thumb_short: int, report: DataReport, on_image=None) -> list[PolicyFrame]:
+def _coco_frames(cfg: PolicyTrainConfig, net_cfg, report: DataReport, on_image=None) -> list[PolicyFrame]:
     import cv2
 
-    from active_o3_ros.core.geometry import make_thumbnail
     from active_o3_training.data.coco import CocoSubsetConfig, coco_records, load_coco_json
 
     d = cfg.data
@@ -219,10 +239,10 @@ def _coco_frames(cfg: PolicyTrainConfig, thumb_short: int, report: DataReport, o
         img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         h, w = img.shape[:2]
         sx, sy = w / r["width"], h / r["height"]
-        thumb, _ = make_thumbnail(img, thumb_short)
+        view = _policy_view(img, net_cfg)
         gt = [Box(b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy) for b in r["gt_boxes"]]
         key = "coco_" + hashlib.sha1(f"{r['image']}|{r['instruction']}".encode()).hexdigest()[:16]
-        out.append(PolicyFrame(key, "coco", w, h, thumb, gt, r["instruction"]))
+        out.append(PolicyFrame(key=key, source="coco", width=w, height=h, gt=gt, instruction=r["instruction"], **view))
         if on_image is not None:
             on_image(out[-1], img)
     report.sources[f"coco:{Path(d.ann_file).name}"] = {
@@ -232,16 +252,15 @@ def _coco_frames(cfg: PolicyTrainConfig, thumb_short: int, report: DataReport, o
     return out
 
 
-def _synthetic_frames(cfg: PolicyTrainConfig, thumb_short: int, report: DataReport) -> list[PolicyFrame]:
-    from active_o3_ros.core.geometry import make_thumbnail
+def _synthetic_frames(cfg: PolicyTrainConfig, net_cfg, report: DataReport) -> list[PolicyFrame]:
     from active_o3_training.data.synthetic import generate_frame, split_seed
 
     out = []
     for i in range(cfg.data.synthetic_frames):
         seed = split_seed("train", 1000 + i)
         img, gt, _ = generate_frame(seed)
-        thumb, _ = make_thumbnail(img, thumb_short)
-        out.append(PolicyFrame(f"synthetic_{seed}", "synthetic", img.shape[1], img.shape[0], thumb, list(gt), "text"))
+        out.append(PolicyFrame(key=f"synthetic_{seed}", source="synthetic", width=img.shape[1], height=img.shape[0],
+                               gt=list(gt), instruction="text", **_policy_view(img, net_cfg)))
     report.sources["synthetic"] = {"used": len(out), "skipped": {}}
     return out
 
@@ -359,7 +378,8 @@ def build_problems(frames: Sequence[PolicyFrame], cfg: PolicyTrainConfig, net_cf
             cached = load_frame(folder / f"{f.key}.npz", anchors, thumb_short)
             det_fn, rcfg = (lambda a, c=cached: merged_detections(c, a, acfg)), full
         out.append(Problem(f.thumbnail, f.instruction,
-                           region_reward_fn(regions, f.width, f.height, f.gt, (tw, th), rcfg, det_fn, crop)))
+                           region_reward_fn(regions, f.width, f.height, f.gt, (tw, th), rcfg, det_fn, crop),
+                           cues=f.cues, maps=f.maps))
     return out
 
 
@@ -384,10 +404,7 @@ def run(cfg: PolicyTrainConfig, command: str = "", progress: bool = True) -> dic
         torch.set_num_threads(t.threads)
     init = cfg.model.init or str(BUNDLED_WEIGHTS)
     net = build_net(SmallPolicyConfig()) if init == "init" else load_weights(init)
-    if net.cfg.cue_features:
-        raise ConfigError("model.init reads cue features; fine-tuning a cue policy on bags is not supported yet")
     start_net = load_weights(init) if init != "init" else build_net(SmallPolicyConfig())
-    thumb_short = net.cfg.thumbnail_size[1]
     acfg = cache_settings(cfg, net.cfg)
     anchors = make_anchors(net.cfg.grids)
     report = DataReport()
@@ -397,11 +414,11 @@ def run(cfg: PolicyTrainConfig, command: str = "", progress: bool = True) -> dic
     t0 = time.perf_counter()
     frames: list[PolicyFrame] = []
     if cfg.data.bag:
-        frames += _bag_frames(cfg, thumb_short, report)
+        frames += _bag_frames(cfg, net.cfg, report)
     if cfg.data.ann_file:
-        frames += _coco_frames(cfg, thumb_short, report)
+        frames += _coco_frames(cfg, net.cfg, report)
     if cfg.data.synthetic_frames:
-        frames += _synthetic_frames(cfg, thumb_short, report)
+        frames += _synthetic_frames(cfg, net.cfg, report)
     timings["load_s"] = time.perf_counter() - t0
     train_frames, val_frames = split_by_time(frames, cfg.data.val_fraction)
     if not train_frames:
@@ -412,15 +429,16 @@ def run(cfg: PolicyTrainConfig, command: str = "", progress: bool = True) -> dic
     task_keys = {f.key for f in chosen}
     t0 = time.perf_counter()
     cacher = AnchorCacher(acfg, anchors, task_keys, progress)
+    bare = replace(net.cfg, map_inputs=(), cue_features=False)  # this pass only feeds the detector cache
     try:
         todo = {k for k in task_keys if not cacher.path(k).is_file()}
         cacher.bar.update(len(task_keys) - len(todo))
         cacher.wanted = todo
         if todo:
             if cfg.data.bag:
-                _bag_frames(cfg, thumb_short, DataReport(), on_image=cacher)
+                _bag_frames(cfg, bare, DataReport(), on_image=cacher)
             if cfg.data.ann_file:
-                _coco_frames(cfg, thumb_short, DataReport(), on_image=cacher)
+                _coco_frames(cfg, bare, DataReport(), on_image=cacher)
             if cfg.data.synthetic_frames and any(k.startswith("synthetic_") for k in todo):
                 from active_o3_training.data.synthetic import generate_frame
 

@@ -40,6 +40,13 @@ CUE_FEATURES: tuple[str, ...] = (
     "cx", "cy", "edge_dist", "size", "det_global", "stroke_global",
 )
 WINDOW = 1.3
+#: Maps a policy can read as extra CNN input channels (``SmallPolicyConfig.map_inputs``).
+MAP_INPUTS: tuple[str, ...] = ("det", "stroke", "lap")
+#: Map channels are stored as uint8 of ``value / ceiling`` and fed to the network as
+#: ``byte / 255 / MAP_SCALE`` (so a fully lit detector map reads 4, like a bright pixel).
+MAP_SCALE = 0.25
+#: The value each map reaches at 255 (the Laplacian map is log1p of a grey-level Laplacian).
+_MAP_CEILING = {"det": 1.0, "stroke": 1.0, "lap": 8.0}
 #: Stroke and Laplacian maps are kept at this fraction of their computed resolution.
 STROKE_MAP_STRIDE = 4
 
@@ -59,6 +66,17 @@ class CueMaps:
     @classmethod
     def from_arrays(cls, d) -> "CueMaps":
         return cls(*(np.asarray(d[k], np.float32) for k in ("det", "stroke", "lap")))
+
+    def thumbnail_channels(self, names, width: int, height: int) -> np.ndarray:
+        """uint8 ``(len(names), height, width)``: the named maps resized to a thumbnail
+        (area-averaged when shrinking), each scaled so its ceiling reads 255."""
+        out = np.empty((len(names), height, width), np.uint8)
+        for i, name in enumerate(names):
+            m = np.asarray(getattr(self, name), np.float32)
+            interp = cv2.INTER_AREA if m.shape[1] >= width else cv2.INTER_LINEAR
+            r = cv2.resize(m, (width, height), interpolation=interp) / _MAP_CEILING[name]
+            out[i] = np.clip(np.rint(r * 255.0), 0, 255).astype(np.uint8)
+        return out
 
 
 _SESSIONS: dict[tuple[str, int], object] = {}
@@ -176,5 +194,5 @@ def anchor_cues(image: np.ndarray, anchors: np.ndarray, detector_long_side: int 
     return anchor_features(cue_maps(image, detector_long_side, stroke_short_side, threads), anchors)
 
 
-__all__ = ["CUE_FEATURES", "CueMaps", "anchor_cues", "anchor_features", "cue_maps", "detector_map",
+__all__ = ["CUE_FEATURES", "MAP_INPUTS", "MAP_SCALE", "CueMaps", "anchor_cues", "anchor_features", "cue_maps", "detector_map",
            "detector_model_path", "stroke_maps"]

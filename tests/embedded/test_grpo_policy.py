@@ -221,8 +221,8 @@ def test_cli_rejects_bad_options_with_a_clear_error(bad, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_cli_trains_a_cue_policy_on_scenes_and_the_card_says_which_reward(tmp_path, monkeypatch):
-    """Scenes -> cached cue maps -> GRPO on the cue features: the mode's coverage on the
-    training scenes must rise, flips are refused for a cue policy, and the weights card
+    """Scenes -> cached cue maps -> GRPO on the cue features (mirrored views included): the
+    mode's coverage on the training scenes must rise, and the weights card
     names the reward each frame group really got (heuristic here, never "both")."""
     import json
 
@@ -231,8 +231,7 @@ def test_cli_trains_a_cue_policy_on_scenes_and_the_card_says_which_reward(tmp_pa
     monkeypatch.chdir(tmp_path)
     base = ["--train-frames", "0", "--scenes", "10", "--cues", "--no-cnn", "--no-edge-features",
             "--grids", "0.15,0.2,7,5", "--workers", "1", "--threads", "1", "--out", str(tmp_path / "o")]
-    assert main(base + ["--steps", "1"]) == 2  # flips left on
-    assert main(base + ["--no-flip", "--steps", "150", "--lr", "3e-3", "--eval-every", "0",
+    assert main(base + ["--steps", "150", "--lr", "3e-3", "--eval-every", "0",
                         "--eval-train-frames", "10"]) == 0
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     train_evals = [e for e in summary["greedy_eval"] if e["split"] == "train"]
@@ -245,3 +244,99 @@ def test_cli_trains_a_cue_policy_on_scenes_and_the_card_says_which_reward(tmp_pa
     assert "task" not in used["domain-family scenes (training families)"]["reward"]
     assert card["network"]["cue_features"] and not card["network"]["use_cnn"]
     assert card["scenes"]["held_out_families_never_used"]["background"] == ["structure"]
+
+
+def _map_only_problem(seed: int, cfg: SmallPolicyConfig, rcfg: RewardConfig) -> Problem:
+    """The striped patch's frame with the stripes painted over (the thumbnail shows only
+    noise), and a detector-like map that lights up where the patch is: only a network that
+    reads the map can find it."""
+    p = _stripe_patch_problem(seed, cfg, rcfg)
+    stripes = p.thumbnail.min(-1) == 0
+    img = p.thumbnail.copy()
+    img[stripes | (p.thumbnail.max(-1) == 255)] = 115
+    det = np.zeros((1,) + img.shape[:2], np.uint8)
+    ys, xs = np.nonzero(stripes)
+    det[0, ys.min():ys.max() + 1, xs.min():xs.max() + 1] = 200
+    return replace(p, thumbnail=img, maps=det, _memo={})
+
+
+def test_grown_map_inputs_start_from_the_same_answers_and_learn_from_the_map():
+    """``map_inputs`` widen a trained CNN with zero-weight channels (same logits), and GRPO
+    then learns from the map what the thumbnail cannot show (a check that can fail: without
+    the map the patch is invisible)."""
+    import torch
+
+    from active_o3_training.policy_math import grow_net
+
+    cfg = SmallPolicyConfig(input_width=128, input_height=72, init_seed=3)
+    rcfg = RewardConfig(signal="heuristic", max_regions=3)
+    problems = [_map_only_problem(s, cfg, rcfg) for s in range(24)]
+    held_out = [_map_only_problem(1000 + s, cfg, rcfg) for s in range(16)]
+    net = build_net(cfg)
+    grown = grow_net(net, map_inputs=("det",))
+    x = net.preprocess([problems[0].thumbnail])
+    maps = grown.normalise_maps(torch.from_numpy(problems[0].maps[None]))
+    assert torch.equal(net(x, ["text"]), grown(x, ["text"], None, maps))
+    with pytest.raises(ValueError, match="cue maps"):
+        grown(x, ["text"])
+    with pytest.raises(ValueError, match="appended"):
+        grow_net(grown, map_inputs=("stroke",))
+    gcfg = GRPOPolicyConfig(max_steps=40, batch_images=8, num_generations=8, learning_rate=3e-3, seed=0,
+                            eval_every=0, threads=1, extra_augment=True, map_inputs=("det",))
+    before = evaluate_greedy(grown, held_out, 3)
+    res = train(problems, gcfg, net=net, progress=False)
+    assert res.net.cfg.map_inputs == ("det",)
+    after = evaluate_greedy(res.net, held_out, 3)
+    print(f"held-out greedy coverage {before['coverage']:.3f} -> {after['coverage']:.3f}")
+    assert after["coverage"] > before["coverage"] + 0.3
+    # the maps are what it learned from: the same frames with blank maps lose most of it
+    blank = [replace(p, maps=np.zeros_like(p.maps), _memo={}) for p in held_out]
+    assert evaluate_greedy(res.net, blank, 3)["coverage"] < after["coverage"] - 0.3
+    # problems without maps get a clear error, not a shape mismatch
+    with pytest.raises(ValueError, match="cue maps"):
+        evaluate_greedy(res.net, [replace(held_out[0], maps=None, _memo={})], 3)
+
+
+def test_map_inputs_config_checks_and_older_weights_read_without_them():
+    with pytest.raises(ValueError, match="map_inputs"):
+        SmallPolicyConfig(map_inputs=("depth",))
+    with pytest.raises(ValueError, match="map_inputs"):
+        SmallPolicyConfig(map_inputs=("det", "det"))
+    with pytest.raises(ValueError, match="use_cnn"):
+        SmallPolicyConfig(map_inputs=("det",), use_cnn=False, cue_features=True)
+    cfg = SmallPolicyConfig(map_inputs=("det", "stroke"))
+    assert SmallPolicyConfig.from_json(cfg.to_json()) == cfg and cfg.reads_cues
+    import json
+    old = json.loads(SmallPolicyConfig().to_json())
+    del old["map_inputs"]
+    assert SmallPolicyConfig.from_json(json.dumps(old)).map_inputs == ()
+
+
+def test_mirrored_cues_are_the_cues_of_the_mirrored_frame():
+    """Flip augmentation of a cue policy: the features the trainer derives for a mirrored
+    view must be what the cue module measures on the mirrored frame itself."""
+    import torch
+
+    from active_o3_ros.backends.cues import CUE_FEATURES, anchor_cues
+    from active_o3_training.data.scenes import SceneConfig, render_scene
+    from active_o3_training.policy_math import anchor_flip_permutation, mirrored_cues
+
+    f = render_scene(20_000_030, SceneConfig("in", frame_sizes=((960, 544),), text_free=0.0))
+    anchors = make_anchors(SmallPolicyConfig().grids)
+    orig = torch.from_numpy(anchor_cues(f.image, anchors, 480, 544, threads=1))
+    for lr, tb in ((True, False), (False, True), (True, True)):
+        img = f.image[::-1 if tb else 1, ::-1 if lr else 1]
+        seen = torch.from_numpy(anchor_cues(np.ascontiguousarray(img), anchors, 480, 544, threads=1))
+        order = torch.arange(len(anchors))
+        if lr:
+            order = torch.as_tensor(anchor_flip_permutation(anchors))[order]
+        if tb:
+            order = order[torch.as_tensor(anchor_flip_permutation(anchors, vertical=True))]
+        derived = mirrored_cues(orig, order, lr, tb)
+        # the detector is not exactly mirror-equivariant (padding, rounding): close, per feature
+        corr = [np.corrcoef(derived[:, j], seen[:, j])[0, 1] for j in range(seen.shape[1])
+                if seen[:, j].std() > 1e-6]
+        assert min(corr) > 0.8 and np.median(corr) > 0.95, (lr, tb, corr)
+        # and the check can fail: the frame's own features, not mirrored, do not fit
+        j = CUE_FEATURES.index("det_max")
+        assert np.corrcoef(orig[:, j], seen[:, j])[0, 1] < np.corrcoef(derived[:, j], seen[:, j])[0, 1] - 0.3

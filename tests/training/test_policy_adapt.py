@@ -232,3 +232,45 @@ def test_policy_trains_on_lvis_style_json(tmp_path):
     # 3 exhaustive "text" pairs + 4 verified-absent "giraffe" pairs; image 4's "text" is not exhaustive
     assert src["used"] == 7 and src["negative_pairs (LVIS neg_category_ids, nothing to find)"] == 4
     assert src["not_exhaustive_pairs_in_file (never used)"] == 1 and src["skipped"] == {}
+
+
+def test_a_cue_reading_policy_fine_tunes_on_coco_style_data(tmp_path):
+    """A policy that reads the cue maps and per-anchor cue features (grown from the shipped
+    CNN) fine-tunes on logged/benchmark frames: each frame's cues are computed as the node
+    computes them, and the result loads in the node's backend with the same inputs."""
+    import cv2
+
+    from active_o3_ros.backends.base import build_sensing
+    from active_o3_ros.backends.small_policy import BUNDLED_WEIGHTS, load_weights, save_weights
+    from active_o3_training.data.scenes import SceneConfig, render_scene
+    from active_o3_training.policy_math import grow_net
+
+    init = save_weights(grow_net(load_weights(BUNDLED_WEIGHTS), map_inputs=("det", "stroke"), cue_features=True),
+                        tmp_path / "init.safetensors")
+    (tmp_path / "img").mkdir()
+    images, anns = [], []
+    for i in range(4):
+        s = render_scene(20_000_040 + i, SceneConfig(frame_sizes=((640, 360),), text_free=0.0))
+        name = f"{i}.jpg"
+        cv2.imwrite(str(tmp_path / "img" / name), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
+        images.append({"id": i + 1, "file_name": name, "width": 640, "height": 360})
+        anns += [{"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "bbox": b.as_xywh(), "area": b.area,
+                  "iscrowd": 0} for b in s.boxes]
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "text"}]}))
+    out = tmp_path / "policy"
+    assert cli.main(["policy", "--set", f"data.ann_file={ann}", "--set", f"data.image_dir={tmp_path / 'img'}",
+                     "--set", f"model.init={init}", "--set", "reward.signal=heuristic",
+                     "--set", "trainer.max_steps=3", "--set", "trainer.per_device_train_batch_size=8",
+                     "--set", "trainer.num_generations=4", "--set", "data.val_fraction=0.25",
+                     "--set", f"trainer.output_dir={out}"]) == 0
+    new = load_weights(out / "small_policy.safetensors")
+    assert new.cfg.map_inputs == ("det", "stroke") and new.cfg.cue_features
+    # the grown inputs started at zero weight; training on these frames moved them
+    assert float(load_weights(init).head[0].weight[:, -new.n_cues:].abs().sum()) == 0
+    assert float(new.head[0].weight[:, -new.n_cues:].abs().sum()) > 0
+    assert float(new.backbone[0].weight[:, 3:].abs().sum()) > 0
+    pol = build_sensing("small_policy", model=str(out / "small_policy.safetensors"))
+    frame = render_scene(20_000_050, SceneConfig(frame_sizes=((640, 360),))).image
+    assert len(pol.propose([frame], ["text"], 3)[0].regions) == 3
+
