@@ -9,6 +9,10 @@ still has to be done.  This policy does that job with a small CNN (72-206 k para
   coordinates).  Each anchor's score comes from features pooled inside the anchor (mean
   and max over a CNN feature map), the frame's global mean feature (so scores are relative
   to the rest of the frame) and a learned per-anchor prior.
+* It can also read cheap full-resolution evidence (:mod:`.cues`: the text detector's
+  probability map and stroke density of a larger image): as extra input channels of the
+  CNN (``map_inputs``) and as 21 numbers per anchor fed to the scoring head
+  (``cue_features``).  The thumbnail alone cannot show a 9 px word of a 4K frame.
 * The instruction is hashed into a bag of word buckets whose embeddings are added to every
   anchor's feature vector.  With the shipped weights, trained on one target ("text"), it is
   a learned constant; it is there so one network can be trained for several targets

@@ -340,3 +340,22 @@ def test_mirrored_cues_are_the_cues_of_the_mirrored_frame():
         # and the check can fail: the frame's own features, not mirrored, do not fit
         j = CUE_FEATURES.index("det_max")
         assert np.corrcoef(orig[:, j], seen[:, j])[0, 1] < np.corrcoef(derived[:, j], seen[:, j])[0, 1] - 0.3
+
+
+def test_ema_serves_the_average_of_the_live_weights():
+    """With ``ema_decay`` d, one step returns d * start + (1 - d) * (the live weights after
+    that step), which the same seed without averaging returns as they are."""
+    import torch
+
+    cfg = SmallPolicyConfig(input_width=128, input_height=72, init_seed=3)
+    rcfg = RewardConfig(signal="heuristic", max_regions=3)
+    problems = [_stripe_patch_problem(s, cfg, rcfg) for s in range(8)]
+    gcfg = GRPOPolicyConfig(max_steps=1, batch_images=4, num_generations=4, seed=0, eval_every=0, threads=1)
+    start = build_net(cfg)
+    live = train(problems, gcfg, net=build_net(cfg), progress=False).net
+    avg = train(problems, replace(gcfg, ema_decay=0.25), net=build_net(cfg), progress=False).net
+    for a, s, l in zip(avg.parameters(), start.parameters(), live.parameters()):
+        assert torch.allclose(a, 0.25 * s + 0.75 * l, atol=1e-6)
+    assert any(not torch.equal(a, l) for a, l in zip(avg.parameters(), live.parameters()))
+    with pytest.raises(ValueError, match="ema_decay"):
+        GRPOPolicyConfig(ema_decay=1.0)

@@ -58,7 +58,7 @@ def test_shipped_policy_covers_more_held_out_text_than_random_and_untrained(fram
     mean = {k: float(np.mean(v)) for k, v in cov.items()}
     print(f"held-out-family greedy coverage on {len(frames)} frames: {mean}")
     assert len(frames) >= 8
-    # measured with the shipped (v1 CNN) weights: 0.57, untrained 0.04, random 0.04
-    assert mean["shipped"] >= 0.5, mean
+    # measured with the shipped v3 weights: 0.63 (v1, the previous ones: 0.57), untrained 0.03, random 0.04
+    assert mean["shipped"] >= 0.55, mean
     assert mean["shipped"] > 3 * mean["random"], mean
     assert mean["shipped"] > mean["init"] + 0.1, mean

@@ -186,7 +186,9 @@ def test_bundled_weights_load_and_differ_from_init():
     init = SmallSensingPolicy(model="init")
     img = _image(5)
     assert not torch.allclose(pol.logits([img], ["text"]), init.logits([img], ["text"]))
-    assert pol.preferred_thumbnail_short_side == pol.net.cfg.input_height * pol.net.cfg.input_scale
+    cfg = pol.net.cfg  # a policy that reads cues is given the larger image the cues are measured on
+    assert pol.preferred_thumbnail_short_side == (cfg.cue_short_side if cfg.reads_cues
+                                                  else cfg.input_height * cfg.input_scale)
 
 
 def test_bad_weights_give_clear_errors(tmp_path):

@@ -235,17 +235,18 @@ def test_policy_trains_on_lvis_style_json(tmp_path):
 
 
 def test_a_cue_reading_policy_fine_tunes_on_coco_style_data(tmp_path):
-    """A policy that reads the cue maps and per-anchor cue features (grown from the shipped
-    CNN) fine-tunes on logged/benchmark frames: each frame's cues are computed as the node
+    """A policy that reads the cue maps and per-anchor cue features (grown from the v1
+    CNN, as the shipped weights were) fine-tunes on logged/benchmark frames: each frame's cues are computed as the node
     computes them, and the result loads in the node's backend with the same inputs."""
     import cv2
 
     from active_o3_ros.backends.base import build_sensing
-    from active_o3_ros.backends.small_policy import BUNDLED_WEIGHTS, load_weights, save_weights
+    from active_o3_ros.backends.small_policy import load_weights, save_weights
     from active_o3_training.data.scenes import SceneConfig, render_scene
     from active_o3_training.policy_math import grow_net
 
-    init = save_weights(grow_net(load_weights(BUNDLED_WEIGHTS), map_inputs=("det", "stroke"), cue_features=True),
+    v1 = Path(__file__).resolve().parents[2] / "training" / "results" / "small_policy_v1" / "small_policy.safetensors"
+    init = save_weights(grow_net(load_weights(v1), map_inputs=("det", "stroke"), cue_features=True),
                         tmp_path / "init.safetensors")
     (tmp_path / "img").mkdir()
     images, anns = [], []
