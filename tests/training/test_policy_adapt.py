@@ -202,24 +202,31 @@ def test_policy_config_uses_the_mllm_trainers_names():
     assert cfg.reward.max_regions == 3 and cfg.reward.crop_context == 1.3  # K, and the node's crops
 
 
-def test_policy_trains_on_lvis_style_json(tmp_path):
-    """LVIS v1 entries (``coco_url``, no ``file_name``): the path comes from the URL; a class in
-    ``not_exhaustive_category_ids`` is not used; ``neg_category_ids`` give empty samples."""
+def _scene_jpegs(folder: Path, first_seed: int, names: list[str]) -> list[dict]:
+    """640x360 text scenes written as JPEGs ``names`` into ``folder`` (image ids 1..n); returns
+    their COCO annotations of category 1 ("text")."""
     import cv2
 
     from active_o3_training.data.scenes import SceneConfig, render_scene
 
-    (tmp_path / "val2017").mkdir()
-    images, anns = [], []
-    for i in range(4):
-        s = render_scene(20_000_020 + i, SceneConfig(frame_sizes=((640, 360),), text_free=0.0))
-        name = f"{i + 1:012d}.jpg"
-        cv2.imwrite(str(tmp_path / "val2017" / name), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
-        images.append({"id": i + 1, "coco_url": f"http://images.cocodataset.org/val2017/{name}", "width": 640,
-                       "height": 360, "not_exhaustive_category_ids": [1] if i == 3 else [],
-                       "neg_category_ids": [2]})
+    folder.mkdir(parents=True, exist_ok=True)
+    anns: list[dict] = []
+    for i, name in enumerate(names):
+        s = render_scene(first_seed + i, SceneConfig(frame_sizes=((640, 360),), text_free=0.0))
+        cv2.imwrite(str(folder / name), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
         anns += [{"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "bbox": b.as_xywh(), "area": b.area,
                   "iscrowd": 0} for b in s.boxes]
+    return anns
+
+
+def test_policy_trains_on_lvis_style_json(tmp_path):
+    """LVIS v1 entries (``coco_url``, no ``file_name``): the path comes from the URL; a class in
+    ``not_exhaustive_category_ids`` is not used; ``neg_category_ids`` give empty samples."""
+    names = [f"{i + 1:012d}.jpg" for i in range(4)]
+    anns = _scene_jpegs(tmp_path / "val2017", 20_000_020, names)
+    images = [{"id": i + 1, "coco_url": f"http://images.cocodataset.org/val2017/{name}", "width": 640,
+               "height": 360, "not_exhaustive_category_ids": [1] if i == 3 else [], "neg_category_ids": [2]}
+              for i, name in enumerate(names)]
     ann = tmp_path / "lvis_v1_val.json"
     ann.write_text(json.dumps({"images": images, "annotations": anns,
                                "categories": [{"id": 1, "name": "text"}, {"id": 2, "name": "giraffe"}]}))
@@ -238,8 +245,6 @@ def test_a_cue_reading_policy_fine_tunes_on_coco_style_data(tmp_path):
     """A policy that reads the cue maps and per-anchor cue features (grown from the v1
     CNN, as the shipped weights were) fine-tunes on logged/benchmark frames: each frame's cues are computed as the node
     computes them, and the result loads in the node's backend with the same inputs."""
-    import cv2
-
     from active_o3_ros.backends.base import build_sensing
     from active_o3_ros.backends.small_policy import load_weights, save_weights
     from active_o3_training.data.scenes import SceneConfig, render_scene
@@ -248,15 +253,9 @@ def test_a_cue_reading_policy_fine_tunes_on_coco_style_data(tmp_path):
     v1 = Path(__file__).resolve().parents[2] / "training" / "results" / "small_policy_v1" / "small_policy.safetensors"
     init = save_weights(grow_net(load_weights(v1), map_inputs=("det", "stroke"), cue_features=True),
                         tmp_path / "init.safetensors")
-    (tmp_path / "img").mkdir()
-    images, anns = [], []
-    for i in range(4):
-        s = render_scene(20_000_040 + i, SceneConfig(frame_sizes=((640, 360),), text_free=0.0))
-        name = f"{i}.jpg"
-        cv2.imwrite(str(tmp_path / "img" / name), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
-        images.append({"id": i + 1, "file_name": name, "width": 640, "height": 360})
-        anns += [{"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "bbox": b.as_xywh(), "area": b.area,
-                  "iscrowd": 0} for b in s.boxes]
+    names = [f"{i}.jpg" for i in range(4)]
+    anns = _scene_jpegs(tmp_path / "img", 20_000_040, names)
+    images = [{"id": i + 1, "file_name": name, "width": 640, "height": 360} for i, name in enumerate(names)]
     ann = tmp_path / "ann.json"
     ann.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "text"}]}))
     out = tmp_path / "policy"
