@@ -2,7 +2,7 @@
 
 Why this exists: on a CPU-only robot no multimodal LLM can be fetched or run at frame
 rate, yet the ACTIVE-o3 job -- *where* to zoom so a frozen detector finds small things --
-still has to be done.  This policy does that job with a small CNN (72-206 k parameters):
+still has to be done.  This policy does that job with a small CNN (72-208 k parameters):
 
 * It looks at the thumbnail (resized to a fixed ``input_width x input_height``) and scores
   a fixed set of **anchor regions** (a few grid scales/aspects in normalised image
