@@ -252,13 +252,12 @@ def _render_all(worker: Callable[[tuple], str], jobs: Sequence[tuple], desc: str
 
 
 def _cached_problem(path: str, anchors: np.ndarray, thumb_short: int, rcfg: RewardConfig,
-                    crop: ResizeCropConfig | None, with_cues: bool = False,
-                    net_cfg: SmallPolicyConfig | None = None) -> Problem:
+                    crop: ResizeCropConfig | None, net_cfg: SmallPolicyConfig | None = None) -> Problem:
     """A :class:`Problem` from a rendered frame's ``.npz`` (thumbnail, size, ground truth and,
-    for scenes, the cue maps; ``net_cfg``'s ``map_inputs`` are cut from those at its
-    thumbnail size)."""
+    for scenes, the cue maps, from which what ``net_cfg`` reads is derived)."""
     from active_o3_training.anchor_cache import anchor_regions
-    from active_o3_ros.backends.cues import CueMaps, anchor_features
+    from active_o3_ros.backends.cues import CueMaps
+    from active_o3_ros.backends.small_policy import look_inputs
 
     d = np.load(path, allow_pickle=False)
     fw, fh = (int(v) for v in d["size"])
@@ -266,10 +265,10 @@ def _cached_problem(path: str, anchors: np.ndarray, thumb_short: int, rcfg: Rewa
     gt = [Box(*map(float, b)) for b in d["gt"]]
     regions = anchor_regions(anchors, fw, fh, thumb_short)
     th, tw = thumb.shape[:2]
-    maps = (CueMaps.from_arrays(d).thumbnail_channels(net_cfg.map_inputs, *net_cfg.thumbnail_size)
-            if net_cfg is not None and net_cfg.map_inputs else None)
+    cues, maps = (look_inputs(CueMaps.from_arrays(d), net_cfg, anchors)
+                  if net_cfg is not None and net_cfg.reads_cues else (None, None))
     return Problem(thumb, "text", region_reward_fn(regions, fw, fh, gt, (tw, th), rcfg, None, crop),
-                   cues=anchor_features(CueMaps.from_arrays(d), anchors) if with_cues else None, maps=maps)
+                   cues=cues, maps=maps)
 
 
 def _scene_frame(args: tuple[int, str, int, str, str]) -> str:
@@ -277,7 +276,7 @@ def _scene_frame(args: tuple[int, str, int, str, str]) -> str:
     policy is given (features are derived from them on load), and the ground truth."""
     seed, domain, thumb_short, net_json, folder = args
     from active_o3_training.data.scenes import SceneConfig, render_scene
-    from active_o3_ros.backends.cues import cue_maps
+    from active_o3_ros.backends.small_policy import cue_look
     from active_o3_ros.core.geometry import make_thumbnail
 
     path = Path(folder) / f"scene_{seed}.npz"
@@ -287,7 +286,7 @@ def _scene_frame(args: tuple[int, str, int, str, str]) -> str:
         seen, _ = make_thumbnail(f.image, net_cfg.cue_short_side)
         thumb, _ = make_thumbnail(f.image, thumb_short)
         tmp = path.with_suffix(".tmp.npz")
-        maps = cue_maps(seen, net_cfg.detector_side(seen.shape), net_cfg.cue_short_side, threads=1)
+        maps = cue_look(seen, net_cfg, threads=1)
         np.savez_compressed(tmp, thumbnail=thumb, size=np.array(f.image.shape[1::-1], np.int64),
                             gt=np.asarray([b.as_list() for b in f.boxes], np.float64).reshape(-1, 4),
                             **maps.to_arrays())
@@ -324,7 +323,7 @@ def scene_problems(set_name: str, n: int | None, start: int, net_cfg: SmallPolic
     paths = _render_all(_scene_frame, jobs, f"scenes ({set_name})", workers, progress)
     rcfg = replace(reward_cfg, signal="heuristic")
     anchors = make_anchors(net_cfg.grids)
-    return [_cached_problem(path, anchors, thumb_short, rcfg, crop, net_cfg.cue_features, net_cfg) for path in paths]
+    return [_cached_problem(path, anchors, thumb_short, rcfg, crop, net_cfg) for path in paths]
 
 
 def _stacked_maps(net: SmallPolicyNet, problems: Sequence[Problem]) -> torch.Tensor | None:

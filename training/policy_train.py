@@ -175,18 +175,15 @@ def _policy_view(img: np.ndarray, net_cfg) -> dict[str, Any]:
     """What the policy reads of a full frame (:class:`PolicyFrame` fields): its thumbnail
     and, for a network that reads cues, the cue maps and/or per-anchor cue features of the
     image it is given (as in the node)."""
-    from active_o3_ros.backends.cues import anchor_features, cue_maps
-    from active_o3_ros.backends.small_policy import make_anchors
+    from active_o3_ros.backends.small_policy import cue_look, look_inputs, make_anchors
     from active_o3_ros.core.geometry import make_thumbnail
 
     thumb, _ = make_thumbnail(img, net_cfg.thumbnail_size[1])
     if not net_cfg.reads_cues:
         return {"thumbnail": thumb}
     seen, _ = make_thumbnail(img, net_cfg.cue_short_side)
-    look = cue_maps(seen, net_cfg.detector_side(seen.shape), net_cfg.cue_short_side)
-    return {"thumbnail": thumb,
-            "maps": look.thumbnail_channels(net_cfg.map_inputs, *net_cfg.thumbnail_size) if net_cfg.map_inputs else None,
-            "cues": anchor_features(look, make_anchors(net_cfg.grids)) if net_cfg.cue_features else None}
+    cues, maps = look_inputs(cue_look(seen, net_cfg), net_cfg, make_anchors(net_cfg.grids))
+    return {"thumbnail": thumb, "cues": cues, "maps": maps}
 
 
 def _bag_frames(cfg: PolicyTrainConfig, net_cfg, report: DataReport, on_image=None) -> list[PolicyFrame]:

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from active_o3_ros.backends.base import SensingOutput, SensingPolicy
-from active_o3_ros.backends.cues import CUE_FEATURES, MAP_INPUTS, MAP_SCALE, anchor_cues, anchor_features, cue_maps
+from active_o3_ros.backends.cues import CUE_FEATURES, MAP_INPUTS, MAP_SCALE, CueMaps, anchor_features, cue_maps
 from active_o3_ros.core.geometry import resize_image, validate_image
 from active_o3_ros.core.parsing import format_regions_answer
 from active_o3_ros.core.types import Box, Region
@@ -209,6 +209,23 @@ class SmallPolicyConfig:
         return bool(self.cue_features or self.map_inputs)
 
 
+def cue_look(image: np.ndarray, cfg: SmallPolicyConfig, threads: int = 0) -> CueMaps:
+    """The cheap look (:func:`.cues.cue_maps`) a cue-reading network takes of the image it
+    is given (in the node: the frame at ``cue_short_side``)."""
+    return cue_maps(validate_image(image, "frame"), cfg.detector_side(image.shape), cfg.cue_short_side, threads)
+
+
+def look_inputs(look: CueMaps, cfg: SmallPolicyConfig, anchors: np.ndarray
+                ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """What a network of ``cfg`` reads of one look: per-anchor cue features ``(N, F)``
+    (``cue_features``) and uint8 maps ``(M, H*s, W*s)`` at its thumbnail size
+    (``map_inputs``), each None when it does not read it.  The one definition the node,
+    the scene trainer and the bag trainer share."""
+    cues = anchor_features(look, anchors) if cfg.cue_features else None
+    maps = look.thumbnail_channels(cfg.map_inputs, *cfg.thumbnail_size) if cfg.map_inputs else None
+    return cues, maps
+
+
 def instruction_buckets(instruction: str, n_buckets: int) -> list[int]:
     """Stable hash (crc32, not Python's salted ``hash``) of each lower-cased word."""
     words = instruction.lower().replace(",", " ").split() or [""]
@@ -308,15 +325,10 @@ class SmallPolicyNet(nn.Module):
         from one look (:func:`.cues.cue_maps`) per image."""
         if not self.cfg.reads_cues:
             return None, None
-        looks = [cue_maps(validate_image(im, "frame"), self.cfg.detector_side(im.shape), self.cfg.cue_short_side,
-                          threads) for im in images]
         anchors = self.anchors.cpu().numpy().astype(np.float64)
-        cues = torch.from_numpy(np.stack([anchor_features(m, anchors) for m in looks])) if self.n_cues else None
-        maps = None
-        if self.cfg.map_inputs:
-            tw, th = self.cfg.thumbnail_size
-            maps = self.normalise_maps(torch.from_numpy(np.stack([
-                m.thumbnail_channels(self.cfg.map_inputs, tw, th) for m in looks])))
+        read = [look_inputs(cue_look(im, self.cfg, threads), self.cfg, anchors) for im in images]
+        cues = torch.from_numpy(np.stack([c for c, _ in read])) if self.n_cues else None
+        maps = self.normalise_maps(torch.from_numpy(np.stack([m for _, m in read]))) if self.cfg.map_inputs else None
         return cues, maps
 
     def normalise_maps(self, raw: torch.Tensor) -> torch.Tensor:
@@ -327,9 +339,7 @@ class SmallPolicyNet(nn.Module):
     def cues(self, images: Sequence[np.ndarray], threads: int = 0) -> torch.Tensor:
         """``(B, N, len(CUE_FEATURES))`` evidence of full-resolution images (see :mod:`.cues`)."""
         anchors = self.anchors.cpu().numpy().astype(np.float64)
-        return torch.from_numpy(np.stack([
-            anchor_cues(validate_image(im, "frame"), anchors, self.cfg.detector_side(im.shape),
-                        self.cfg.cue_short_side, threads) for im in images]))
+        return torch.from_numpy(np.stack([anchor_features(cue_look(im, self.cfg, threads), anchors) for im in images]))
 
     def _embed(self, instructions: Sequence[str], device) -> torch.Tensor:
         return torch.stack([
@@ -635,6 +645,7 @@ class SmallSensingPolicy(SensingPolicy):
 
 __all__ = [
     "AnchorGrid", "SmallPolicyConfig", "SmallPolicyNet", "SmallSensingPolicy", "build_net", "load_weights",
+    "cue_look", "look_inputs",
     "read_config", "save_weights", "sample_sets", "greedy_sets", "adaptive_budget", "make_anchors", "anchor_iou_matrix", "anchor_boxes_px",
     "BUNDLED_WEIGHTS", "INIT_WEIGHTS",
 ]
