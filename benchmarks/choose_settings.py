@@ -13,6 +13,11 @@ here; ``benchmarks/cost_curve.py`` then reports the chosen settings on them once
    recall and time of "keep regions while the policy's probability >= t" are computed for
    every threshold t without running the detector again.  Chosen: the threshold with the
    lowest mean task time whose recall is within ``--k-slack`` (0.01) of fixed K=3.
+4. The recogniser-confidence floor (the text module's ``text_score``) on the same kept
+   detections at fixed K=3: recall, precision and false detections per text-free frame of
+   every floor.  Chosen on the in-domain sets (``val``, ``synthetic_val``; ``val_held_out``
+   is only reported): the highest floor whose recall is within ``--score-slack`` (0.005) of
+   the lowest floor's.
 
 Writes ``<out>.json`` and ``.md``.
 
@@ -44,6 +49,10 @@ VARIANTS = [(840, 736, "fp32"), (840, 480, "fp32"), (640, 480, "fp32"), (840, 73
             (736, 480, "int8")]
 THRESHOLDS = [0.0, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.2]
 VAL_SETS = ("val", "val_held_out", "synthetic_val")
+#: Recogniser-confidence floors swept (rapidocr's own default is 0.5: nothing lower is returned).
+SCORE_FLOORS = [0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96]
+#: Sets the score floor is chosen on (held-out families are reported, never used to choose).
+SCORE_CHOICE_SETS = ("val", "synthetic_val")
 #: Frames of ``synthetic_val`` (the validation split of ``training/data/synthetic.py``, the
 #: generator of the demo recording) when ``--frames`` is 0.
 SYNTHETIC_VAL_FRAMES = 24
@@ -70,9 +79,10 @@ def load_set(name: str, n: int | None) -> list[Any]:
 
 def flat_config(crop_size: int, det_limit: int, precision: str, threads: int, k: int = 3,
                 **sensing: Any) -> dict[str, Any]:
-    """The node's defaults (``config/perceive.yaml``) with one task variant."""
+    """The node's defaults (``config/perceive.yaml``) with one task variant, and the lowest
+    recogniser-confidence floor (the sweep raises it on the kept detections)."""
     return {"task_module": "text", "task_options": {"threads": threads, "det_limit_side_len": det_limit,
-                                                    "det_precision": precision},
+                                                    "det_precision": precision, "text_score": SCORE_FLOORS[0]},
             "crop_size": crop_size, "crop_context": 1.3, "max_zoom": 3.0, "sensing_backend": "small_policy",
             "max_regions": k, "sensing_options": {"num_threads": threads, **sensing}}
 
@@ -136,6 +146,46 @@ def adaptive_sweep(pipe, per: list[dict[str, Any]], frames, thresholds: list[flo
     return out
 
 
+def score_sweep(pipe, per: list[dict[str, Any]], frames, floors: list[float]) -> list[dict[str, Any]]:
+    """Per floor and set: recall, precision and false detections per text-free frame of the
+    K=3 detections scoring at least the floor (the floor only removes detections, and a
+    dropped low-score box never suppressed a higher one in the merge, so filtering the
+    merged detections equals running the engine with that ``text_score``)."""
+    merged = [pipe.merge(p["each"]) for p in per]
+    out = []
+    for t in floors:
+        row: dict[str, Any] = {"text_score": t, "sets": {}}
+        for name in dict.fromkeys(p["set"] for p in per):
+            tp = n_pred = n_gt = 0
+            false_free = []
+            for p, f, dets in zip(per, frames, merged):
+                if p["set"] != name:
+                    continue
+                kept = [d for d in dets if d.score >= t]
+                a, b, c = greedy_match([d.box for d in kept], [d.score for d in kept], f.boxes, 0.5)
+                tp, n_pred, n_gt = tp + a, n_pred + b, n_gt + c
+                if not f.boxes:
+                    false_free.append(b)
+            row["sets"][name] = {"recall@0.5": round(tp / max(1, n_gt), 4),
+                                 "precision@0.5": round(tp / n_pred, 4) if n_pred else 1.0,
+                                 "false_detections_per_text_free_frame":
+                                     round(float(np.mean(false_free)), 3) if false_free else None,
+                                 "_counts": (tp, n_pred, n_gt)}
+        out.append(row)
+    return out
+
+
+def choose_floor(sweep: list[dict[str, Any]], choice_sets: list[str], slack: float) -> dict[str, Any]:
+    """The highest floor whose recall over ``choice_sets`` is within ``slack`` of the lowest floor's."""
+    def recall(row):
+        tp = sum(row["sets"][s]["_counts"][0] for s in choice_sets)
+        return tp / max(1, sum(row["sets"][s]["_counts"][2] for s in choice_sets))
+
+    base = recall(sweep[0])
+    ok = [r for r in sweep if recall(r) >= base - slack]
+    return max(ok, key=lambda r: r["text_score"])
+
+
 def choose_variant(rows: dict[str, dict[str, Any]], base: str, slack: float) -> str:
     ok = [n for n, r in rows.items() if r["recall@0.5"] >= rows[base]["recall@0.5"] - slack]
     return min(ok, key=lambda n: rows[n]["task_seconds_per_frame"])
@@ -164,6 +214,20 @@ def markdown(result: dict[str, Any]) -> str:
         mark = " **(chosen)**" if s["min_prob"] == result["chosen_adaptive"]["min_prob"] else ""
         lines.append(f"| {s['min_prob']}{mark} | {s['recall@0.5']:.3f} | {s['precision@0.5']:.3f} | "
                      f"{s['crops_per_frame']:.2f} | {s['engine_seconds_per_frame']:.2f} |")
+    if result.get("score_sweep"):
+        names = list(result["score_sweep"][0]["sets"])
+        lines += ["", f"Recogniser-confidence floor (``text_score``) on {result['chosen_variant']}, K=3; chosen on "
+                  f"{', '.join(result['score_choice_sets'])} (within {result['score_slack']} recall of the lowest floor):",
+                  "", "| text_score | " + " | ".join(f"{n} recall / precision / false dets" for n in names) + " |",
+                  "|---:|" + "---|" * len(names)]
+        for row in result["score_sweep"]:
+            mark = " **(chosen)**" if row["text_score"] == result["chosen_text_score"] else ""
+            cells = []
+            for n in names:
+                c = row["sets"][n]
+                fd = c["false_detections_per_text_free_frame"]
+                cells.append(f"{c['recall@0.5']:.3f} / {c['precision@0.5']:.3f} / {'-' if fd is None else f'{fd:.2f}'}")
+            lines.append(f"| {row['text_score']}{mark} | " + " | ".join(cells) + " |")
     lines += ["", footer(result)]
     return "\n".join(lines) + "\n"
 
@@ -178,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated crop_size/det_limit_side_len/det_precision; the first is the baseline")
     p.add_argument("--recall-slack", type=float, default=0.02, help="recall a faster variant may lose")
     p.add_argument("--k-slack", type=float, default=0.01, help="recall adaptive K may lose against K=3")
+    p.add_argument("--score-slack", type=float, default=0.005, help="recall the recogniser-confidence floor may lose")
     p.add_argument("--out", default=str(RESULTS / "choose_settings"), help="output path without extension")
     args = p.parse_args(argv)
     from tqdm import tqdm
@@ -209,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     chosen = choose_variant(rows, base, args.recall_slack)
     sweep = adaptive_sweep(pipes[chosen], rows[chosen]["_per"], frames, THRESHOLDS)
     pick = choose_threshold(sweep, args.k_slack)
+    floors = score_sweep(pipes[chosen], rows[chosen]["_per"], frames, SCORE_FLOORS)
+    choice_sets = [s for s in SCORE_CHOICE_SETS if s in set_names] or set_names
+    floor = choose_floor(floors, choice_sets, args.score_slack)
+    for row in floors:
+        for c in row["sets"].values():
+            c.pop("_counts")
     c, d, prec = chosen.split(" / ")
     result = {
         "question": "cheaper task settings and the adaptive-K threshold, chosen on validation frames",
@@ -217,7 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_variant": base, "chosen_variant": chosen, "recall_slack": args.recall_slack,
         "variants": {n: {k: v for k, v in r.items() if not k.startswith("_")} for n, r in rows.items()},
         "adaptive_sweep": sweep, "chosen_adaptive": pick, "k_slack": args.k_slack,
-        "chosen_config": {"crop_size": int(c), "task_options": {"det_limit_side_len": int(d), "det_precision": prec},
+        "score_sweep": floors, "score_choice_sets": choice_sets, "score_slack": args.score_slack,
+        "chosen_text_score": floor["text_score"],
+        "chosen_config": {"crop_size": int(c), "task_options": {"det_limit_side_len": int(d), "det_precision": prec,
+                                                                "text_score": floor["text_score"]},
                           "sensing_options": {"min_prob": pick["min_prob"]}},
         "machine": machine(load_before),
     }

@@ -144,3 +144,21 @@ def test_int8_detector_only_where_its_dot_products_are_exact() -> None:
     assert int8_exact_here("aarch64", set())
     params = TextEngineConfig(det_precision="int8").params()
     assert ("Det.model_path" in params) == int8_exact_here()
+
+
+def test_recogniser_floor_default_is_the_validation_choice_and_drops_low_confidence_reads() -> None:
+    """The module's ``text_score`` default is what ``benchmarks/choose_settings.py`` chose on
+    validation frames (its committed result), and a read below the floor is not returned."""
+    import json
+    from pathlib import Path
+
+    from active_o3_ros.backends.text import TextOptions
+
+    result = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "choose_settings_v3.json"
+    chosen = json.loads(result.read_text())
+    assert TextOptions().text_score == chosen["chosen_text_score"] == chosen["chosen_config"]["task_options"]["text_score"]
+    img, _ = _word_image("HELLO", 40)
+    low = TextTaskModel(threads=1, text_score=0.5).detect([img], ["text"])[0].detections
+    assert low and all(d.score >= 0.5 for d in low)
+    # a clear word reads at ~0.9999: a floor of 1.0 is above it and must drop it
+    assert TextTaskModel(threads=1, text_score=1.0).detect([img], ["text"])[0].detections == []
