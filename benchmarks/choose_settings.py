@@ -152,34 +152,31 @@ def score_sweep(pipe, per: list[dict[str, Any]], frames, floors: list[float]) ->
     dropped low-score box never suppressed a higher one in the merge, so filtering the
     merged detections equals running the engine with that ``text_score``)."""
     merged = [pipe.merge(p["each"]) for p in per]
+    names = list(dict.fromkeys(p["set"] for p in per))
     out = []
     for t in floors:
-        row: dict[str, Any] = {"text_score": t, "sets": {}}
-        for name in dict.fromkeys(p["set"] for p in per):
-            tp = n_pred = n_gt = 0
-            false_free = []
-            for p, f, dets in zip(per, frames, merged):
-                if p["set"] != name:
-                    continue
-                kept = [d for d in dets if d.score >= t]
-                a, b, c = greedy_match([d.box for d in kept], [d.score for d in kept], f.boxes, 0.5)
-                tp, n_pred, n_gt = tp + a, n_pred + b, n_gt + c
-                if not f.boxes:
-                    false_free.append(b)
-            row["sets"][name] = {"recall@0.5": round(tp / max(1, n_gt), 4),
-                                 "precision@0.5": round(tp / n_pred, 4) if n_pred else 1.0,
-                                 "false_detections_per_text_free_frame":
-                                     round(float(np.mean(false_free)), 3) if false_free else None,
-                                 "_counts": (tp, n_pred, n_gt)}
-        out.append(row)
+        counts = {n: [0, 0, 0] for n in names}  # true positives, detections, ground truth
+        false_free: dict[str, list[int]] = {n: [] for n in names}
+        for p, f, dets in zip(per, frames, merged):
+            kept = [d for d in dets if d.score >= t]
+            matched = greedy_match([d.box for d in kept], [d.score for d in kept], f.boxes, 0.5)
+            counts[p["set"]] = [x + y for x, y in zip(counts[p["set"]], matched)]
+            if not f.boxes:
+                false_free[p["set"]].append(matched[1])
+        out.append({"text_score": t, "sets": {n: {
+            "recall@0.5": round(tp / max(1, n_gt), 4), "precision@0.5": round(tp / n_pred, 4) if n_pred else 1.0,
+            "false_detections_per_text_free_frame":
+                round(float(np.mean(false_free[n])), 3) if false_free[n] else None,
+            "true_positives": tp, "detections": n_pred, "ground_truth": n_gt}
+            for n, (tp, n_pred, n_gt) in counts.items()}})
     return out
 
 
 def choose_floor(sweep: list[dict[str, Any]], choice_sets: list[str], slack: float) -> dict[str, Any]:
     """The highest floor whose recall over ``choice_sets`` is within ``slack`` of the lowest floor's."""
     def recall(row):
-        tp = sum(row["sets"][s]["_counts"][0] for s in choice_sets)
-        return tp / max(1, sum(row["sets"][s]["_counts"][2] for s in choice_sets))
+        cells = [row["sets"][s] for s in choice_sets]
+        return sum(c["true_positives"] for c in cells) / max(1, sum(c["ground_truth"] for c in cells))
 
     base = recall(sweep[0])
     ok = [r for r in sweep if recall(r) >= base - slack]
@@ -277,9 +274,6 @@ def main(argv: list[str] | None = None) -> int:
     floors = score_sweep(pipes[chosen], rows[chosen]["_per"], frames, SCORE_FLOORS)
     choice_sets = [s for s in SCORE_CHOICE_SETS if s in set_names] or set_names
     floor = choose_floor(floors, choice_sets, args.score_slack)
-    for row in floors:
-        for c in row["sets"].values():
-            c.pop("_counts")
     c, d, prec = chosen.split(" / ")
     result = {
         "question": "cheaper task settings and the adaptive-K threshold, chosen on validation frames",

@@ -18,7 +18,9 @@ Rows (one run, both frozen test sets of ``active_o3_training.data.scenes``):
 
 Every other row runs the text module's defaults, which are the settings
 ``benchmarks/choose_settings.py`` chose on validation frames
-(``benchmarks/results/choose_settings.json``; the script refuses to run when they differ).
+(the latest choice, ``benchmarks/results/choose_settings_v3.json``: the detector variant of
+``choose_settings.json`` and the recogniser-confidence floor; the script refuses to run when
+they differ).
 
 Per row: recall@0.5 with a 95 % bootstrap interval over images, precision, AP50, seconds per
 frame, detector (engine) seconds per frame, detector input megapixels per frame, detector
@@ -48,7 +50,7 @@ from active_o3_ros.core.config import PerceptionConfig  # noqa: E402
 from active_o3_ros.core.types import PerceptionResult, StageTimings  # noqa: E402
 from active_o3_training.data import scenes  # noqa: E402
 
-CHOSEN = RESULTS / "choose_settings.json"
+CHOSEN = RESULTS / "choose_settings_v3.json"
 
 
 class SahiRow:
