@@ -160,5 +160,7 @@ def test_recogniser_floor_default_is_the_validation_choice_and_drops_low_confide
     img, _ = _word_image("HELLO", 40)
     low = TextTaskModel(threads=1, text_score=0.5).detect([img], ["text"])[0].detections
     assert low and all(d.score >= 0.5 for d in low)
+    with pytest.raises(ValueError, match="text_score"):
+        TextTaskModel(threads=1, text_score=1.5)
     # a clear word reads at ~0.9999: a floor of 1.0 is above it and must drop it
     assert TextTaskModel(threads=1, text_score=1.0).detect([img], ["text"])[0].detections == []
