@@ -5,6 +5,8 @@
   the reference policy and entropy (the GRPO objective's terms).
 * :func:`grow_net`: a trained network with more residual blocks or a larger input scale
   that gives the same answers, so training continues with the KL reference unchanged.
+* :func:`add_anchors`: a trained network with more anchor grids (fine-tuning on a scene whose
+  objects need other region sizes than the shipped anchors offer).
 * :func:`anchor_flip_permutation`: the anchor each anchor becomes under a mirror, so flip
   augmentation keeps rewards exact.
 """
@@ -99,6 +101,37 @@ def grow_net(net: SmallPolicyNet, res_blocks: Sequence[int] | None = None,
     return grown
 
 
+def add_anchors(net: SmallPolicyNet, grids: Sequence, prior: float | None = None) -> SmallPolicyNet:
+    """A copy of ``net`` with the anchor ``grids`` (``AnchorGrid`` or ``(w, h, cols, rows)``)
+    appended to its own.  The scoring head is shared by all anchors (features pooled inside
+    each anchor + the per-anchor cue numbers), so a new anchor is scored by what the network
+    already learned; only its learned prior is new, and starts at the mean of the old
+    priors (or at ``prior``: a very low one gives a network that never picks the new
+    anchors, i.e. answers as ``net`` does).  The old anchors keep their index.
+
+    WHY: the shipped anchors were sized for a few signs per frame (20-30 % of the frame
+    wide); a robot whose frames are full of small objects (a shelf aisle) may need larger
+    regions, and the task reward can only teach a choice among regions that exist."""
+    from active_o3_ros.backends.small_policy import AnchorGrid
+
+    new = tuple(g if isinstance(g, AnchorGrid) else AnchorGrid(float(g[0]), float(g[1]), int(g[2]), int(g[3]))
+                for g in grids)
+    for g in new:
+        if not (0.0 < g.w <= 1.0 and 0.0 < g.h <= 1.0 and g.cols >= 1 and g.rows >= 1):
+            raise ValueError(f"an anchor grid needs 0 < w, h <= 1 and cols, rows >= 1; got {g}")
+    dup = set(new) & set(net.cfg.grids)
+    if dup:
+        raise ValueError(f"the network already has the anchor grids {sorted(dup)}")
+    grown = build_net(replace(net.cfg, grids=tuple(net.cfg.grids) + new))
+    state = dict(net.state_dict())
+    old_prior = state["anchor_prior"]
+    extra = grown.num_anchors - net.num_anchors
+    start = float(old_prior.mean()) if prior is None else float(prior)
+    state["anchor_prior"] = torch.cat([old_prior, old_prior.new_full((extra,), start)])
+    grown.load_state_dict(state)
+    return grown
+
+
 def set_log_probs(logits: torch.Tensor, sets: torch.Tensor, ref_logits: torch.Tensor | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Log-probability of each ordered draw in ``sets`` ``(B, G, k)`` under ``logits``
@@ -126,4 +159,4 @@ def set_log_probs(logits: torch.Tensor, sets: torch.Tensor, ref_logits: torch.Te
     return logp, kl, ent
 
 
-__all__ = ["anchor_flip_permutation", "grow_net", "set_log_probs"]
+__all__ = ["add_anchors", "anchor_flip_permutation", "grow_net", "set_log_probs"]

@@ -74,6 +74,9 @@ class PolicyModelSection:
 
     init: str = ""                         # "" = the shipped weights; "init" = a fresh network
     task: str = "text"
+    # anchor grids added to the starting network's, each [w, h, cols, rows] (fractions of
+    # the frame): larger regions for scenes full of small objects.  [] = the network's own
+    extra_grids: list[list[float]] = field(default_factory=list)
     task_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -136,6 +139,16 @@ class PolicyTrainConfig:
             raise ConfigError("trainer.learning_rate must be > 0, trainer.beta >= 0 and trainer.max_steps >= 0")
         if self.cache.task_frames < 0:
             raise ConfigError("cache.task_frames must be >= 0")
+        for g in self.model.extra_grids:
+            ok = isinstance(g, (list, tuple)) and len(g) == 4
+            try:
+                ok = ok and 0 < float(g[0]) <= 1 and 0 < float(g[1]) <= 1 and int(g[2]) >= 1 and int(g[3]) >= 1 \
+                    and float(g[2]) == int(g[2]) and float(g[3]) == int(g[3])
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ConfigError(f"model.extra_grids: each grid is [w, h, cols, rows] with 0 < w, h <= 1 and "
+                                  f"whole cols, rows >= 1; got {g!r}")
         return self
 
 
@@ -402,6 +415,12 @@ def run(cfg: PolicyTrainConfig, command: str = "", progress: bool = True) -> dic
     init = cfg.model.init or str(BUNDLED_WEIGHTS)
     net = build_net(SmallPolicyConfig()) if init == "init" else load_weights(init)
     start_net = load_weights(init) if init != "init" else build_net(SmallPolicyConfig())
+    if cfg.model.extra_grids:
+        from active_o3_training.policy_math import add_anchors
+
+        net = add_anchors(net, cfg.model.extra_grids)
+        # the starting weights, scored on the same (grown) problems: new anchors never picked
+        start_net = add_anchors(start_net, cfg.model.extra_grids, prior=-1e4)
     acfg = cache_settings(cfg, net.cfg)
     anchors = make_anchors(net.cfg.grids)
     report = DataReport()
@@ -477,6 +496,8 @@ def run(cfg: PolicyTrainConfig, command: str = "", progress: bool = True) -> dic
     card = {
         "weights": weights.name, "network": json.loads(res.net.cfg.to_json()),
         "started_from": "shipped weights" if not cfg.model.init else cfg.model.init,
+        "anchors": {"started_with": int(len(anchors) - _extra_count(cfg)), "added_grids": cfg.model.extra_grids,
+                    "total": int(len(anchors))},
         "data": {"sources": report.sources, "train_frames": len(train_frames), "val_frames": len(val_frames),
                  "segment": list(cfg.data.segment), "val_fraction": cfg.data.val_fraction,
                  "split": "by time (last part of the segment is validation)"},
@@ -495,6 +516,10 @@ def run(cfg: PolicyTrainConfig, command: str = "", progress: bool = True) -> dic
     plot_curves(res.history, res.evals, out / "reward_curves.png")
     card["weights_path"] = str(weights)
     return card
+
+
+def _extra_count(cfg: PolicyTrainConfig) -> int:
+    return int(sum(int(g[2]) * int(g[3]) for g in cfg.model.extra_grids))
 
 
 HELP_EPILOG = """data sources (any mix):

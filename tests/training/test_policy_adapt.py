@@ -274,3 +274,58 @@ def test_a_cue_reading_policy_fine_tunes_on_coco_style_data(tmp_path):
     frame = render_scene(20_000_050, SceneConfig(frame_sizes=((640, 360),))).image
     assert len(pol.propose([frame], ["text"], 3)[0].regions) == 3
 
+
+
+def test_added_anchor_grids_keep_the_old_scores_and_can_be_switched_off():
+    """``add_anchors``: the old anchors keep their index and logits; a very low prior for the
+    new ones gives the starting network's greedy answer; a bad grid is refused."""
+    import torch
+
+    from active_o3_ros.backends.small_policy import AnchorGrid, SmallPolicyConfig, build_net
+    from active_o3_training.policy_math import add_anchors
+
+    net = build_net(SmallPolicyConfig())
+    with torch.no_grad():
+        net.anchor_prior.copy_(torch.linspace(-1, 1, net.num_anchors))
+    grown = add_anchors(net, [[0.3, 0.4, 4, 3]])
+    n = net.num_anchors
+    assert grown.num_anchors == n + 12 and grown.cfg.grids[-1] == AnchorGrid(0.3, 0.4, 4, 3)
+    assert torch.allclose(grown.anchor_prior[n:], net.anchor_prior.mean().expand(12))
+    x = net.preprocess([np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8)])
+    with torch.no_grad():
+        old, new = net(x, ["text"]), grown(x, ["text"])
+        off = add_anchors(net, [[0.3, 0.4, 4, 3]], prior=-1e4)(x, ["text"])
+    assert torch.equal(new[:, :n], old)
+    assert set(off.topk(3).indices.flatten().tolist()) <= set(range(n))
+    with pytest.raises(ValueError, match="already has"):
+        add_anchors(net, [net.cfg.grids[0]])
+    with pytest.raises(ValueError, match="anchor grid"):
+        add_anchors(net, [[1.5, 0.4, 4, 3]])
+
+
+def test_fine_tuning_with_added_anchor_grids(tmp_path):
+    """``model.extra_grids`` grows the shipped weights' anchors before fine-tuning: the card
+    says so, the weights carry the new grid and load in the node's backend; a malformed
+    grid is a clear config error (exit 2)."""
+    from active_o3_ros.backends.base import build_sensing
+    from active_o3_ros.backends.small_policy import AnchorGrid, load_weights
+
+    names = [f"{i}.jpg" for i in range(4)]
+    anns = _scene_jpegs(tmp_path / "img", 20_000_060, names)
+    images = [{"id": i + 1, "file_name": name, "width": 640, "height": 360} for i, name in enumerate(names)]
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "text"}]}))
+    out = tmp_path / "policy"
+    common = ["--set", f"data.ann_file={ann}", "--set", f"data.image_dir={tmp_path / 'img'}",
+              "--set", "reward.signal=heuristic", "--set", "trainer.max_steps=2",
+              "--set", "trainer.per_device_train_batch_size=8", "--set", "trainer.num_generations=4",
+              "--set", "data.val_fraction=0.25", "--set", f"trainer.output_dir={out}"]
+    assert cli.main(["policy", *common, "--set", "model.extra_grids=[[0.3, 0.4, 4, 3]]"]) == 0
+    card = json.loads((out / "small_policy.json").read_text())
+    assert card["anchors"]["added_grids"] == [[0.3, 0.4, 4, 3]]
+    assert card["anchors"]["total"] == card["anchors"]["started_with"] + 12
+    new = load_weights(out / "small_policy.safetensors")
+    assert new.cfg.grids[-1] == AnchorGrid(0.3, 0.4, 4, 3) and new.num_anchors == card["anchors"]["total"]
+    pol = build_sensing("small_policy", model=str(out / "small_policy.safetensors"))
+    assert len(pol.propose([np.zeros((360, 640, 3), np.uint8)], ["text"], 3)[0].regions) == 3
+    assert cli.main(["policy", *common, "--set", "model.extra_grids=[[0.3, 0.4, 4]]"]) == 2
