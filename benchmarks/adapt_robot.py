@@ -47,6 +47,8 @@ from active_o3_ros.core.metrics import greedy_match  # noqa: E402
 GT_TOPIC = "/ground_truth/detections"
 IMAGES = "/camera/image_raw"
 TEACHER_TOPIC = "/active_o3/teacher"
+#: the anchor-oracle row over the adapted weights' anchors (when fine-tuning added grids)
+ADAPTED_ANCHOR_ORACLE = "anchor oracle K=3 (best 3 of the adapted policy's anchors)"
 
 
 def _bin(name: str) -> str:
@@ -137,6 +139,7 @@ def teacher_row(rec: Path, labels: Path, frames) -> dict[str, Any]:
 def evaluate(rec: Path, labels: Path, weights: Path, segment: tuple[float, float], threads: int,
              dedup: float, only: set[str] | None = None) -> tuple[dict[str, Any], int]:
     from active_o3_ros.backends.base import build_pipeline
+    from active_o3_ros.backends.small_policy import bundled_config, read_config
     from active_o3_ros.core.config import PerceptionConfig
     from active_o3_training.data.rosbag import BagDatasetConfig, iter_labeled_frames
 
@@ -155,6 +158,8 @@ def evaluate(rec: Path, labels: Path, weights: Path, segment: tuple[float, float
         ("oracle K=3", {"sensing_backend": "oracle"}),
         ("tiling 3x3", {"sensing_backend": "tiling", "crop_size": "1280", "crop_context": "1.0"}),
     ]
+    if read_config(weights).grids != bundled_config().grids:  # fine-tuning added anchors (model.extra_grids)
+        rows_cfg.insert(3, (ADAPTED_ANCHOR_ORACLE, {"sensing_backend": "oracle_anchors", "sensing_model": str(weights)}))
     rows: dict[str, Any] = {}
     for name, over in rows_cfg:
         if only is not None and name not in only:
@@ -289,8 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         "loop_minutes": round(sum(loop) / 60, 1) if len(loop) == 3 else None,
         "goals": {"adapted_over_oracle": round(ad / orc, 3) if orc else None,
                   "gap_closed": round((ad - sh) / (orc - sh), 3) if orc > sh else None,
-                  **({"adapted_over_anchor_oracle": round(ad / ao, 3)} if (ao := next(
-                      (v["recall@0.5"] for k, v in rows.items() if k.startswith("anchor oracle")), 0)) else {})},
+                  **({"adapted_over_anchor_oracle": round(ad / ao, 3)} if (ao := (rows.get(ADAPTED_ANCHOR_ORACLE) or next(
+                      (v for k, v in rows.items() if k.startswith("anchor oracle")), {})).get("recall@0.5")) else {})},
         "weights": {"path": str(weights.relative_to(work)) if weights.is_relative_to(work) else weights.name,
                     "config": card.get("config", {}).get("trainer")},
         "card": {k: card.get(k) for k in ("data", "rewards_used", "comparison_with_start_on_val", "seconds")},

@@ -156,13 +156,16 @@ def region_reward_fn(regions: Sequence[Box], width: int, height: int, gt: Sequen
     tw, th = thumb_size
     sx, sy = tw / width, th / height
     windows = [crop_window(r, width, height, crop) for r in regions] if crop is not None else None
+    # how much each anchor's crop enlarges it (read by the coverage term's minimum height)
+    scales = [crop.output_size / max(w.width, w.height) for w in windows] if windows is not None else None
 
     def fn(anchors: tuple[int, ...]) -> tuple[float, dict[str, float]]:
         boxes = [regions[a] for a in anchors]
         text = format_regions_answer([b.scale(sx, sy) for b in boxes])
         dets = detections_for(anchors) if (detections_for is not None and cfg.signal != "heuristic") else None
         seen = [windows[a] for a in anchors] if windows is not None else None
-        rb = region_rewards(cfg, boxes, width, height, gt, text=text, detections=dets, coverage_regions=seen)
+        rb = region_rewards(cfg, boxes, width, height, gt, text=text, detections=dets, coverage_regions=seen,
+                            coverage_scales=[scales[a] for a in anchors] if scales is not None else None)
         return rb.total, rb.terms
 
     return fn
@@ -624,6 +627,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--coverage-on-crops", action="store_true",
                    help="measure the coverage reward on each region's crop window (context, minimum "
                         "size: what the detector sees) instead of on the proposed box")
+    p.add_argument("--coverage-min-height", type=float, default=0.0,
+                   help="with --coverage-on-crops: a ground-truth box counts as covered only when its "
+                        "region's crop shows it at least this many pixels tall (0 = any size)")
     p.add_argument("--max-steps", "--steps", dest="steps", type=int, default=d.max_steps)
     p.add_argument("--batch-images", type=int, default=d.batch_images)
     p.add_argument("--num-generations", "--group-size", dest="group_size", type=int, default=d.num_generations,
@@ -690,7 +696,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # any frame is loaded or rendered
         crop = train_cache.crop()
         coverage_crop = crop if args.coverage_on_crops else None
-        rcfg = RewardConfig(signal=cfg.reward_signal, max_regions=cfg.max_regions)
+        if args.coverage_min_height and not args.coverage_on_crops:
+            raise ValueError("--coverage-min-height needs --coverage-on-crops (the crops' enlargement)")
+        rcfg = RewardConfig(signal=cfg.reward_signal, max_regions=cfg.max_regions,
+                            coverage_min_height=args.coverage_min_height)
         t_load = time.perf_counter()
         grids = parse_grids(args.grids)
         if args.grids:
@@ -770,10 +779,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "torch": torch.__version__,
     }
     recipe = {k: v for k, v in asdict(cfg).items() if k not in ("out", "weights_out")}  # no local paths
-    recipe |= {"crop_context": args.crop_context, "coverage_on_crops": args.coverage_on_crops}
+    recipe |= {"crop_context": args.crop_context, "coverage_on_crops": args.coverage_on_crops,
+               "coverage_min_height": args.coverage_min_height}
     # what each group of training frames was really scored with (the heuristic groups never
     # see the detector, whatever --reward-signal says)
-    heuristic = "heuristic: " + ", ".join(HEURISTIC_TERMS) + (" (coverage on the crop windows)" if args.coverage_on_crops else "")
+    heuristic = "heuristic: " + ", ".join(HEURISTIC_TERMS) + (" (coverage on the crop windows)" if args.coverage_on_crops else "") \
+        + (f" (a box counts when its crop shows it >= {args.coverage_min_height:g} px tall)"
+           if args.coverage_min_height else "")
     used = {"detector-cache frames (synthetic train split)": (len(train_frames), {
                 "both": heuristic + " + task (detector AP50+AR50 on the cached crops)",
                 "task": "task only (detector AP50+AR50 on the cached crops)", "heuristic": heuristic}[cfg.reward_signal]),

@@ -28,7 +28,7 @@ import numpy as np
 from active_o3_ros.backends.base import TaskModel
 from active_o3_ros.core import rewards as core_rewards
 from active_o3_ros.core.config import PipelineConfig
-from active_o3_ros.core.geometry import QWEN_PATCH_MULTIPLE, smart_resize
+from active_o3_ros.core.geometry import QWEN_PATCH_MULTIPLE, crop_window, smart_resize
 from active_o3_ros.core.parsing import parse_answer
 from active_o3_ros.core.pipeline import ActivePerception
 from active_o3_ros.core.types import Box, ParseStatus
@@ -123,8 +123,16 @@ class TrlRewards:
                 for (r, _), w, h in zip(self._parsed(completions, width, height), width, height)]
 
     def coverage(self, prompts, completions, width, height, gt_boxes, **kw) -> list[float]:
-        return [core_rewards.coverage_reward(r, g, self.cfg.coverage_min_inside)
-                for (r, _), g in zip(self._parsed(completions, width, height), self._gt(gt_boxes))]
+        out = []
+        for (r, _), g, w, h in zip(self._parsed(completions, width, height), self._gt(gt_boxes), width, height):
+            scales = None
+            if self.cfg.coverage_min_height:  # how much each region's crop (the pipeline's ResizeCrop) enlarges it
+                crop = self.pipeline.crop
+                scales = [crop.output_size / max(win.width, win.height)
+                          for win in (crop_window(b, int(w), int(h), crop) for b in r)]
+            out.append(core_rewards.coverage_reward(r, g, self.cfg.coverage_min_inside,
+                                                    self.cfg.coverage_min_height, scales))
+        return out
 
     def task(self, prompts, completions, width, height, gt_boxes, image, instruction, gt_masks=None,
              **kw) -> list[float]:

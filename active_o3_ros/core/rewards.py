@@ -51,12 +51,22 @@ def area_reward(regions: Sequence[Box], width: float, height: float, min_frac: f
     return 1.0 if all(min_frac <= r.area / total <= max_frac for r in regions) else 0.0
 
 
-def coverage_reward(regions: Sequence[Box], gt_boxes: Sequence[Box], min_inside: float = 1.0) -> float:
+def coverage_reward(regions: Sequence[Box], gt_boxes: Sequence[Box], min_inside: float = 1.0,
+                    min_height: float = 0.0, scales: Sequence[float] | None = None) -> float:
     """Fraction of ground-truth boxes with at least ``min_inside`` of their area inside one
-    region.  No ground truth: 1.0 (nothing to miss)."""
+    region.  No ground truth: 1.0 (nothing to miss).
+
+    ``min_height`` > 0: a box counts only inside a region that shows it at least this many
+    pixels tall, where ``scales[i]`` is how much region ``i``'s crop enlarges it (1 when not
+    given).  WHY: a word inside a region the crop barely enlarges is as lost to the detector
+    as one outside it; without this, coverage favours the largest regions."""
     if not gt_boxes:
         return 1.0
-    hit = sum(1 for g in gt_boxes if any(r.contains(g, min_inside) for r in regions))
+    if scales is not None and len(scales) != len(regions):
+        raise ValueError(f"coverage: {len(scales)} scales for {len(regions)} regions")
+    sc = list(scales) if scales is not None else [1.0] * len(regions)
+    hit = sum(1 for g in gt_boxes if any(r.contains(g, min_inside) and g.height * s >= min_height
+                                         for r, s in zip(regions, sc)))
     return hit / len(gt_boxes)
 
 
@@ -121,6 +131,9 @@ class RewardConfig:
     min_area_frac: float = 0.01
     max_area_frac: float = 0.5
     coverage_min_inside: float = 1.0
+    #: Pixels tall a ground-truth box must be in a region's crop to count as covered (0 =
+    #: any size; needs the crops' enlargement, ``coverage_scales``, else frame pixels).
+    coverage_min_height: float = 0.0
     #: "detection": AP@0.5 + AR@0.5; "segmentation": mIoU under the K-region budget.
     task_metric: str = "detection"
     weights: dict[str, float] = field(default_factory=lambda: dict.fromkeys(REWARD_TERMS, 1.0))
@@ -130,6 +143,8 @@ class RewardConfig:
             raise ValueError(f"reward signal must be one of {REWARD_SIGNALS}, got {self.signal!r}")
         if self.task_metric not in TASK_METRICS:
             raise ValueError(f"task_metric must be one of {TASK_METRICS}, got {self.task_metric!r}")
+        if self.coverage_min_height < 0:
+            raise ValueError(f"coverage_min_height must be >= 0, got {self.coverage_min_height}")
         unknown = set(self.weights) - set(REWARD_TERMS)
         if unknown:
             raise ValueError(f"unknown reward terms {sorted(unknown)}")
@@ -145,7 +160,8 @@ def region_rewards(cfg: RewardConfig, regions: Sequence[Box], width: int, height
                    gt_boxes: Sequence[Box], text: str | None = None,
                    detections: Sequence[Detection] | None = None,
                    gt_masks: Sequence[np.ndarray] | None = None,
-                   coverage_regions: Sequence[Box] | None = None) -> RewardBreakdown:
+                   coverage_regions: Sequence[Box] | None = None,
+                   coverage_scales: Sequence[float] | None = None) -> RewardBreakdown:
     """All reward terms for one proposal.  ``text`` is the raw policy answer (format term;
     policies without text pass None and the term is 1 when 1..K regions were proposed).
     ``detections``: task-model output on these regions, in frame pixels (task term).
@@ -153,7 +169,9 @@ def region_rewards(cfg: RewardConfig, regions: Sequence[Box], width: int, height
     ``coverage_regions``: what the task model actually sees for each region (its ResizeCrop
     window, with context and minimum size); the coverage term is measured on these when
     given.  WHY: a word cut by a region's edge is whole in a crop with context, so coverage
-    of the proposal boxes alone under-counts what the detector can find."""
+    of the proposal boxes alone under-counts what the detector can find.
+    ``coverage_scales``: each region's crop enlargement (crop side / window side), read by
+    ``cfg.coverage_min_height``."""
     terms: dict[str, float] = {}
     if cfg.signal in ("both", "heuristic"):
         if text is not None:
@@ -163,7 +181,8 @@ def region_rewards(cfg: RewardConfig, regions: Sequence[Box], width: int, height
         terms["non_overlap"] = non_overlap_reward(regions, cfg.overlap_tau)
         terms["area"] = area_reward(regions, width, height, cfg.min_area_frac, cfg.max_area_frac)
         terms["coverage"] = coverage_reward(regions if coverage_regions is None else coverage_regions,
-                                            gt_boxes, cfg.coverage_min_inside)
+                                            gt_boxes, cfg.coverage_min_inside, cfg.coverage_min_height,
+                                            coverage_scales)
     if cfg.signal in ("both", "task"):
         if detections is None:
             raise ValueError("task reward needs the task model's detections on the regions")

@@ -62,6 +62,24 @@ def test_coverage_can_be_measured_on_what_the_task_model_sees():
         {k: v for k, v in plain.terms.items() if k != "coverage"}
 
 
+def test_coverage_can_ask_that_the_crop_makes_a_box_tall_enough():
+    """``coverage_min_height``: a box inside a region counts only when that region's crop
+    enlargement shows it at least this tall; the better-zoomed of two regions counts."""
+    big, small = Box(0, 0, 800, 800), Box(0, 0, 200, 200)
+    gts = [Box(10, 10, 60, 16)]                              # 6 px tall in the frame
+    cfg = RewardConfig(signal="heuristic", coverage_min_height=12)
+    assert coverage_reward([big], gts) == 1.0
+    assert coverage_reward([big], gts, min_height=12, scales=[1.05]) == 0.0   # 6.3 px in the crop
+    assert coverage_reward([big, small], gts, min_height=12, scales=[1.05, 3.0]) == 1.0
+    far = region_rewards(cfg, [big], 1000, 1000, gts, coverage_scales=[1.05])
+    near = region_rewards(cfg, [small], 1000, 1000, gts, coverage_scales=[3.0])
+    assert far.terms["coverage"] == 0.0 and near.terms["coverage"] == 1.0
+    with pytest.raises(ValueError, match="scales"):
+        coverage_reward([big, small], gts, min_height=12, scales=[1.0])
+    with pytest.raises(ValueError, match="coverage_min_height"):
+        RewardConfig(coverage_min_height=-1)
+
+
 def test_ap_ar_edge_cases():
     assert ap50_ar50([], [], [], 10, 10) == (1.0, 1.0)
     assert ap50_ar50([Box(0, 0, 1, 1)], [1.0], [], 10, 10) == (0.0, 0.0)

@@ -80,6 +80,17 @@ def test_boxes_are_mapped_from_model_input_to_frame_pixels():
     assert r.coverage(None, [_answer((0, 0, 70, 70))], **kw) == [0.0]
 
 
+def test_coverage_min_height_reads_the_pipelines_crop_enlargement():
+    """A 6 px tall box counts for a small region (its 84 px crop enlarges 3x: 18 px) and not
+    for a large one (enlarged 84/140 = 0.6x) when ``coverage_min_height`` is 12."""
+    crop = PipelineConfig(crop=ResizeCropConfig(output_size=84, max_zoom=3.0, context=1.0), fallback_full_frame=False)
+    r = TrlRewards(RewardConfig(signal="heuristic", coverage_min_height=12), SPACE, pipeline=crop)
+    kw = _kw(2, [[4, 4, 24, 10]])
+    comps = [_answer((0, 0, 28, 28)), _answer((0, 0, 140, 140))]
+    assert r.coverage(None, comps, **kw) == [1.0, 0.0]
+    assert TrlRewards(RewardConfig(signal="heuristic"), SPACE, pipeline=crop).coverage(None, comps, **kw) == [1.0, 1.0]
+
+
 def test_functions_are_named_per_term_with_weights():
     cfg = RewardConfig(signal="heuristic", weights={"format": 0.5, "non_overlap": 1, "area": 1, "coverage": 2, "task": 1})
     funcs, weights = TrlRewards(cfg, SPACE).functions()
