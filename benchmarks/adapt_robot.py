@@ -277,6 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.weights is not None:
         weights = args.weights.resolve()
     card = json.loads(weights.with_suffix(".json").read_text())
+    if args.weights is not None:  # the loop's cost is that of the weights evaluated (their own card)
+        note = f" (the evaluated weights' run, {args.weights})"
+        steps["cache (detector on anchors)"] = {"seconds": card["seconds"]["cache_s"], "notes": (
+            f"{card['rewards_used']['task-term frames (detector cache)']['frames']} frames, "
+            f"{card.get('anchors', {}).get('total', 'the shipped')} anchors" + note)}
+        steps["train (GRPO)"] = {"seconds": card["seconds"]["train_s"], "notes": (
+            f"{card['data']['train_frames']} train / {card['data']['val_frames']} val frames" + note)}
     t0 = time.perf_counter()
     only = {r.strip() for r in args.rows.split(",") if r.strip()} or None
     if only and not (args.reuse and previous.is_file()):

@@ -37,13 +37,14 @@ from _common import RESULTS, ROOT, command, footer, load_average, machine, recal
 LARGER_ANCHORS = "model.extra_grids=[[0.22,0.29,5,4],[0.3,0.4,4,3],[0.4,0.5,3,3]]"
 
 #: name -> ``--set`` overrides on ``training/configs/policy_robot.yaml`` (each variant says
-#: its learning rate, so the names stay true when the recipe's default changes)
+#: its learning rate and anchors, so the names stay true when the recipe's defaults change)
+SHIPPED_ANCHORS = "model.extra_grids=[]"
 VARIANTS: dict[str, list[str]] = {
-    "lr 3e-4, 150 steps, beta 0.04": ["trainer.learning_rate=3e-4"],
-    "lr 1e-3, 150 steps": ["trainer.learning_rate=1e-3"],
-    "lr 3e-4, 400 steps": ["trainer.learning_rate=3e-4", "trainer.max_steps=400"],
-    "lr 1e-3, 400 steps": ["trainer.learning_rate=1e-3", "trainer.max_steps=400"],
-    "lr 3e-4, 150 steps, beta 0.2": ["trainer.learning_rate=3e-4", "trainer.beta=0.2"],
+    "lr 3e-4, 150 steps, beta 0.04": ["trainer.learning_rate=3e-4", SHIPPED_ANCHORS],
+    "lr 1e-3, 150 steps": ["trainer.learning_rate=1e-3", SHIPPED_ANCHORS],
+    "lr 3e-4, 400 steps": ["trainer.learning_rate=3e-4", "trainer.max_steps=400", SHIPPED_ANCHORS],
+    "lr 1e-3, 400 steps": ["trainer.learning_rate=1e-3", "trainer.max_steps=400", SHIPPED_ANCHORS],
+    "lr 3e-4, 150 steps, beta 0.2": ["trainer.learning_rate=3e-4", "trainer.beta=0.2", SHIPPED_ANCHORS],
     "lr 1e-3, 150 steps, + larger anchors": ["trainer.learning_rate=1e-3", LARGER_ANCHORS],
 }
 TEACHER_TOPIC = "/active_o3/teacher"
