@@ -219,6 +219,16 @@ def _scene_jpegs(folder: Path, first_seed: int, names: list[str]) -> list[dict]:
     return anns
 
 
+def _coco_scenes(tmp_path: Path, first_seed: int) -> Path:
+    """Four 640x360 text scenes as a COCO JSON (``tmp_path/ann.json``) + JPEGs in ``tmp_path/img``."""
+    names = [f"{i}.jpg" for i in range(4)]
+    anns = _scene_jpegs(tmp_path / "img", first_seed, names)
+    images = [{"id": i + 1, "file_name": name, "width": 640, "height": 360} for i, name in enumerate(names)]
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "text"}]}))
+    return ann
+
+
 def test_policy_trains_on_lvis_style_json(tmp_path):
     """LVIS v1 entries (``coco_url``, no ``file_name``): the path comes from the URL; a class in
     ``not_exhaustive_category_ids`` is not used; ``neg_category_ids`` give empty samples."""
@@ -253,11 +263,7 @@ def test_a_cue_reading_policy_fine_tunes_on_coco_style_data(tmp_path):
     v1 = Path(__file__).resolve().parents[2] / "training" / "results" / "small_policy_v1" / "small_policy.safetensors"
     init = save_weights(grow_net(load_weights(v1), map_inputs=("det", "stroke"), cue_features=True),
                         tmp_path / "init.safetensors")
-    names = [f"{i}.jpg" for i in range(4)]
-    anns = _scene_jpegs(tmp_path / "img", 20_000_040, names)
-    images = [{"id": i + 1, "file_name": name, "width": 640, "height": 360} for i, name in enumerate(names)]
-    ann = tmp_path / "ann.json"
-    ann.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "text"}]}))
+    ann = _coco_scenes(tmp_path, 20_000_040)
     out = tmp_path / "policy"
     assert cli.main(["policy", "--set", f"data.ann_file={ann}", "--set", f"data.image_dir={tmp_path / 'img'}",
                      "--set", f"model.init={init}", "--set", "reward.signal=heuristic",
@@ -310,11 +316,7 @@ def test_fine_tuning_with_added_anchor_grids(tmp_path):
     from active_o3_ros.backends.base import build_sensing
     from active_o3_ros.backends.small_policy import AnchorGrid, load_weights
 
-    names = [f"{i}.jpg" for i in range(4)]
-    anns = _scene_jpegs(tmp_path / "img", 20_000_060, names)
-    images = [{"id": i + 1, "file_name": name, "width": 640, "height": 360} for i, name in enumerate(names)]
-    ann = tmp_path / "ann.json"
-    ann.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "text"}]}))
+    ann = _coco_scenes(tmp_path, 20_000_060)
     out = tmp_path / "policy"
     common = ["--set", f"data.ann_file={ann}", "--set", f"data.image_dir={tmp_path / 'img'}",
               "--set", "reward.signal=heuristic", "--set", "trainer.max_steps=2",
