@@ -42,7 +42,7 @@ from active_o3_ros.backends.small_policy import (
     anchor_iou_matrix, load_weights, read_config, make_anchors, sample_sets, save_weights,
 )
 from active_o3_training.policy_math import anchor_flip_permutation, grow_net, mirrored_cues, set_log_probs
-from active_o3_ros.core.geometry import ResizeCropConfig, crop_window
+from active_o3_ros.core.geometry import ResizeCropConfig, crop_enlargement, crop_window
 from active_o3_ros.core.parsing import format_regions_answer
 from active_o3_ros.core.rewards import HEURISTIC_TERMS, REWARD_SIGNALS, REWARD_TERMS, RewardConfig, region_rewards
 from active_o3_ros.core.types import Box
@@ -157,7 +157,7 @@ def region_reward_fn(regions: Sequence[Box], width: int, height: int, gt: Sequen
     sx, sy = tw / width, th / height
     windows = [crop_window(r, width, height, crop) for r in regions] if crop is not None else None
     # how much each anchor's crop enlarges it (read by the coverage term's minimum height)
-    scales = [crop.output_size / max(w.width, w.height) for w in windows] if windows is not None else None
+    scales = [crop_enlargement(w, crop) for w in windows] if windows is not None else None
 
     def fn(anchors: tuple[int, ...]) -> tuple[float, dict[str, float]]:
         boxes = [regions[a] for a in anchors]

@@ -114,11 +114,7 @@ def add_anchors(net: SmallPolicyNet, grids: Sequence, prior: float | None = None
     regions, and the task reward can only teach a choice among regions that exist."""
     from active_o3_ros.backends.small_policy import AnchorGrid
 
-    new = tuple(g if isinstance(g, AnchorGrid) else AnchorGrid(float(g[0]), float(g[1]), int(g[2]), int(g[3]))
-                for g in grids)
-    for g in new:
-        if not (0.0 < g.w <= 1.0 and 0.0 < g.h <= 1.0 and g.cols >= 1 and g.rows >= 1):
-            raise ValueError(f"an anchor grid needs 0 < w, h <= 1 and cols, rows >= 1; got {g}")
+    new = tuple(AnchorGrid.parse(g) for g in grids)
     dup = set(new) & set(net.cfg.grids)
     if dup:
         raise ValueError(f"the network already has the anchor grids {sorted(dup)}")

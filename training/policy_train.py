@@ -26,6 +26,7 @@ validation segment); the node loads it with ``sensing_model:=FILE``.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -139,16 +140,13 @@ class PolicyTrainConfig:
             raise ConfigError("trainer.learning_rate must be > 0, trainer.beta >= 0 and trainer.max_steps >= 0")
         if self.cache.task_frames < 0:
             raise ConfigError("cache.task_frames must be >= 0")
+        from active_o3_ros.backends.small_policy import AnchorGrid
+
         for g in self.model.extra_grids:
-            ok = isinstance(g, (list, tuple)) and len(g) == 4
             try:
-                ok = ok and 0 < float(g[0]) <= 1 and 0 < float(g[1]) <= 1 and int(g[2]) >= 1 and int(g[3]) >= 1 \
-                    and float(g[2]) == int(g[2]) and float(g[3]) == int(g[3])
-            except (TypeError, ValueError):
-                ok = False
-            if not ok:
-                raise ConfigError(f"model.extra_grids: each grid is [w, h, cols, rows] with 0 < w, h <= 1 and "
-                                  f"whole cols, rows >= 1; got {g!r}")
+                AnchorGrid.parse(g)
+            except ValueError as exc:
+                raise ConfigError(f"model.extra_grids: {exc}") from exc
         return self
 
 
@@ -414,7 +412,8 @@ def run(cfg: PolicyTrainConfig, command: str = "", progress: bool = True) -> dic
         torch.set_num_threads(t.threads)
     init = cfg.model.init or str(BUNDLED_WEIGHTS)
     net = build_net(SmallPolicyConfig()) if init == "init" else load_weights(init)
-    start_net = load_weights(init) if init != "init" else build_net(SmallPolicyConfig())
+    start_net = copy.deepcopy(net)
+    started_with = net.num_anchors
     if cfg.model.extra_grids:
         from active_o3_training.policy_math import add_anchors
 
@@ -496,7 +495,7 @@ def run(cfg: PolicyTrainConfig, command: str = "", progress: bool = True) -> dic
     card = {
         "weights": weights.name, "network": json.loads(res.net.cfg.to_json()),
         "started_from": "shipped weights" if not cfg.model.init else cfg.model.init,
-        "anchors": {"started_with": int(len(anchors) - _extra_count(cfg)), "added_grids": cfg.model.extra_grids,
+        "anchors": {"started_with": started_with, "added_grids": cfg.model.extra_grids,
                     "total": int(len(anchors))},
         "data": {"sources": report.sources, "train_frames": len(train_frames), "val_frames": len(val_frames),
                  "segment": list(cfg.data.segment), "val_fraction": cfg.data.val_fraction,
@@ -516,10 +515,6 @@ def run(cfg: PolicyTrainConfig, command: str = "", progress: bool = True) -> dic
     plot_curves(res.history, res.evals, out / "reward_curves.png")
     card["weights_path"] = str(weights)
     return card
-
-
-def _extra_count(cfg: PolicyTrainConfig) -> int:
-    return int(sum(int(g[2]) * int(g[3]) for g in cfg.model.extra_grids))
 
 
 HELP_EPILOG = """data sources (any mix):

@@ -28,7 +28,7 @@ import numpy as np
 from active_o3_ros.backends.base import TaskModel
 from active_o3_ros.core import rewards as core_rewards
 from active_o3_ros.core.config import PipelineConfig
-from active_o3_ros.core.geometry import QWEN_PATCH_MULTIPLE, crop_window, smart_resize
+from active_o3_ros.core.geometry import QWEN_PATCH_MULTIPLE, crop_enlargement, crop_window, smart_resize
 from active_o3_ros.core.parsing import parse_answer
 from active_o3_ros.core.pipeline import ActivePerception
 from active_o3_ros.core.types import Box, ParseStatus
@@ -128,8 +128,7 @@ class TrlRewards:
             scales = None
             if self.cfg.coverage_min_height:  # how much each region's crop (the pipeline's ResizeCrop) enlarges it
                 crop = self.pipeline.crop
-                scales = [crop.output_size / max(win.width, win.height)
-                          for win in (crop_window(b, int(w), int(h), crop) for b in r)]
+                scales = [crop_enlargement(crop_window(b, int(w), int(h), crop), crop) for b in r]
             out.append(core_rewards.coverage_reward(r, g, self.cfg.coverage_min_inside,
                                                     self.cfg.coverage_min_height, scales))
         return out

@@ -66,6 +66,22 @@ class AnchorGrid:
     cols: int
     rows: int
 
+    @classmethod
+    def parse(cls, values: "AnchorGrid | Sequence[float]") -> "AnchorGrid":
+        """A grid from ``[w, h, cols, rows]`` (a config list), checked: ``0 < w, h <= 1`` and
+        whole ``cols, rows >= 1``; anything else raises a ValueError naming the value."""
+        if isinstance(values, cls):
+            return values
+        try:
+            w, h, c, r = (float(v) for v in values)
+            ok = 0 < w <= 1 and 0 < h <= 1 and c >= 1 and r >= 1 and c.is_integer() and r.is_integer()
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"an anchor grid is [w, h, cols, rows] with 0 < w, h <= 1 and whole cols, rows >= 1; "
+                             f"got {values!r}")
+        return cls(w, h, int(c), int(r))
+
     def boxes(self) -> list[tuple[float, float, float, float]]:
         xs = np.linspace(self.w / 2, 1 - self.w / 2, self.cols) if self.cols > 1 else np.array([0.5])
         ys = np.linspace(self.h / 2, 1 - self.h / 2, self.rows) if self.rows > 1 else np.array([0.5])

@@ -181,6 +181,12 @@ def crop_window(region: Box, frame_width: int, frame_height: int, cfg: ResizeCro
     return Box(float(ix1), float(iy1), float(ix2), float(iy2))
 
 
+def crop_enlargement(window: Box, cfg: ResizeCropConfig) -> float:
+    """How much ResizeCrop enlarges a frame ``window`` (from :func:`crop_window`): its long side
+    becomes ``cfg.output_size``."""
+    return cfg.output_size / max(window.width, window.height)
+
+
 def resize_crop(frame: np.ndarray, region: Box, cfg: ResizeCropConfig) -> tuple[np.ndarray, ScaleOffset, Box]:
     """Cut and enlarge ``region`` of ``frame``; returns ``(crop, crop->frame transform, window)``."""
     fh, fw = frame.shape[:2]
@@ -188,7 +194,7 @@ def resize_crop(frame: np.ndarray, region: Box, cfg: ResizeCropConfig) -> tuple[
     x1, y1, x2, y2 = (int(v) for v in win.as_list())
     patch = frame[y1:y2, x1:x2]
     pw, ph = x2 - x1, y2 - y1
-    scale = cfg.output_size / max(pw, ph)
+    scale = crop_enlargement(win, cfg)
     ow, oh = max(1, int(round(pw * scale))), max(1, int(round(ph * scale)))
     crop = resize_image(patch, ow, oh)
     return crop, ScaleOffset(float(x1), float(y1), ow / pw, oh / ph), win
