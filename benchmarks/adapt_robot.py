@@ -209,6 +209,15 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _card_steps(card: dict[str, Any], cache_note: str = "", train_note: str = "") -> dict[str, Any]:
+    """The loop's cache and train steps as a trainer's card records them."""
+    return {
+        "cache (detector on anchors)": {"seconds": card["seconds"]["cache_s"], "notes": (
+            f"{card['rewards_used']['task-term frames (detector cache)']['frames']} frames" + cache_note)},
+        "train (GRPO)": {"seconds": card["seconds"]["train_s"], "notes": (
+            f"{card['data']['train_frames']} train / {card['data']['val_frames']} val frames" + train_note)}}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "adapt_robot", help="recordings, labels, weights")
@@ -268,22 +277,15 @@ def main(argv: list[str] | None = None) -> int:
                      "--set", f"data.bag={rec}", "--set", f"data.labels_bag={labels}",
                      "--set", f"data.segment=[0.0,{args.train_segment}]", "--set", f"trainer.output_dir={policy}",
                      *shlex.split(args.train_args)], work / "train.log")
-        card = json.loads(weights.with_suffix(".json").read_text())
-        steps["cache (detector on anchors)"] = {"seconds": card["seconds"]["cache_s"], "notes": (
-            f"{card['rewards_used']['task-term frames (detector cache)']['frames']} frames")}
-        steps["train (GRPO)"] = {"seconds": card["seconds"]["train_s"], "notes": (
-            f"{card['data']['train_frames']} train / {card['data']['val_frames']} val frames; "
-            f"whole command {secs:.0f} s")}
+        steps |= _card_steps(json.loads(weights.with_suffix(".json").read_text()),
+                             train_note=f"; whole command {secs:.0f} s")
     if args.weights is not None:
         weights = args.weights.resolve()
     card = json.loads(weights.with_suffix(".json").read_text())
     if args.weights is not None:  # the loop's cost is that of the weights evaluated (their own card)
         note = f" (the evaluated weights' run, {args.weights})"
-        steps["cache (detector on anchors)"] = {"seconds": card["seconds"]["cache_s"], "notes": (
-            f"{card['rewards_used']['task-term frames (detector cache)']['frames']} frames, "
-            f"{card.get('anchors', {}).get('total', 'the shipped')} anchors" + note)}
-        steps["train (GRPO)"] = {"seconds": card["seconds"]["train_s"], "notes": (
-            f"{card['data']['train_frames']} train / {card['data']['val_frames']} val frames" + note)}
+        steps |= _card_steps(card, cache_note=f", {card.get('anchors', {}).get('total', 'the shipped')} anchors{note}",
+                             train_note=note)
     t0 = time.perf_counter()
     only = {r.strip() for r in args.rows.split(",") if r.strip()} or None
     if only and not (args.reuse and previous.is_file()):

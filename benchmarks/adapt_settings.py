@@ -30,6 +30,7 @@ from typing import Any
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, ROOT, command, footer, load_average, machine, recall_cell, write_outputs  # noqa: E402
+from adapt_robot import TEACHER_TOPIC  # noqa: E402
 
 #: Larger regions for frames full of small objects (a shelf aisle): 20 anchors of 22 x 29 %,
 #: 12 of 30 x 40 % and 9 of 40 x 50 % of the frame, added to the shipped 98; the task term
@@ -47,20 +48,19 @@ VARIANTS: dict[str, list[str]] = {
     "lr 3e-4, 150 steps, beta 0.2": ["trainer.learning_rate=3e-4", "trainer.beta=0.2", SHIPPED_ANCHORS],
     "lr 1e-3, 150 steps, + larger anchors": ["trainer.learning_rate=1e-3", LARGER_ANCHORS],
 }
-TEACHER_TOPIC = "/active_o3/teacher"
 
 
 def validation_frames(work: Path, train_segment: float, val_fraction: float = 0.15) -> list:
     """The frames ``active-o3-train policy`` validates on, with the teacher's labels as boxes:
     the last ``val_fraction`` (by time) of the training part of the recording."""
     from active_o3_training.data.rosbag import BagDatasetConfig, iter_labeled_frames
+    from active_o3_training.policy_train import validation_start
 
     frames = list(iter_labeled_frames([work / "rec", work / "labels"], BagDatasetConfig(labels_topic=TEACHER_TOPIC),
                                       segment=(0.0, train_segment)))
     if not frames:
         raise SystemExit(f"no teacher-labelled frames in {work}: run benchmarks/adapt_robot.py first")
-    t0, t1 = min(f.stamp_ns for f in frames), max(f.stamp_ns for f in frames)
-    cut = t1 - (t1 - t0) * val_fraction
+    cut = validation_start([f.stamp_ns for f in frames], val_fraction)
     return [f for f in frames if f.stamp_ns >= cut]
 
 

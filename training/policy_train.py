@@ -273,6 +273,13 @@ def _synthetic_frames(cfg: PolicyTrainConfig, net_cfg, report: DataReport) -> li
     return out
 
 
+def validation_start(stamps_ns: Sequence[int], val_fraction: float) -> float:
+    """The stamp from which a recording's frames are validation: its last ``val_fraction``
+    of the time span."""
+    t0, t1 = min(stamps_ns), max(stamps_ns)
+    return t1 - (t1 - t0) * val_fraction
+
+
 def split_by_time(frames: Sequence[PolicyFrame], val_fraction: float) -> tuple[list[PolicyFrame], list[PolicyFrame]]:
     """Bag frames: the last ``val_fraction`` of their time span is validation (per bag
     source); other sources: every ``1/val_fraction``-th frame."""
@@ -284,8 +291,7 @@ def split_by_time(frames: Sequence[PolicyFrame], val_fraction: float) -> tuple[l
         if not val_fraction:
             train += fs
         elif src.startswith("bag:"):
-            t0, t1 = min(f.stamp_ns for f in fs), max(f.stamp_ns for f in fs)
-            cut = t1 - (t1 - t0) * val_fraction
+            cut = validation_start([f.stamp_ns for f in fs], val_fraction)
             train += [f for f in fs if f.stamp_ns < cut]
             val += [f for f in fs if f.stamp_ns >= cut]
         else:
