@@ -84,7 +84,9 @@ def footer(result: dict[str, Any]) -> str:
 
 
 def ratios_line(ratios: dict[str, Any]) -> str:
-    return "Ratios: " + ", ".join(f"{k} {v}" for k, v in ratios.items())
+    """``Ratios: name value, ...`` of the ratios this run could measure (rows it ran)."""
+    shown = [f"{k} {v}" for k, v in ratios.items() if v is not None]
+    return "Ratios: " + (", ".join(shown) if shown else "none (their rows were not run)")
 
 
 def recall_cell(r: dict[str, Any]) -> str:

@@ -7,7 +7,8 @@
   that gives the same answers, so training continues with the KL reference unchanged.
 * :func:`add_anchors`: a trained network with more anchor grids (fine-tuning on a scene whose
   objects need other region sizes than the shipped anchors offer).
-* :func:`anchor_flip_permutation`: the anchor each anchor becomes under a mirror, so flip
+* :func:`anchor_flip_permutation` / :func:`mirrored_cues` (defined with the backend, which
+  uses them for its mirror views): the anchor each anchor becomes under a mirror, so flip
   augmentation keeps rewards exact.
 """
 from __future__ import annotations
@@ -18,34 +19,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from active_o3_ros.backends.small_policy import SmallPolicyNet, build_net
-
-
-def anchor_flip_permutation(anchors: np.ndarray, vertical: bool = False) -> np.ndarray:
-    """Index of each anchor's mirror image (for flip augmentation during training):
-    left-right by default, top-bottom with ``vertical=True``."""
-    lo, hi = (1, 3) if vertical else (0, 2)
-    mirrored = anchors.copy()
-    mirrored[:, lo], mirrored[:, hi] = 1 - anchors[:, hi], 1 - anchors[:, lo]
-    d = np.abs(mirrored[:, None, :] - anchors[None, :, :]).sum(-1)
-    perm = d.argmin(1)
-    if not np.allclose(d[np.arange(len(anchors)), perm], 0, atol=1e-6):
-        raise ValueError(f"anchor set is not {'top-bottom' if vertical else 'left-right'} symmetric")
-    return perm
-
-
-def mirrored_cues(cues: torch.Tensor, order: torch.Tensor, left_right: bool, top_bottom: bool) -> torch.Tensor:
-    """Per-anchor cue features ``(N, F)`` as a mirrored view of the frame sees them:
-    ``order[a]`` is the frame's anchor behind the view's anchor ``a``, and the mirrored
-    position features change sign (every other feature is mirror-invariant)."""
-    from active_o3_ros.backends.cues import CUE_FEATURES
-
-    out = cues[order].clone()
-    if left_right:
-        out[:, CUE_FEATURES.index("cx")] *= -1
-    if top_bottom:
-        out[:, CUE_FEATURES.index("cy")] *= -1
-    return out
+from active_o3_ros.backends.small_policy import (  # noqa: F401  (mirror helpers re-exported for training)
+    SmallPolicyNet, anchor_flip_permutation, build_net, mirrored_cues)
 
 
 def grow_net(net: SmallPolicyNet, res_blocks: Sequence[int] | None = None,
@@ -155,4 +130,4 @@ def set_log_probs(logits: torch.Tensor, sets: torch.Tensor, ref_logits: torch.Te
     return logp, kl, ent
 
 
-__all__ = ["add_anchors", "anchor_flip_permutation", "grow_net", "set_log_probs"]
+__all__ = ["add_anchors", "anchor_flip_permutation", "grow_net", "mirrored_cues", "set_log_probs"]

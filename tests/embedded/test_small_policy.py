@@ -265,3 +265,29 @@ def test_adaptive_policy_proposes_fewer_regions_and_checks_its_options():
         SmallSensingPolicy(model="init", min_prob=1.5)
     with pytest.raises(ValueError, match="min_regions"):
         SmallSensingPolicy(model="init", min_regions=-1)
+
+
+def test_mirror_views_average_the_mirrored_answers_and_check_their_option():
+    """``mirror_views`` averages the logits of mirrored views mapped back to the frame's
+    anchors: 1 view is the plain forward pass, and with 2/4 views a mirrored frame gets the
+    mirrored answer (the set of views is the same)."""
+    from active_o3_ros.backends.small_policy import anchor_flip_permutation as flip
+
+    net = build_net(SmallPolicyConfig())
+    with torch.no_grad():
+        net.anchor_prior.copy_(torch.linspace(-1, 1, net.num_anchors))  # break the init's symmetry
+    img = _image(5, 1024, 576)  # 2x the thumbnail: resizing commutes with mirroring
+    with torch.no_grad():
+        plain = net(net.preprocess([img]), ["text"])
+    torch.testing.assert_close(net.view_logits([img], ["text"], 1), plain)
+    anchors = net.anchors.numpy().astype(np.float64)
+    lr, tb = torch.as_tensor(flip(anchors)), torch.as_tensor(flip(anchors, vertical=True))
+    two = net.view_logits([img], ["text"], 2)
+    assert not torch.allclose(two, plain)
+    torch.testing.assert_close(net.view_logits([img[:, ::-1].copy()], ["text"], 2), two[:, lr], atol=1e-5, rtol=1e-5)
+    four = net.view_logits([img], ["text"], 4)
+    torch.testing.assert_close(net.view_logits([img[::-1].copy()], ["text"], 4), four[:, tb], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="mirror_views"):
+        SmallSensingPolicy(model="init", mirror_views=3)
+    pol = SmallSensingPolicy(model="init", mirror_views=4)
+    assert len(pol.propose([img], ["text"], 3)[0].regions) == 3
