@@ -12,7 +12,9 @@ here; ``benchmarks/cost_curve.py`` then reports the chosen settings on them once
 3. Adaptive K on the chosen variant: each crop's detections and engine time are kept, so the
    recall and time of "keep regions while the policy's probability >= t" are computed for
    every threshold t without running the detector again.  Chosen: the threshold with the
-   lowest mean task time whose recall is within ``--k-slack`` (0.01) of fixed K=3.
+   lowest mean task time whose recall is within ``--k-slack`` (0.01) of fixed K=3.  Also
+   the ceiling of ANY adaptive rule on these frames (:func:`adaptive_ceiling`: an oracle
+   choosing each frame's cheapest subset of regions within the same slack).
 4. The recogniser-confidence floor (the text module's ``text_score``) on the same kept
    detections at fixed K=3: recall, precision and false detections per text-free frame of
    every floor.  Chosen on the in-domain sets (``val``, ``synthetic_val``; ``val_held_out``
@@ -146,6 +148,52 @@ def adaptive_sweep(pipe, per: list[dict[str, Any]], frames, thresholds: list[flo
     return out
 
 
+def adaptive_ceiling(pipe, per: list[dict[str, Any]], frames, slack: float, floor: float) -> dict[str, Any]:
+    """The best any adaptive-K rule could do on these frames: an oracle that knows every
+    crop's detections keeps, per frame, the subset of the K=3 regions (possibly none) that
+    minimises the task time over all frames while losing at most ``slack`` of fixed K=3's
+    recall (detections at the recogniser-confidence ``floor``).  Exact: a knapsack over the
+    words lost, each frame choosing among its 2^K subsets."""
+    import itertools
+
+    frames_opts = []
+    n_gt = full_tp = 0
+    for p, f in zip(per, frames):
+        n = len(p["crops"])
+        opts: dict[int, tuple[float, int]] = {}  # words lost -> (least engine seconds, crops)
+        tp_full = None
+        for k in range(n, -1, -1):
+            for sub in itertools.combinations(range(n), k):
+                dets = [d for d in pipe.merge(p["each"], list(sub)) if d.score >= floor] if sub else []
+                tp = greedy_match([d.box for d in dets], [d.score for d in dets], f.boxes, 0.5)[0]
+                tp_full = tp if tp_full is None else tp_full
+                secs = sum(p["crops"][i]["engine_s"] for i in sub)
+                lost = tp_full - tp
+                if lost >= 0 and (lost not in opts or secs < opts[lost][0]):
+                    opts[lost] = (secs, k)
+        frames_opts.append(opts)
+        n_gt += len(f.boxes)
+        full_tp += tp_full
+    budget = int(np.floor(slack * max(1, n_gt) + 1e-9))
+    best: dict[int, tuple[float, int]] = {0: (0.0, 0)}  # words lost so far -> (seconds, crops)
+    for opts in frames_opts:
+        nxt: dict[int, tuple[float, int]] = {}
+        for used, (secs, crops) in best.items():
+            for lost, (s2, k2) in opts.items():
+                u = used + lost
+                if u <= budget and (u not in nxt or secs + s2 < nxt[u][0]):
+                    nxt[u] = (secs + s2, crops + k2)
+        best = nxt
+    lost, (secs, crops) = min(best.items(), key=lambda kv: kv[1][0])
+    n_frames = max(1, len(per))
+    fixed_s = float(np.mean([sum(c["engine_s"] for c in p["crops"]) for p in per]))
+    sensing = float(np.mean([p["sensing_s"] for p in per]))
+    return {"recall@0.5": round((full_tp - lost) / max(1, n_gt), 4), "fixed_recall@0.5": round(full_tp / max(1, n_gt), 4),
+            "crops_per_frame": round(crops / n_frames, 3), "engine_seconds_per_frame": round(secs / n_frames, 4),
+            "fixed_engine_seconds_per_frame": round(fixed_s, 4), "sensing_seconds_per_frame": round(sensing, 4),
+            "time_over_fixed": round((sensing + secs / n_frames) / (sensing + fixed_s), 3), "text_score": floor}
+
+
 def score_sweep(pipe, per: list[dict[str, Any]], frames, floors: list[float]) -> list[dict[str, Any]]:
     """Per floor and set: recall, precision and false detections per text-free frame of the
     K=3 detections scoring at least the floor (the floor only removes detections, and a
@@ -211,6 +259,14 @@ def markdown(result: dict[str, Any]) -> str:
         mark = " **(chosen)**" if s["min_prob"] == result["chosen_adaptive"]["min_prob"] else ""
         lines.append(f"| {s['min_prob']}{mark} | {s['recall@0.5']:.3f} | {s['precision@0.5']:.3f} | "
                      f"{s['crops_per_frame']:.2f} | {s['engine_seconds_per_frame']:.2f} |")
+    c = result.get("adaptive_ceiling")
+    if c:
+        lines += ["", f"Ceiling of any adaptive-K rule (an oracle that knows each crop's detections keeps the "
+                  f"cheapest subset of regions per frame, losing at most {result['k_slack']} recall; text_score "
+                  f"{c['text_score']}): recall {c['recall@0.5']:.3f} (fixed K=3 {c['fixed_recall@0.5']:.3f}), "
+                  f"{c['crops_per_frame']:.2f} crops/frame, engine {c['engine_seconds_per_frame']:.2f} s/frame "
+                  f"(fixed {c['fixed_engine_seconds_per_frame']:.2f}), sensing {c['sensing_seconds_per_frame']:.2f} "
+                  f"s/frame: **{c['time_over_fixed']:.2f}x the time of fixed K=3**."]
     if result.get("score_sweep"):
         names = list(result["score_sweep"][0]["sets"])
         lines += ["", f"Recogniser-confidence floor (``text_score``) on {result['chosen_variant']}, K=3; chosen on "
@@ -274,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     floors = score_sweep(pipes[chosen], rows[chosen]["_per"], frames, SCORE_FLOORS)
     choice_sets = [s for s in SCORE_CHOICE_SETS if s in set_names] or set_names
     floor = choose_floor(floors, choice_sets, args.score_slack)
+    ceiling = adaptive_ceiling(pipes[chosen], rows[chosen]["_per"], frames, args.k_slack, floor["text_score"])
     c, d, prec = chosen.split(" / ")
     result = {
         "question": "cheaper task settings and the adaptive-K threshold, chosen on validation frames",
@@ -281,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         "frames": {s: sum(1 for f in frames if f.set == s) for s in set_names},
         "baseline_variant": base, "chosen_variant": chosen, "recall_slack": args.recall_slack,
         "variants": {n: {k: v for k, v in r.items() if not k.startswith("_")} for n, r in rows.items()},
-        "adaptive_sweep": sweep, "chosen_adaptive": pick, "k_slack": args.k_slack,
+        "adaptive_sweep": sweep, "chosen_adaptive": pick, "k_slack": args.k_slack, "adaptive_ceiling": ceiling,
         "score_sweep": floors, "score_choice_sets": choice_sets, "score_slack": args.score_slack,
         "chosen_text_score": floor["text_score"],
         "chosen_config": {"crop_size": int(c), "task_options": {"det_limit_side_len": int(d), "det_precision": prec,

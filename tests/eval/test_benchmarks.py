@@ -136,12 +136,14 @@ def test_bootstrap_interval_brackets_the_ratio_and_widens_with_fewer_images() ->
 def test_sensing_domains_runs_rows_on_a_frozen_set(tmp_path: Path) -> None:
     out = tmp_path / "sd"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--sets", "val",
-                           "--frames", "2", "--rows", "cascade 720,oracle K=3,policy K=1", "--threads", "1",
-                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+                           "--frames", "2", "--rows", "cascade 720,oracle K=3,policy K=1,1 mirror view",
+                           "--compare-views", "1", "--threads", "1", "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.with_suffix(".json").read_text())
     rows = res["sets"]["val"]["rows"]
-    assert set(rows) == {"cascade 720 K=3", "anchor oracle K=3", "oracle K=3", "policy K=1"}  # substrings
+    assert set(rows) == {"cascade 720 K=3", "anchor oracle K=3", "oracle K=3", "policy K=1",  # substrings
+                         "policy K=3, 1 mirror view"}
+    assert rows["policy K=3, 1 mirror view"]["config"]["sensing_options"]["mirror_views"] == 1
     for r in rows.values():
         lo, hi = r["recall_ci95"]
         assert lo <= r["recall@0.5"] <= hi and r["seconds_per_frame"] > 0
@@ -150,3 +152,20 @@ def test_sensing_domains_runs_rows_on_a_frozen_set(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--sets", "nope"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown set" in bad.stderr
+
+
+@pytest.mark.slow
+def test_choose_settings_reports_the_adaptive_k_ceiling(tmp_path: Path) -> None:
+    """The ceiling of any adaptive-K rule (an oracle over each frame's region subsets) keeps
+    recall within the slack and never costs more than fixed K=3."""
+    out = tmp_path / "cs"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "choose_settings.py"), "--sets", "val",
+                           "--frames", "3", "--variants", "840/480/int8", "--threads", "1", "--k-slack", "0.05",
+                           "--out", str(out)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(out.with_suffix(".json").read_text())
+    c = res["adaptive_ceiling"]
+    assert c["recall@0.5"] >= c["fixed_recall@0.5"] - 0.05 - 1e-9
+    assert 0 <= c["crops_per_frame"] <= 3 and 0 < c["time_over_fixed"] <= 1.0
+    assert c["engine_seconds_per_frame"] <= c["fixed_engine_seconds_per_frame"] + 1e-9
+    assert "Ceiling of any adaptive-K rule" in out.with_suffix(".md").read_text()
