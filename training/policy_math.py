@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from active_o3_ros.backends.small_policy import (  # noqa: F401  (mirror helpers re-exported for training)
