@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in set_names:
         if s not in scenes.FROZEN_SETS:
             p.error(f"unknown set {s!r}; choose from {sorted(scenes.FROZEN_SETS)}")
-    previous = Path(args.previous) if args.previous and Path(args.previous).is_file() else None
+    previous = Path(args.previous).resolve() if args.previous and Path(args.previous).is_file() else None
     selected = [s.strip().lower() for s in args.rows.split(",") if s.strip()]
     todo = [(n, f) for n, f in rows(args.threads, previous, args.policy, args.policy_label, args.previous_label, views) if not selected or any(s in n.lower() for s in selected)]
     load_before = load_average()
