@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         g.add_argument("--config", help="YAML recipe (see training/configs/)")
         g.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override one key (repeatable), e.g. --set trainer.learning_rate=1e-5")
-    from active_o3_training import policy_train, teacher
+    from active_o3_training import policy_train
 
     policy_train.add_parser(sub)
     sub.add_parser("label", help="label an unlabelled bag with the offline teacher (see `label --help`)",

@@ -188,6 +188,63 @@ def anchor_features(maps: CueMaps, anchors: np.ndarray) -> np.ndarray:
     return np.nan_to_num(feats, nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def hit_boxes(det: np.ndarray, threshold: float = 0.3) -> np.ndarray:
+    """``(M, 4)`` normalised ``xyxy`` boxes of the detector map's connected regions above
+    ``threshold`` (where the cheap look sees text; imprecise, and blind to the smallest words)."""
+    H, W = det.shape
+    n, _, stats, _ = cv2.connectedComponentsWithStats((det > threshold).astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return np.zeros((0, 4))
+    x, y, w, h = (stats[1:, i].astype(np.float64) for i in range(4))
+    return np.stack([x / W, y / H, (x + w) / W, (y + h) / H], 1)
+
+
+def fit_to_hits(box: np.ndarray, hits: np.ndarray, grow: float = 1.0, min_scale: float = 0.0,
+                margin: float = 0.004, mode: str = "hull") -> np.ndarray:
+    """The normalised ``box`` fitted to the detector-map ``hits`` (:func:`hit_boxes`) whose
+    centres lie in ``box`` grown by ``grow`` around its centre: their hull, padded by
+    ``margin``, kept inside the grown box and no smaller than ``min_scale`` of ``box`` per side
+    (a hedge for words the look cannot see).  ``box`` itself when no hit is there.
+    ``mode="union"`` instead grows ``box`` to take in whole the hits that overlap it (never
+    smaller than ``box``, at most the grown box): text cut by the anchor's edge.
+
+    WHY: the policy chooses among fixed anchors, which zoom less than a region fitted to the
+    text (in domain the best anchors reach 0.87x the recall of free regions); the look the
+    policy already took says where in the anchor the text is."""
+    box = np.asarray(box, np.float64)
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    gx1, gy1, gx2, gy2 = cx - bw * grow / 2, cy - bh * grow / 2, cx + bw * grow / 2, cy + bh * grow / 2
+    if len(hits) == 0:
+        return box
+    if mode == "union":
+        cut = hits[(hits[:, 2] > box[0]) & (hits[:, 0] < box[2]) & (hits[:, 3] > box[1]) & (hits[:, 1] < box[3])]
+        if len(cut) == 0:
+            return box
+        return np.clip(np.array([max(gx1, min(box[0], cut[:, 0].min() - margin)),
+                                 max(gy1, min(box[1], cut[:, 1].min() - margin)),
+                                 min(gx2, max(box[2], cut[:, 2].max() + margin)),
+                                 min(gy2, max(box[3], cut[:, 3].max() + margin))]), 0.0, 1.0)
+    if mode != "hull":
+        raise ValueError(f"fit mode must be 'hull' or 'union', got {mode!r}")
+    hx, hy = (hits[:, 0] + hits[:, 2]) / 2, (hits[:, 1] + hits[:, 3]) / 2
+    inside = hits[(hx >= gx1) & (hx <= gx2) & (hy >= gy1) & (hy <= gy2)]
+    if len(inside) == 0:
+        return box
+    x1, y1 = max(gx1, inside[:, 0].min() - margin), max(gy1, inside[:, 1].min() - margin)
+    x2, y2 = min(gx2, inside[:, 2].max() + margin), min(gy2, inside[:, 3].max() + margin)
+    out = []
+    for lo, hi, side, glo, ghi in ((x1, x2, bw, gx1, gx2), (y1, y2, bh, gy1, gy2)):
+        need = min_scale * side - (hi - lo)
+        if need > 0:  # grow around the hull's centre, shifted to stay in the grown box
+            lo, hi = lo - need / 2, hi + need / 2
+            shift = max(0.0, glo - lo) - max(0.0, hi - ghi)
+            lo, hi = lo + shift, hi + shift
+        out.append((lo, hi))
+    (x1, x2), (y1, y2) = out
+    return np.clip(np.array([x1, y1, x2, y2]), 0.0, 1.0)
+
+
 def anchor_cues(image: np.ndarray, anchors: np.ndarray, detector_long_side: int = 640,
                 stroke_short_side: int = 1080, threads: int = 0) -> np.ndarray:
     """:func:`anchor_features` of :func:`cue_maps` of ``image``."""
@@ -195,4 +252,4 @@ def anchor_cues(image: np.ndarray, anchors: np.ndarray, detector_long_side: int 
 
 
 __all__ = ["CUE_FEATURES", "MAP_INPUTS", "MAP_SCALE", "CueMaps", "anchor_cues", "anchor_features", "cue_maps", "detector_map",
-           "detector_model_path", "stroke_maps"]
+           "detector_model_path", "fit_to_hits", "hit_boxes", "stroke_maps"]

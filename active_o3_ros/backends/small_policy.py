@@ -43,7 +43,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from active_o3_ros.backends.base import SensingOutput, SensingPolicy
-from active_o3_ros.backends.cues import CUE_FEATURES, MAP_INPUTS, MAP_SCALE, CueMaps, anchor_features, cue_maps
+from active_o3_ros.backends.cues import (CUE_FEATURES, MAP_INPUTS, MAP_SCALE, CueMaps, anchor_features, cue_maps,
+                                        fit_to_hits, hit_boxes)
 from active_o3_ros.core.geometry import resize_image, validate_image
 from active_o3_ros.core.parsing import format_regions_answer
 from active_o3_ros.core.types import Box, Region
@@ -397,19 +398,21 @@ class SmallPolicyNet(nn.Module):
         return [(f, v, (lr if f else ident)[tb if v else ident]) for f, v in MIRROR_VIEWS[views]]
 
     def view_logits(self, images: Sequence[np.ndarray], instructions: Sequence[str], views: int = 1,
-                    threads: int = 0) -> torch.Tensor:
+                    threads: int = 0, looks: Sequence[CueMaps] | None = None) -> torch.Tensor:
         """``(B, N)`` logits of full-resolution images, averaged over ``views`` mirror views
         (test-time augmentation with the mirrors training used: the thumbnail, the cue maps
         and the per-anchor cues are mirrored together, one cue look per image, and each
         view's logits are mapped back to the frame's anchors).  ``views=1`` is the plain
-        forward pass."""
+        forward pass.  ``looks``: the images' cue looks when the caller already took them."""
         orders = self.mirror_orders(views)
         device = self.anchor_prior.device
         raw = self.raw_input(images).to(device) if self.cfg.use_cnn else None
         cues = raw_maps = None
         if self.cfg.reads_cues:
             anchors = self.anchors.cpu().numpy().astype(np.float64)
-            read = [look_inputs(cue_look(im, self.cfg, threads), self.cfg, anchors) for im in images]
+            if looks is None:
+                looks = [cue_look(im, self.cfg, threads) for im in images]
+            read = [look_inputs(lk, self.cfg, anchors) for lk in looks]
             cues = torch.from_numpy(np.stack([c for c, _ in read])) if self.n_cues else None
             raw_maps = torch.from_numpy(np.stack([m for _, m in read])) if self.cfg.map_inputs else None
 
@@ -672,6 +675,13 @@ class SmallSensingPolicy(SensingPolicy):
     (``benchmarks/results/mirror_views_val.md``: recall 0.751 -> 0.776 on ``val``, for about
     0.06 s more per frame).  Weights whose anchors have no mirror image fall back to 1 view
     with a warning.
+
+    ``fit_regions``: fit each chosen anchor to the detector hits of the policy's own cue look
+    (:func:`.cues.fit_to_hits`; ``fit_mode`` "hull" shrinks it to the hits inside it,
+    hedged by ``fit_min_scale`` and ``fit_grow``; "union" grows it over hits its edge cuts).
+    Off by default: on the validation frames every variant lost recall
+    (``benchmarks/results/region_fit_val.md``: shrinking cuts words the look cannot see,
+    growing zooms less).
     """
 
     name = "small_policy"
@@ -680,7 +690,9 @@ class SmallSensingPolicy(SensingPolicy):
     def __init__(self, model: str = "", device: str = "cpu", dtype: str = "auto",
                  trust_remote_code: bool = False, weights: str | None = None, sample: bool = False,
                  seed: int = 0, num_threads: int = 0, min_prob: float = 0.0, min_regions: int = 1,
-                 mirror_views: int = 4, **_: Any) -> None:
+                 mirror_views: int = 4, fit_regions: bool = False, fit_grow: float = 1.0,
+                 fit_min_scale: float = 0.0, fit_threshold: float = 0.3, fit_mode: str = "hull",
+                 **_: Any) -> None:
         if not 0.0 <= float(min_prob) <= 1.0:
             raise ValueError(f"small_policy option min_prob must be in [0, 1], got {min_prob!r}")
         if int(min_regions) < 0:
@@ -715,6 +727,17 @@ class SmallSensingPolicy(SensingPolicy):
             import warnings
             warnings.warn(f"small_policy: {exc}; mirror_views={mirror_views} falls back to 1", stacklevel=2)
             self.mirror_views = 1
+        if not (float(fit_grow) >= 1.0 and 0.0 <= float(fit_min_scale) <= 1.0 and 0.0 < float(fit_threshold) < 1.0):
+            raise ValueError("small_policy options need fit_grow >= 1, 0 <= fit_min_scale <= 1 and "
+                             f"0 < fit_threshold < 1, got {fit_grow!r}, {fit_min_scale!r}, {fit_threshold!r}")
+        if fit_mode not in ("hull", "union"):
+            raise ValueError(f"small_policy option fit_mode must be 'hull' or 'union', got {fit_mode!r}")
+        self.fit_mode = fit_mode
+        self.fit_regions = bool(fit_regions) and self.net.cfg.reads_cues
+        if fit_regions and not self.fit_regions:
+            import warnings
+            warnings.warn("small_policy: fit_regions needs weights that read the cue look; off", stacklevel=2)
+        self.fit_grow, self.fit_min_scale, self.fit_threshold = float(fit_grow), float(fit_min_scale), float(fit_threshold)
         self.sample = bool(sample)
         self.generator = torch.Generator().manual_seed(int(seed))
         self.anchors = self.net.anchors.cpu().numpy().astype(np.float64)
@@ -727,15 +750,26 @@ class SmallSensingPolicy(SensingPolicy):
         self.num_threads = int(num_threads)
 
     @torch.no_grad()
-    def logits(self, images: Sequence[np.ndarray], instructions: Sequence[str]) -> torch.Tensor:
-        return self.net.view_logits(images, instructions, self.mirror_views, self.num_threads)
+    def logits(self, images: Sequence[np.ndarray], instructions: Sequence[str],
+               looks: Sequence[CueMaps] | None = None) -> torch.Tensor:
+        return self.net.view_logits(images, instructions, self.mirror_views, self.num_threads, looks)
+
+    def region_boxes(self, idx: Sequence[int], look: CueMaps | None) -> np.ndarray:
+        """Normalised boxes of the chosen anchors, fitted to the look's detector hits
+        (:func:`.cues.fit_to_hits`) when ``fit_regions`` is on."""
+        boxes = self.anchors[list(idx)].reshape(-1, 4)
+        if not self.fit_regions or look is None:
+            return boxes
+        hits = hit_boxes(look.det, self.fit_threshold)
+        return np.stack([fit_to_hits(b, hits, self.fit_grow, self.fit_min_scale, mode=self.fit_mode) for b in boxes]) if len(boxes) else boxes
 
     def propose(self, images, instructions, max_regions, context=None):
         if len(images) != len(instructions):
             raise ValueError("propose needs one instruction per image")
         if not images:
             return []
-        lg = self.logits(images, instructions)
+        looks = [cue_look(im, self.net.cfg, self.num_threads) for im in images] if self.fit_regions else None
+        lg = self.logits(images, instructions, looks)
         if self.sample:
             chosen = [s.tolist() for s in sample_sets(lg, max_regions, 1, self.generator)[:, 0]]
         else:
@@ -744,9 +778,9 @@ class SmallSensingPolicy(SensingPolicy):
         if self.min_prob > 0:
             chosen = [adaptive_budget(idx, p, self.min_prob, self.min_regions) for idx, p in zip(chosen, probs)]
         out = []
-        for img, idx, p in zip(images, chosen, probs):
+        for i, (img, idx, p) in enumerate(zip(images, chosen, probs)):
             h, w = img.shape[:2]
-            boxes = anchor_boxes_px(self.anchors[idx], w, h)
+            boxes = anchor_boxes_px(self.region_boxes(idx, looks[i] if looks else None), w, h)
             think = "anchors " + ", ".join(f"#{a} p={p[a]:.3f}" for a in idx)
             out.append(SensingOutput(
                 [Region(b, "small_policy", r, float(p[a])) for r, (b, a) in enumerate(zip(boxes, idx))],

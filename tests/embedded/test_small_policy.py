@@ -291,3 +291,57 @@ def test_mirror_views_average_the_mirrored_answers_and_check_their_option():
         SmallSensingPolicy(model="init", mirror_views=3)
     pol = SmallSensingPolicy(model="init", mirror_views=4)
     assert len(pol.propose([img], ["text"], 3)[0].regions) == 3
+
+
+def test_fit_to_hits_fits_the_hull_of_the_hits_in_the_anchor_and_hedges():
+    from active_o3_ros.backends.cues import fit_to_hits, hit_boxes
+
+    det = np.zeros((100, 200), np.float32)
+    det[20:26, 30:50] = 0.9   # a word inside the anchor
+    det[30:34, 55:60] = 0.8   # another, same anchor
+    det[80:90, 150:190] = 0.9  # far away: belongs to another anchor
+    hits = hit_boxes(det, 0.3)
+    assert hits.shape == (3, 4)
+    anchor = np.array([0.1, 0.1, 0.4, 0.5])
+    fitted = fit_to_hits(anchor, hits, margin=0.0)
+    np.testing.assert_allclose(fitted, [30 / 200, 20 / 100, 60 / 200, 34 / 100])
+    # a hedge: never smaller than half the anchor per side, grown around the hull, inside the anchor
+    hedged = fit_to_hits(anchor, hits, min_scale=0.5, margin=0.0)
+    assert hedged[2] - hedged[0] == pytest.approx(0.15) and hedged[3] - hedged[1] == pytest.approx(0.2)
+    assert anchor[0] <= hedged[0] and hedged[2] <= anchor[2] and anchor[1] <= hedged[1] and hedged[3] <= anchor[3]
+    assert hedged[0] <= fitted[0] and fitted[2] <= hedged[2]
+    # no hit in the anchor (or none at all): the anchor itself
+    np.testing.assert_allclose(fit_to_hits(np.array([0.5, 0.0, 0.7, 0.3]), hits), [0.5, 0.0, 0.7, 0.3])
+    np.testing.assert_allclose(fit_to_hits(anchor, hit_boxes(np.zeros_like(det))), anchor)
+    # grown anchor: a hit whose centre is just outside the anchor now counts, clipped to the grown box
+    edge = fit_to_hits(np.array([0.0, 0.0, 0.26, 0.5]), hits, grow=1.3, margin=0.0)
+    assert edge[2] == pytest.approx(0.13 + 0.26 * 1.3 / 2)  # past the anchor, up to the grown box's edge
+    # union: the anchor grows to take in whole the hits its edge cuts, and never shrinks
+    cut = fit_to_hits(np.array([0.1, 0.1, 0.2, 0.5]), hits, grow=2.0, margin=0.0, mode="union")
+    np.testing.assert_allclose(cut, [0.1, 0.1, 0.25, 0.5])
+    np.testing.assert_allclose(fit_to_hits(np.array([0.5, 0.0, 0.7, 0.3]), hits, mode="union"), [0.5, 0.0, 0.7, 0.3])
+    with pytest.raises(ValueError, match="fit mode"):
+        fit_to_hits(anchor, hits, mode="tight")
+
+
+def test_fitted_regions_lie_in_the_chosen_anchors_and_check_their_options():
+    img = np.full((1080, 1920, 3), 235, np.uint8)
+    import cv2
+
+    for i, (x, y) in enumerate([(200, 200), (1300, 700), (900, 400)]):
+        cv2.putText(img, f"EXIT {i} DOOR", (x, y), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (20, 20, 20), 3)
+    plain = SmallSensingPolicy(mirror_views=1)
+    fitted = SmallSensingPolicy(mirror_views=1, fit_regions=True)
+    a, b = plain.propose([img], ["text"], 3)[0], fitted.propose([img], ["text"], 3)[0]
+    assert len(a.regions) == len(b.regions) == 3
+    moved = 0
+    for ra, rb in zip(a.regions, b.regions):  # same anchors chosen; each fitted region inside its anchor
+        assert ra.score == rb.score
+        assert ra.box.x1 - 1e-6 <= rb.box.x1 < rb.box.x2 <= ra.box.x2 + 1e-6
+        assert ra.box.y1 - 1e-6 <= rb.box.y1 < rb.box.y2 <= ra.box.y2 + 1e-6
+        moved += rb.box.area < 0.9 * ra.box.area
+    assert moved >= 1  # the look saw the lettering, so some anchor was fitted to it
+    with pytest.raises(ValueError, match="fit_min_scale"):
+        SmallSensingPolicy(fit_regions=True, fit_min_scale=1.5)
+    with pytest.raises(ValueError, match="fit_grow"):
+        SmallSensingPolicy(fit_regions=True, fit_grow=0.5)

@@ -136,14 +136,17 @@ def test_bootstrap_interval_brackets_the_ratio_and_widens_with_fewer_images() ->
 def test_sensing_domains_runs_rows_on_a_frozen_set(tmp_path: Path) -> None:
     out = tmp_path / "sd"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--sets", "val",
-                           "--frames", "2", "--rows", "cascade 720,oracle K=3,policy K=1,1 mirror view",
-                           "--compare-views", "1", "--threads", "1", "--out", str(out)], capture_output=True, text=True, timeout=600)
+                           "--frames", "2", "--rows", "cascade 720,oracle K=3,policy K=1,1 mirror view,hull fit",
+                           "--compare-views", "1", "--compare-fits", "hull/1.3/0.5", "--threads", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.with_suffix(".json").read_text())
     rows = res["sets"]["val"]["rows"]
     assert set(rows) == {"cascade 720 K=3", "anchor oracle K=3", "oracle K=3", "policy K=1",  # substrings
-                         "policy K=3, 1 mirror view"}
+                         "policy K=3, 1 mirror view", "policy K=3, hull fit g1.3 m0.5"}
     assert rows["policy K=3, 1 mirror view"]["config"]["sensing_options"]["mirror_views"] == 1
+    fit = rows["policy K=3, hull fit g1.3 m0.5"]["config"]["sensing_options"]
+    assert (fit["fit_regions"], fit["fit_mode"], fit["fit_grow"], fit["fit_min_scale"]) == (True, "hull", 1.3, 0.5)
     for r in rows.values():
         lo, hi = r["recall_ci95"]
         assert lo <= r["recall@0.5"] <= hi and r["seconds_per_frame"] > 0
@@ -152,6 +155,9 @@ def test_sensing_domains_runs_rows_on_a_frozen_set(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--sets", "nope"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown set" in bad.stderr
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--compare-fits", "tight/1/0"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "MODE/GROW/MIN_SCALE" in bad.stderr
 
 
 @pytest.mark.slow
