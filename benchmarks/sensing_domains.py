@@ -56,7 +56,8 @@ def _sha256(path: Path) -> str:
 
 def rows(threads: int, previous: Path | None, policy: str = "", policy_label: str = "policy",
          previous_label: str = "previous weights", compare_views: tuple[int, ...] = (),
-         compare_fits: tuple[tuple[str, float, float], ...] = ()) -> list[tuple[str, dict[str, Any]]]:
+         compare_fits: tuple[tuple[str, float, float], ...] = (),
+         compare_cue_sides: tuple[int, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
     task = {"task_module": "text", "task_options": {"threads": threads}, "crop_size": 840}
     out: list[tuple[str, dict[str, Any]]] = [
         ("full frame", {**task, "mode": "full_frame"}),
@@ -82,6 +83,10 @@ def rows(threads: int, previous: Path | None, policy: str = "", policy_label: st
             **task, "sensing_backend": "small_policy", "sensing_model": policy, "max_regions": 3,
             "sensing_options": {"num_threads": threads, "fit_regions": True, "fit_mode": mode, "fit_grow": grow,
                                 "fit_min_scale": min_scale}}))
+    for side in compare_cue_sides:  # a cheaper cue look (choose on val)
+        out.append((f"{policy_label} K=3, cue look <= {side} px", {
+            **task, "sensing_backend": "small_policy", "sensing_model": policy, "max_regions": 3,
+            "sensing_options": {"num_threads": threads, "cue_long_side": side}}))
     out.append(("anchor oracle K=3", {**task, "sensing_backend": "oracle_anchors", "max_regions": 3}))
     out.append(("oracle K=3", {**task, "sensing_backend": "oracle", "max_regions": 3}))
     return out
@@ -201,12 +206,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare-fits", default="",
                    help="comma-separated MODE/GROW/MIN_SCALE (MODE hull or union; e.g. hull/1/0,union/1.5/0): "
                         "extra policy K=3 rows whose regions are fitted to the cue look's detector hits")
+    p.add_argument("--compare-cue-sides", default="",
+                   help="comma-separated long sides (px) of the policy's detector look (e.g. 960,640): "
+                        "extra policy K=3 rows, one per side")
     p.add_argument("--out", default=str(RESULTS / "sensing_domains"), help="output path without extension")
     args = p.parse_args(argv)
     try:
         views = tuple(int(v) for v in args.compare_views.split(",") if v.strip())
     except ValueError:
         p.error(f"--compare-views takes whole numbers, got {args.compare_views!r}")
+    try:
+        cue_sides = tuple(int(v) for v in args.compare_cue_sides.split(",") if v.strip())
+    except ValueError:
+        p.error(f"--compare-cue-sides takes whole numbers, got {args.compare_cue_sides!r}")
     try:
         fits = tuple((m, float(g), float(s)) for m, g, s in (f.split("/") for f in args.compare_fits.split(",") if f.strip()))
         if any(m not in ("hull", "union") for m, _, _ in fits):
@@ -221,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"unknown set {s!r}; choose from {sorted(scenes.FROZEN_SETS)}")
     previous = Path(args.previous).resolve() if args.previous and Path(args.previous).is_file() else None
     selected = [s.strip().lower() for s in args.rows.split(",") if s.strip()]
-    todo = [(n, f) for n, f in rows(args.threads, previous, args.policy, args.policy_label, args.previous_label, views, fits) if not selected or any(s in n.lower() for s in selected)]
+    todo = [(n, f) for n, f in rows(args.threads, previous, args.policy, args.policy_label, args.previous_label, views, fits, cue_sides) if not selected or any(s in n.lower() for s in selected)]
     load_before = load_average()
     result: dict[str, Any] = {
         "question": "recall vs cost of zoom-region sources for small text, in-domain vs held-out families",

@@ -487,7 +487,7 @@ class SmallPolicyNet(nn.Module):
         for a batch of 16) and its backward were two thirds of a GRPO step.  Every anchor
         covers a rectangle of cells, so one stride-1 max-pool per rectangle size, read at
         each anchor's top-left cell, gives exactly the same values."""
-        parts = [F.max_pool2d(fmap, size, stride=1).flatten(2)[:, :, offsets]   # B, C, group
+        parts = [_window_max(fmap, *size).flatten(2)[:, :, offsets]   # B, C, group
                  for size, (_, offsets) in self._max_groups.items()]
         return torch.cat(parts, -1).transpose(1, 2)[:, self._max_order]         # B, N, C
 
@@ -502,6 +502,23 @@ class SmallPolicyNet(nn.Module):
         mx = self._anchor_max(pooled.view(pooled.shape[0], pooled.shape[1], *size))
         glob = pooled.mean(-1)[:, None, :]
         return torch.cat([mean, mx, mean - glob], -1) * 4.0                      # B, N, 6
+
+
+def _window_max(fmap: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
+    """Maximum over every ``kh x kw`` window of a ``(B, C, h, w)`` map, stride 1, no padding
+    -> ``(B, C, h-kh+1, w-kw+1)``: ``F.max_pool2d(fmap, (kh, kw), stride=1)``, by shifted
+    element-wise maxima, rows then columns (the same values: max is exact).
+
+    WHY: on CPU, torch's NCHW max-pool kernel took about 4 ms for a 4x64x18x32 map (the
+    mirror views' batch), shifted maxima under 0.1 ms; the policy runs seven of them."""
+    oh, ow = fmap.shape[-2] - kh + 1, fmap.shape[-1] - kw + 1
+    rows = fmap[..., :oh, :]
+    for i in range(1, kh):
+        rows = torch.maximum(rows, fmap[..., i:i + oh, :])
+    out = rows[..., :ow]
+    for j in range(1, kw):
+        out = torch.maximum(out, rows[..., j:j + ow])
+    return out
 
 
 def _rectangle_groups(masks: torch.Tensor) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
@@ -682,6 +699,11 @@ class SmallSensingPolicy(SensingPolicy):
     Off by default: on the validation frames every variant lost recall
     (``benchmarks/results/region_fit_val.md``: shrinking cuts words the look cannot see,
     growing zooms less).
+
+    ``cue_long_side``: cap on the long side of the detector look (0 = the weights' own, 960
+    for the shipped ones).  A cheaper look saves detector time but is not what the weights
+    were trained on; on the validation frames neither 768 nor 640 px kept recall within 0.01
+    on both sets (``benchmarks/results/cue_side_val.md``), so the default stays.
     """
 
     name = "small_policy"
@@ -692,7 +714,7 @@ class SmallSensingPolicy(SensingPolicy):
                  seed: int = 0, num_threads: int = 0, min_prob: float = 0.0, min_regions: int = 1,
                  mirror_views: int = 4, fit_regions: bool = False, fit_grow: float = 1.0,
                  fit_min_scale: float = 0.0, fit_threshold: float = 0.3, fit_mode: str = "hull",
-                 **_: Any) -> None:
+                 cue_long_side: int = 0, **_: Any) -> None:
         if not 0.0 <= float(min_prob) <= 1.0:
             raise ValueError(f"small_policy option min_prob must be in [0, 1], got {min_prob!r}")
         if int(min_regions) < 0:
@@ -711,6 +733,13 @@ class SmallSensingPolicy(SensingPolicy):
         else:
             self.net = load_weights(src)
             self.weights = str(src)
+        if int(cue_long_side):
+            if int(cue_long_side) < 64:
+                raise ValueError(f"small_policy option cue_long_side must be 0 (the weights' own) or >= 64, "
+                                 f"got {cue_long_side!r}")
+            from dataclasses import replace as _replace
+
+            self.net.cfg = _replace(self.net.cfg, cue_detector_long_side=int(cue_long_side))
         if dtype not in ("auto", "float32"):
             # Why: a CNN this small gains nothing from half precision on CPU, and the
             # option exists for the MLLM backends; accept but say so rather than ignore.

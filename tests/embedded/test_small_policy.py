@@ -103,6 +103,19 @@ def test_anchor_max_equals_masked_max():
     flat = fmap.flatten(2)
     expected = torch.stack([flat[:, :, m].amax(-1) for m in masks], 1)           # B, N, C
     assert torch.equal(net._anchor_max(fmap), expected)
+    # the bundled weights' anchors too, and the window maxima are max-pool's exactly
+    from active_o3_ros.backends.small_policy import _window_max
+
+    bundled = load_weights(BUNDLED_WEIGHTS)
+    fmap = torch.randn(3, 4, 18, 32, requires_grad=True)
+    flat = fmap.flatten(2)
+    expected = torch.stack([flat[:, :, m].amax(-1) for m in bundled.anchor_masks.bool()], 1)
+    got = bundled._anchor_max(fmap)
+    assert torch.equal(got, expected)
+    got.sum().backward()  # the gradient reaches one cell per (anchor, channel) maximum
+    assert fmap.grad.sum().item() == pytest.approx(got.numel())
+    for kh, kw in [(1, 1), (2, 3), (4, 5), (18, 32)]:
+        assert torch.equal(_window_max(fmap.detach(), kh, kw), torch.nn.functional.max_pool2d(fmap.detach(), (kh, kw), stride=1))
 
 
 def test_grow_net_keeps_answers_and_roundtrips(tmp_path):
@@ -345,3 +358,15 @@ def test_fitted_regions_lie_in_the_chosen_anchors_and_check_their_options():
         SmallSensingPolicy(fit_regions=True, fit_min_scale=1.5)
     with pytest.raises(ValueError, match="fit_grow"):
         SmallSensingPolicy(fit_regions=True, fit_grow=0.5)
+
+
+def test_cue_long_side_caps_the_detector_look_and_checks_its_option():
+    own = SmallSensingPolicy(mirror_views=1)
+    cheap = SmallSensingPolicy(mirror_views=1, cue_long_side=640)
+    assert own.net.cfg.detector_side((1080, 1920)) == 960 and cheap.net.cfg.detector_side((1080, 1920)) == 640
+    assert cheap.net.cfg.detector_side((720, 1280)) == 640
+    assert load_weights(BUNDLED_WEIGHTS).cfg.cue_detector_long_side == 960  # the weights file is untouched
+    img = np.full((1080, 1920, 3), 200, np.uint8)
+    assert len(cheap.propose([img], ["text"], 3)[0].regions) == 3
+    with pytest.raises(ValueError, match="cue_long_side"):
+        SmallSensingPolicy(cue_long_side=10)

@@ -136,14 +136,16 @@ def test_bootstrap_interval_brackets_the_ratio_and_widens_with_fewer_images() ->
 def test_sensing_domains_runs_rows_on_a_frozen_set(tmp_path: Path) -> None:
     out = tmp_path / "sd"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--sets", "val",
-                           "--frames", "2", "--rows", "cascade 720,oracle K=3,policy K=1,1 mirror view,hull fit",
-                           "--compare-views", "1", "--compare-fits", "hull/1.3/0.5", "--threads", "1", "--out", str(out)],
+                           "--frames", "2", "--rows", "cascade 720,oracle K=3,policy K=1,1 mirror view,hull fit,cue look",
+                           "--compare-views", "1", "--compare-fits", "hull/1.3/0.5", "--compare-cue-sides", "640",
+                           "--threads", "1", "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.with_suffix(".json").read_text())
     rows = res["sets"]["val"]["rows"]
     assert set(rows) == {"cascade 720 K=3", "anchor oracle K=3", "oracle K=3", "policy K=1",  # substrings
-                         "policy K=3, 1 mirror view", "policy K=3, hull fit g1.3 m0.5"}
+                         "policy K=3, 1 mirror view", "policy K=3, hull fit g1.3 m0.5", "policy K=3, cue look <= 640 px"}
+    assert rows["policy K=3, cue look <= 640 px"]["config"]["sensing_options"]["cue_long_side"] == 640
     assert rows["policy K=3, 1 mirror view"]["config"]["sensing_options"]["mirror_views"] == 1
     fit = rows["policy K=3, hull fit g1.3 m0.5"]["config"]["sensing_options"]
     assert (fit["fit_regions"], fit["fit_mode"], fit["fit_grow"], fit["fit_min_scale"]) == (True, "hull", 1.3, 0.5)
@@ -175,3 +177,20 @@ def test_choose_settings_reports_the_adaptive_k_ceiling(tmp_path: Path) -> None:
     assert 0 <= c["crops_per_frame"] <= 3 and 0 < c["time_over_fixed"] <= 1.0
     assert c["engine_seconds_per_frame"] <= c["fixed_engine_seconds_per_frame"] + 1e-9
     assert "Ceiling of any adaptive-K rule" in out.with_suffix(".md").read_text()
+
+
+@pytest.mark.slow
+def test_sensing_cost_times_every_part_and_checks_the_shifted_maxima(tmp_path: Path) -> None:
+    out = tmp_path / "sc"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_cost.py"), "--frames", "1",
+                           "--sizes", "720p", "--threads", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(out.with_suffix(".json").read_text())
+    ms = res["sizes"]["720p"]["median_ms"]
+    assert set(ms) == set(__import__("sensing_cost").PARTS) and all(v >= 0 for v in ms.values())
+    assert ms["sensing (propose, default)"] > ms["detector look"] > 0
+    assert "| detector look |" in out.with_suffix(".md").read_text() and out.with_suffix(".png").is_file()
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_cost.py"), "--sizes", "8K"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown size" in bad.stderr
