@@ -115,18 +115,22 @@ def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     sizes = list(result["sizes"])
-    parts = ["thumbnail", "detector look", "stroke maps", "cue numbers + map channels", "CNN, 4 mirror views"]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ms = {p: np.array([result["sizes"][s]["median_ms"][p] for s in sizes]) for p in PARTS}
+    # the network row includes the cue numbers and map channels: stacked once, not twice
+    stack = {"thumbnail": ms["thumbnail"], "detector look": ms["detector look"], "stroke maps": ms["stroke maps"],
+             "cue numbers + map channels": ms["cue numbers + map channels"],
+             "network, 4 mirror views (+ its input)": np.maximum(
+                 ms["CNN, 4 mirror views"] - ms["cue numbers + map channels"], 0.0)}
+    fig, ax = plt.subplots(figsize=(7, 3.5))
     bottom = np.zeros(len(sizes))
-    for p in parts:
-        v = np.array([result["sizes"][s]["median_ms"][p] for s in sizes])
+    for p, v in stack.items():
         ax.bar(sizes, v, bottom=bottom, label=p)
         bottom += v
     ax.plot(sizes, [result["sizes"][s]["median_ms"]["sensing (propose, default)"] for s in sizes], "k_",
             markersize=30, label="whole sensing stage")
     ax.set_ylabel("median ms per frame")
     ax.set_title("Sensing policy: where the time goes")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
