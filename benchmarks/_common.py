@@ -26,6 +26,21 @@ except ImportError:  # pragma: no cover - checkout without pip install
     sys.modules["active_o3_training"] = importlib.import_module("training")
 
 
+#: The frame sizes the latency benchmarks profile (``--sizes`` names).
+SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
+
+
+def val_scenes(size: tuple[int, int], frames: int):
+    """The first ``frames`` validation scenes (set ``val``) drawn at ``size`` (width, height)."""
+    from dataclasses import replace
+
+    from active_o3_training.data import scenes
+
+    cfg = replace(scenes.set_config("val"), frame_sizes=(size,))
+    for seed in scenes.frozen_seeds("val")[:frames]:
+        yield scenes.render_scene(seed, cfg)
+
+
 def load_average() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 

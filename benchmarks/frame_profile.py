@@ -19,7 +19,6 @@ import os
 import random
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,8 @@ import numpy as np
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # imported from outside benchmarks/
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, ROOT, command, footer, load_average, machine, write_outputs  # noqa: E402
+from _common import RESULTS, ROOT, SIZES, command, footer, load_average, machine, val_scenes, write_outputs  # noqa: E402
 
-SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
 STAGES = ["decode_s", "preprocess_s", "sensing_s", "crop_s", "det_s", "cls_s", "rec_s", "task_other_s",
           "merge_s", "messages_s", "publish_s"]
 
@@ -51,17 +49,14 @@ def node_config(overrides: list[str]):
 
 def profile(size: tuple[int, int], frames: int, processor, pubs, instruction: str) -> dict[str, Any]:
     from active_o3_ros.ros.images import rgb_to_image
-    from active_o3_training.data import scenes
 
-    cfg = replace(scenes.set_config("val"), frame_sizes=(size,))
     per: list[dict[str, float]] = []
-    for seed in scenes.frozen_seeds("val")[:frames]:
-        scene = scenes.render_scene(seed, cfg)
+    for scene in val_scenes(size, frames):
         msg = rgb_to_image(scene.image)
         t0 = time.perf_counter()
         outcome = processor.process(msg, instruction)
         if outcome.outputs is None:
-            raise SystemExit(f"frame {seed} was {outcome.kind}: {outcome.error}")
+            raise SystemExit(f"frame {scene.seed} was {outcome.kind}: {outcome.error}")
         t_pub = time.perf_counter()
         pubs[0].publish(outcome.outputs.detections)
         pubs[1].publish(outcome.outputs.regions)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +26,19 @@ import numpy as np
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # imported from outside benchmarks/
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, command, footer, load_average, machine, write_outputs  # noqa: E402
+from _common import RESULTS, SIZES, command, footer, load_average, machine, val_scenes, write_outputs  # noqa: E402
 
-SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
 PARTS = ["thumbnail", "detector look", "stroke maps", "cue numbers + map channels", "CNN input",
          "CNN, 4 mirror views", "CNN, 4 mirror views, torch max-pool", "CNN, 1 view",
          "sensing (propose, default)", "detector look at 768 px", "detector look at 640 px"]
 
 
-def _ms(fn, reps: int = 1) -> float:
+def _ms(fn, reps: int = 1) -> tuple[float, Any]:
+    """``(mean ms per call over reps, the last call's result)``."""
     t = time.perf_counter()
     for _ in range(reps):
         out = fn()
-    _ms.last = out  # type: ignore[attr-defined]
-    return (time.perf_counter() - t) / reps * 1000.0
+    return (time.perf_counter() - t) / reps * 1000.0, out
 
 
 def profile(size: tuple[int, int], frames: int, threads: int) -> dict[str, Any]:
@@ -50,7 +48,6 @@ def profile(size: tuple[int, int], frames: int, threads: int) -> dict[str, Any]:
     from active_o3_ros.backends import small_policy as sp
     from active_o3_ros.backends.cues import anchor_features, detector_map, stroke_maps
     from active_o3_ros.core.geometry import make_thumbnail
-    from active_o3_training.data import scenes
 
     torch.set_num_threads(threads)
     pol = sp.SmallSensingPolicy(num_threads=threads)
@@ -61,36 +58,39 @@ def profile(size: tuple[int, int], frames: int, threads: int) -> dict[str, Any]:
     def pooled(fmap, kh, kw):
         return F.max_pool2d(fmap, (kh, kw), stride=1)
 
-    scfg = replace(scenes.set_config("val"), frame_sizes=(size,))
     per: dict[str, list[float]] = {p: [] for p in PARTS}
-    for seed in scenes.frozen_seeds("val")[:frames]:
-        frame = scenes.render_scene(seed, scfg).image
+
+    def timed(part: str, fn, reps: int = 1) -> Any:
+        ms, out = _ms(fn, reps)
+        per[part].append(ms)
+        return out
+
+    for scene in val_scenes(size, frames):
+        frame = scene.image
         short = pol.preferred_thumbnail_short_side
-        per["thumbnail"].append(_ms(lambda: make_thumbnail(frame, short, None)))
-        img = _ms.last[0]
+        img = timed("thumbnail", lambda: make_thumbnail(frame, short, None))[0]
         side = cfg.detector_side(img.shape)
-        per["detector look"].append(_ms(lambda: detector_map(img, side, threads)))
-        per["detector look at 768 px"].append(_ms(lambda: detector_map(img, min(side, 768), threads)))
-        per["detector look at 640 px"].append(_ms(lambda: detector_map(img, min(side, 640), threads)))
-        per["stroke maps"].append(_ms(lambda: stroke_maps(img, cfg.cue_short_side)))
+        timed("detector look", lambda: detector_map(img, side, threads))
+        timed("detector look at 768 px", lambda: detector_map(img, min(side, 768), threads))
+        timed("detector look at 640 px", lambda: detector_map(img, min(side, 640), threads))
+        timed("stroke maps", lambda: stroke_maps(img, cfg.cue_short_side))
         look = sp.cue_look(img, cfg, threads)
-        per["cue numbers + map channels"].append(_ms(lambda: (
-            anchor_features(look, anchors), look.thumbnail_channels(cfg.map_inputs, *cfg.thumbnail_size))))
-        per["CNN input"].append(_ms(lambda: net.normalise(net.raw_input([img]))))
+        timed("cue numbers + map channels", lambda: (
+            anchor_features(look, anchors), look.thumbnail_channels(cfg.map_inputs, *cfg.thumbnail_size)))
+        timed("CNN input", lambda: net.normalise(net.raw_input([img])))
         with torch.inference_mode():
             net.view_logits([img], ["text"], 4, threads, [look])  # warm
-            per["CNN, 4 mirror views"].append(_ms(lambda: net.view_logits([img], ["text"], 4, threads, [look]), 3))
-            ref = _ms.last
+            ref = timed("CNN, 4 mirror views", lambda: net.view_logits([img], ["text"], 4, threads, [look]), 3)
             sp._window_max = pooled
             try:
-                per["CNN, 4 mirror views, torch max-pool"].append(
-                    _ms(lambda: net.view_logits([img], ["text"], 4, threads, [look]), 3))
+                pooled_logits = timed("CNN, 4 mirror views, torch max-pool",
+                                      lambda: net.view_logits([img], ["text"], 4, threads, [look]), 3)
             finally:
                 sp._window_max = shifted
-            if not torch.equal(_ms.last, ref):
+            if not torch.equal(pooled_logits, ref):
                 raise AssertionError("the shifted maxima changed the policy's logits")
-            per["CNN, 1 view"].append(_ms(lambda: net.view_logits([img], ["text"], 1, threads, [look]), 3))
-        per["sensing (propose, default)"].append(_ms(lambda: pol.propose([img], ["text"], 3)))
+            timed("CNN, 1 view", lambda: net.view_logits([img], ["text"], 1, threads, [look]), 3)
+        timed("sensing (propose, default)", lambda: pol.propose([img], ["text"], 3))
     return {"frames": frames, "median_ms": {p: round(float(np.median(v)), 1) for p, v in per.items()}}
 
 

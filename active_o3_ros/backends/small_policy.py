@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -737,9 +737,7 @@ class SmallSensingPolicy(SensingPolicy):
             if int(cue_long_side) < 64:
                 raise ValueError(f"small_policy option cue_long_side must be 0 (the weights' own) or >= 64, "
                                  f"got {cue_long_side!r}")
-            from dataclasses import replace as _replace
-
-            self.net.cfg = _replace(self.net.cfg, cue_detector_long_side=int(cue_long_side))
+            self.net.cfg = replace(self.net.cfg, cue_detector_long_side=int(cue_long_side))
         if dtype not in ("auto", "float32"):
             # Why: a CNN this small gains nothing from half precision on CPU, and the
             # option exists for the MLLM backends; accept but say so rather than ignore.
