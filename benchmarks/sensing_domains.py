@@ -57,7 +57,8 @@ def _sha256(path: Path) -> str:
 def rows(threads: int, previous: Path | None, policy: str = "", policy_label: str = "policy",
          previous_label: str = "previous weights", compare_views: tuple[int, ...] = (),
          compare_fits: tuple[tuple[str, float, float], ...] = (),
-         compare_cue_sides: tuple[int, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
+         compare_cue_sides: tuple[int, ...] = (),
+         compare_weights: tuple[tuple[str, str], ...] = ()) -> list[tuple[str, dict[str, Any]]]:
     task = {"task_module": "text", "task_options": {"threads": threads}, "crop_size": 840}
     out: list[tuple[str, dict[str, Any]]] = [
         ("full frame", {**task, "mode": "full_frame"}),
@@ -79,10 +80,15 @@ def rows(threads: int, previous: Path | None, policy: str = "", policy_label: st
             **task, "sensing_backend": "small_policy", "sensing_model": policy, "max_regions": 3,
             "sensing_options": {"num_threads": threads, "mirror_views": v}}))
     for mode, grow, min_scale in compare_fits:  # regions fitted to the cue look's hits (choose on val)
-        out.append((f"{policy_label} K=3, {mode} fit g{grow:g} m{min_scale:g}", {
+        # shift: GROW is the largest slide (fraction of the region's size); MIN_SCALE unused
+        label = f"shift fit s{grow:g}" if mode == "shift" else f"{mode} fit g{grow:g} m{min_scale:g}"
+        fit = ({"fit_shift": grow} if mode == "shift" else {"fit_grow": grow, "fit_min_scale": min_scale})
+        out.append((f"{policy_label} K=3, {label}", {
             **task, "sensing_backend": "small_policy", "sensing_model": policy, "max_regions": 3,
-            "sensing_options": {"num_threads": threads, "fit_regions": True, "fit_mode": mode, "fit_grow": grow,
-                                "fit_min_scale": min_scale}}))
+            "sensing_options": {"num_threads": threads, "fit_regions": True, "fit_mode": mode, **fit}}))
+    for label, path in compare_weights:  # other weights side by side (choose on val)
+        out.append((f"{label} K=3", {**task, "sensing_backend": "small_policy", "sensing_model": path, "max_regions": 3,
+                                     "sensing_options": {"num_threads": threads}}))
     for side in compare_cue_sides:  # a cheaper cue look (choose on val)
         out.append((f"{policy_label} K=3, cue look <= {side} px", {
             **task, "sensing_backend": "small_policy", "sensing_model": policy, "max_regions": 3,
@@ -204,11 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare-views", default="",
                    help="comma-separated mirror-view counts (1,2,4): extra policy K=3 rows, one per count")
     p.add_argument("--compare-fits", default="",
-                   help="comma-separated MODE/GROW/MIN_SCALE (MODE hull or union; e.g. hull/1/0,union/1.5/0): "
+                   help="comma-separated MODE/GROW/MIN_SCALE (MODE hull, union or shift; e.g. hull/1/0,union/1.5/0,"
+                        "shift/0.5/0, where shift's GROW is its largest slide as a fraction of the region): "
                         "extra policy K=3 rows whose regions are fitted to the cue look's detector hits")
     p.add_argument("--compare-cue-sides", default="",
                    help="comma-separated long sides (px) of the policy's detector look (e.g. 960,640): "
                         "extra policy K=3 rows, one per side")
+    p.add_argument("--compare-weights", default="",
+                   help="comma-separated LABEL=WEIGHTS: extra K=3 rows, one per weights file (e.g. training stages)")
     p.add_argument("--out", default=str(RESULTS / "sensing_domains"), help="output path without extension")
     args = p.parse_args(argv)
     try:
@@ -221,10 +230,13 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--compare-cue-sides takes whole numbers, got {args.compare_cue_sides!r}")
     try:
         fits = tuple((m, float(g), float(s)) for m, g, s in (f.split("/") for f in args.compare_fits.split(",") if f.strip()))
-        if any(m not in ("hull", "union") for m, _, _ in fits):
+        if any(m not in ("hull", "union", "shift") for m, _, _ in fits):
             raise ValueError
     except ValueError:
-        p.error(f"--compare-fits takes MODE/GROW/MIN_SCALE triples (MODE hull or union), got {args.compare_fits!r}")
+        p.error(f"--compare-fits takes MODE/GROW/MIN_SCALE triples (MODE hull, union or shift), got {args.compare_fits!r}")
+    weights = tuple(tuple(w.split("=", 1)) for w in args.compare_weights.split(",") if w.strip())
+    if any(len(w) != 2 or not Path(w[1]).is_file() for w in weights):
+        p.error(f"--compare-weights takes LABEL=WEIGHTS pairs of existing files, got {args.compare_weights!r}")
     from tqdm import tqdm
 
     set_names = [s.strip() for s in args.sets.split(",") if s.strip()]
@@ -233,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"unknown set {s!r}; choose from {sorted(scenes.FROZEN_SETS)}")
     previous = Path(args.previous).resolve() if args.previous and Path(args.previous).is_file() else None
     selected = [s.strip().lower() for s in args.rows.split(",") if s.strip()]
-    todo = [(n, f) for n, f in rows(args.threads, previous, args.policy, args.policy_label, args.previous_label, views, fits, cue_sides) if not selected or any(s in n.lower() for s in selected)]
+    todo = [(n, f) for n, f in rows(args.threads, previous, args.policy, args.policy_label, args.previous_label, views, fits, cue_sides, weights) if not selected or any(s in n.lower() for s in selected)]
     load_before = load_average()
     result: dict[str, Any] = {
         "question": "recall vs cost of zoom-region sources for small text, in-domain vs held-out families",
@@ -241,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         "held_out_families": scenes.HELD_OUT, "fonts_found": scenes.available_font_families(),
         "previous_weights": str(previous.relative_to(ROOT)) if previous else None,
         "weights_sha256": {label: _sha256(Path(w) if w else BUNDLED_WEIGHTS) for label, w in
-                           ((args.policy_label, args.policy), (args.previous_label, str(previous or "")))
+                           ((args.policy_label, args.policy), (args.previous_label, str(previous or "")), *weights)
                            if w or label == args.policy_label},
         "sets": {},
     }

@@ -135,6 +135,9 @@ class Problem:
     cues: np.ndarray | None = None
     #: uint8 ``(M, H, W)`` cue maps at the thumbnail size, for networks with ``map_inputs``.
     maps: np.ndarray | None = None
+    #: bool ``(N,)``: the anchors region sets may be drawn from on this frame (None = all);
+    #: the frames of the scene task cache, whose detector ran on these anchors only.
+    allowed: np.ndarray | None = None
 
     def reward(self, anchors: Sequence[int]) -> tuple[float, dict[str, float]]:
         key = tuple(sorted(int(a) for a in anchors))
@@ -255,9 +258,12 @@ def _render_all(worker: Callable[[tuple], str], jobs: Sequence[tuple], desc: str
 
 
 def _cached_problem(path: str, anchors: np.ndarray, thumb_short: int, rcfg: RewardConfig,
-                    crop: ResizeCropConfig | None, net_cfg: SmallPolicyConfig | None = None) -> Problem:
+                    crop: ResizeCropConfig | None, net_cfg: SmallPolicyConfig | None = None,
+                    task_entry: dict | None = None, merge=None) -> Problem:
     """A :class:`Problem` from a rendered frame's ``.npz`` (thumbnail, size, ground truth and,
-    for scenes, the cue maps, from which what ``net_cfg`` reads is derived)."""
+    for scenes, the cue maps, from which what ``net_cfg`` reads is derived).  With a
+    ``task_entry`` of :mod:`active_o3_training.scene_task_cache` the reward also has the task
+    term (its detections, merged with ``merge``) and region sets are drawn among its anchors."""
     from active_o3_training.anchor_cache import anchor_regions
     from active_o3_ros.backends.cues import CueMaps
     from active_o3_ros.backends.small_policy import look_inputs
@@ -270,8 +276,16 @@ def _cached_problem(path: str, anchors: np.ndarray, thumb_short: int, rcfg: Rewa
     th, tw = thumb.shape[:2]
     cues, maps = (look_inputs(CueMaps.from_arrays(d), net_cfg, anchors)
                   if net_cfg is not None and net_cfg.reads_cues else (None, None))
-    return Problem(thumb, "text", region_reward_fn(regions, fw, fh, gt, (tw, th), rcfg, None, crop),
-                   cues=cues, maps=maps)
+    if task_entry is None:
+        return Problem(thumb, "text", region_reward_fn(regions, fw, fh, gt, (tw, th), rcfg, None, crop),
+                       cues=cues, maps=maps)
+    from active_o3_training.scene_task_cache import entry_detections
+
+    allowed = np.zeros(len(anchors), bool)
+    allowed[task_entry["allowed"]] = True
+    fn = region_reward_fn(regions, fw, fh, gt, (tw, th), replace(rcfg, signal="both"),
+                          lambda a: entry_detections(task_entry, a, merge), crop)
+    return Problem(thumb, "text", fn, cues=cues, maps=maps, allowed=allowed)
 
 
 def _scene_frame(args: tuple[int, str, int, str, str]) -> str:
@@ -299,12 +313,15 @@ def _scene_frame(args: tuple[int, str, int, str, str]) -> str:
 
 def scene_problems(set_name: str, n: int | None, start: int, net_cfg: SmallPolicyConfig,
                    reward_cfg: RewardConfig, workers: int = 2, cache_dir: str = FRAME_CACHE_DIR,
-                   progress: bool = True, crop: ResizeCropConfig | None = None) -> list[Problem]:
+                   progress: bool = True, crop: ResizeCropConfig | None = None,
+                   task_entries: dict[int, dict] | None = None, merge=None) -> list[Problem]:
     """Problems from the domain-family scenes (:mod:`active_o3_training.data.scenes`):
     ``set_name`` "train" (``n`` frames from index ``start``) or a frozen set's name, scored
     by the heuristic reward.  Each frame's cues are computed once and cached by a hash of
     the generator's output and the cue settings (never stale); the per-anchor features are
-    derived from the cached maps on load, so new anchors or features need no re-render."""
+    derived from the cached maps on load, so new anchors or features need no re-render.
+    ``task_entries`` (``{seed: entry}`` of :mod:`active_o3_training.scene_task_cache`): those
+    frames get the dual reward (heuristic + the detector's AP/AR on the cached crops)."""
     import hashlib
 
     from active_o3_training.data import scenes
@@ -326,7 +343,9 @@ def scene_problems(set_name: str, n: int | None, start: int, net_cfg: SmallPolic
     paths = _render_all(_scene_frame, jobs, f"scenes ({set_name})", workers, progress)
     rcfg = replace(reward_cfg, signal="heuristic")
     anchors = make_anchors(net_cfg.grids)
-    return [_cached_problem(path, anchors, thumb_short, rcfg, crop, net_cfg) for path in paths]
+    task_entries = task_entries or {}
+    return [_cached_problem(path, anchors, thumb_short, rcfg, crop, net_cfg, task_entries.get(sd), merge)
+            for sd, path in zip(seeds, paths)]
 
 
 def _stacked_maps(net: SmallPolicyNet, problems: Sequence[Problem]) -> torch.Tensor | None:
@@ -358,7 +377,10 @@ def evaluate_greedy(net: SmallPolicyNet, problems: Sequence[Problem], k: int) ->
         outs = []
         for p in problems:
             x, cues, maps = _net_inputs(net, [p])
-            outs.append(net(x, [p.instruction], cues, maps))
+            lg = net(x, [p.instruction], cues, maps)
+            if p.allowed is not None:  # greedy among the anchors the reward knows
+                lg = lg.masked_fill(~torch.as_tensor(p.allowed)[None], float("-inf"))
+            outs.append(lg)
         logits = torch.cat(outs)
     sets = greedy_sets(logits, k, iou, net.cfg.overlap_tau)
     rows = [p.reward(s) for p, s in zip(problems, sets)]
@@ -470,7 +492,14 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
             logits = net(x, instr, cues, maps)
             with torch.no_grad():
                 ref_logits = ref(x, instr, cues, maps)
-            sets = sample_sets(logits, cfg.max_regions, cfg.num_generations, gen)          # B, G, k (in x's anchors)
+            allowed = None
+            if any(problems[i].allowed is not None for i in idx):  # in x's anchors: view anchor a is frame anchor
+                allowed = torch.stack([                            # perm[vperm[a]] (as the sets are mapped below)
+                    torch.as_tensor(problems[i].allowed if problems[i].allowed is not None
+                                    else np.ones(net.num_anchors, bool))[(perm if f else identity)[vperm if v else identity]]
+                    for i, f, v in zip(idx, flip, vflip)])
+            draw = logits.detach().masked_fill(~allowed, float("-inf")) if allowed is not None else logits
+            sets = sample_sets(draw, cfg.max_regions, cfg.num_generations, gen)          # B, G, k (in x's anchors)
             rewards = torch.zeros(sets.shape[:2])
             terms_acc: dict[str, list[float]] = {}
             for b, (i, hf, vf) in enumerate(zip(idx, flip, vflip)):
@@ -485,7 +514,7 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
                     for t, v in terms.items():
                         terms_acc.setdefault(t, []).append(v)
             adv = (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + cfg.adv_eps)
-            logp, kl, ent = set_log_probs(logits, sets, ref_logits)
+            logp, kl, ent = set_log_probs(logits, sets, ref_logits, allowed)
             pg = -(adv * logp).mean()
             loss = pg + cfg.beta * kl.mean()
             opt.zero_grad(set_to_none=True)
@@ -610,6 +639,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="training frames drawn from the domain-family scenes (held-out families never "
                         "appear), heuristic reward")
     p.add_argument("--scenes-start", type=int, default=0, help="first index of the training scenes")
+    p.add_argument("--scenes-task", type=int, default=0,
+                   help="of the --scenes frames, the first N get the dual reward: the task term from the real "
+                        "detector on each frame's top-M anchors (python -m active_o3_training.scene_task_cache), "
+                        "and their region sets are drawn among those anchors")
+    p.add_argument("--scenes-task-top-m", type=int, default=16, help="M of the scene task cache")
+    p.add_argument("--scenes-task-weights", default="",
+                   help="weights that ranked the cache's anchors ('' = the bundled ones)")
     p.add_argument("--scenes-val", type=int, default=0,
                    help="frames of the frozen validation scenes to evaluate on (the only set decisions use)")
     p.add_argument("--cues", action="store_true",
@@ -701,6 +737,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rcfg = RewardConfig(signal=cfg.reward_signal, max_regions=cfg.max_regions,
                             coverage_min_height=args.coverage_min_height)
         t_load = time.perf_counter()
+        detector_seconds_scenes, entries = 0.0, None
         grids = parse_grids(args.grids)
         if args.grids:
             train_cache = replace(train_cache, grids=tuple((g.w, g.h, g.cols, g.rows) for g in grids))
@@ -731,9 +768,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             if cfg.map_inputs or cfg.cue_features:  # the frames carry what the (grown) network will read
                 scene_cfg = replace(scene_cfg, map_inputs=cfg.map_inputs or scene_cfg.map_inputs,
                                     cue_features=cfg.cue_features or scene_cfg.cue_features)
+            merge = None
+            if args.scenes_task:
+                from active_o3_training.scene_task_cache import SceneTaskCacheConfig, load as load_scene_task
+
+                if args.scenes_task > args.scenes:
+                    raise ValueError("--scenes-task must not exceed --scenes")
+                stc = SceneTaskCacheConfig(n_frames=args.scenes_task, start=args.scenes_start,
+                                           top_m=args.scenes_task_top_m, weights=args.scenes_task_weights,
+                                           crop_context=args.crop_context,
+                                           **({"cache_dir": args.cache_dir} if args.cache_dir else {}))
+                entries = load_scene_task(stc, args.available_only)
+                merge = stc.anchor_cache(stc.thumbnail_short_side()).merge()
+                detector_seconds_scenes = sum(float(e["task_seconds"]) for e in entries.values())
             if args.scenes:
                 problems += scene_problems("train", args.scenes, args.scenes_start, scene_cfg, rcfg, args.workers,
-                                           crop=coverage_crop)
+                                           crop=coverage_crop, task_entries=entries, merge=merge)
             if args.scenes_val:
                 val += scene_problems("val", args.scenes_val, 0, scene_cfg, rcfg, args.workers, crop=coverage_crop)
         if args.heuristic_val_frames:
@@ -770,7 +820,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cache_settings": train_cache.key_dict(),
         "train_seeds": [f.seed for f in train_frames], "train_frames": len(train_frames),
         "val_seeds": [f.seed for f in val_frames], "val_frames": len(val_frames),
-        "detector_seconds_in_cache": round(sum(f.task_seconds for f in train_frames + val_frames), 1), "train_seconds": round(res.seconds, 1), "cache_load_seconds": round(t_load, 1),
+        "detector_seconds_in_cache": round(sum(f.task_seconds for f in train_frames + val_frames)
+                                           + detector_seconds_scenes, 1), "train_seconds": round(res.seconds, 1), "cache_load_seconds": round(t_load, 1),
         "sampled_reward_first_10pct": float(np.mean([h["reward"] for h in first])),
         "sampled_reward_last_10pct": float(np.mean([h["reward"] for h in last])),
         "greedy_eval": res.evals,
@@ -790,7 +841,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "both": heuristic + " + task (detector AP50+AR50 on the cached crops)",
                 "task": "task only (detector AP50+AR50 on the cached crops)", "heuristic": heuristic}[cfg.reward_signal]),
             "synthetic frames without detector": (args.heuristic_frames, heuristic),
-            "domain-family scenes (training families)": (args.scenes, heuristic)}
+            "domain-family scenes (training families)": (args.scenes - len(entries or {}), heuristic),
+            "domain-family scenes with the detector's task term (training families)": (len(entries or {}), (
+                heuristic + f" + task (detector AP50+AR50 on the cached crops of the {args.scenes_task_top_m} anchors "
+                "the ranking weights score highest; region sets drawn among them)"))}
     recipe["reward_signal"] = "see rewards_used"
     recipe["rewards_used"] = {k: {"frames": n, "reward": r} for k, (n, r) in used.items() if n}
     save_weights(res.net, weights, provenance={k: summary[k] for k in (
@@ -801,6 +855,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     card = {"weights": weights.name, "network": json.loads(res.net.cfg.to_json()),
             "reproduce": ("python -m active_o3_training.anchor_cache --split train --n-frames "
                           f"{args.train_frames} && " if args.train_frames else "")
+                         + ("python -m active_o3_training.scene_task_cache --n-frames "
+                            f"{args.scenes_task} --start {args.scenes_start} --top-m {args.scenes_task_top_m}"
+                            + (f" --weights {args.scenes_task_weights}" if args.scenes_task_weights else "")
+                            + f" --crop-context {args.crop_context:g} && " if args.scenes_task else "")
                          + "python -m active_o3_training.grpo_policy "
                          + shlex.join(argv if argv is not None else sys.argv[1:]),
             **{k: summary[k] for k in ("cache_key", "train_seeds", "val_seeds", "train_seconds",

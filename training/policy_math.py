@@ -102,17 +102,18 @@ def add_anchors(net: SmallPolicyNet, grids: Sequence, prior: float | None = None
     return grown
 
 
-def set_log_probs(logits: torch.Tensor, sets: torch.Tensor, ref_logits: torch.Tensor | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def set_log_probs(logits: torch.Tensor, sets: torch.Tensor, ref_logits: torch.Tensor | None = None,
+                  allowed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Log-probability of each ordered draw in ``sets`` ``(B, G, k)`` under ``logits``
     ``(B, N)`` (differentiable), plus the exact KL to ``ref_logits`` and the entropy,
-    both summed over the k draws given the same prefixes.  Returns ``(logp, kl, entropy)``
-    each ``(B, G)``."""
+    both summed over the k draws given the same prefixes.  ``allowed`` (bool ``(B, N)``):
+    the draw is restricted to these anchors (both policies renormalised over them).
+    Returns ``(logp, kl, entropy)`` each ``(B, G)``."""
     b, g, k = sets.shape
     n = logits.shape[1]
     lg = logits[:, None, :].expand(b, g, n)
     rl = ref_logits[:, None, :].expand(b, g, n) if ref_logits is not None else None
-    mask = torch.zeros(b, g, n, dtype=torch.bool)
+    mask = torch.zeros(b, g, n, dtype=torch.bool) if allowed is None else (~allowed)[:, None, :].expand(b, g, n).clone()
     logp = torch.zeros(b, g)
     kl = torch.zeros(b, g)
     ent = torch.zeros(b, g)

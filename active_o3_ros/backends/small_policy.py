@@ -44,7 +44,7 @@ from torch import nn
 
 from active_o3_ros.backends.base import SensingOutput, SensingPolicy
 from active_o3_ros.backends.cues import (CUE_FEATURES, MAP_INPUTS, MAP_SCALE, CueMaps, anchor_features, cue_maps,
-                                        fit_to_hits, hit_boxes)
+                                        fit_to_hits, hit_boxes, shift_to_hits)
 from active_o3_ros.core.geometry import resize_image, validate_image
 from active_o3_ros.core.parsing import format_regions_answer
 from active_o3_ros.core.types import Box, Region
@@ -695,10 +695,12 @@ class SmallSensingPolicy(SensingPolicy):
 
     ``fit_regions``: fit each chosen anchor to the detector hits of the policy's own cue look
     (:func:`.cues.fit_to_hits`; ``fit_mode`` "hull" shrinks it to the hits inside it,
-    hedged by ``fit_min_scale`` and ``fit_grow``; "union" grows it over hits its edge cuts).
-    Off by default: on the validation frames every variant lost recall
-    (``benchmarks/results/region_fit_val.md``: shrinking cuts words the look cannot see,
-    growing zooms less).
+    hedged by ``fit_min_scale`` and ``fit_grow``; "union" grows it over hits its edge cuts;
+    "shift" keeps its size and slides it by up to ``fit_shift`` of it onto hit mass the other
+    regions have not taken, :func:`.cues.shift_to_hits`).  Off by default: on the validation
+    frames every variant lost recall or broke even (``benchmarks/results/region_fit_val.md``,
+    ``shift_fit_val.md``: shrinking cuts words the look cannot see, growing zooms less,
+    sliding pulls the window toward words the detector finds anyway).
 
     ``cue_long_side``: cap on the long side of the detector look (0 = the weights' own, 960
     for the shipped ones).  A cheaper look saves detector time but is not what the weights
@@ -714,7 +716,7 @@ class SmallSensingPolicy(SensingPolicy):
                  seed: int = 0, num_threads: int = 0, min_prob: float = 0.0, min_regions: int = 1,
                  mirror_views: int = 4, fit_regions: bool = False, fit_grow: float = 1.0,
                  fit_min_scale: float = 0.0, fit_threshold: float = 0.3, fit_mode: str = "hull",
-                 cue_long_side: int = 0, **_: Any) -> None:
+                 fit_shift: float = 0.5, cue_long_side: int = 0, **_: Any) -> None:
         if not 0.0 <= float(min_prob) <= 1.0:
             raise ValueError(f"small_policy option min_prob must be in [0, 1], got {min_prob!r}")
         if int(min_regions) < 0:
@@ -757,9 +759,11 @@ class SmallSensingPolicy(SensingPolicy):
         if not (float(fit_grow) >= 1.0 and 0.0 <= float(fit_min_scale) <= 1.0 and 0.0 < float(fit_threshold) < 1.0):
             raise ValueError("small_policy options need fit_grow >= 1, 0 <= fit_min_scale <= 1 and "
                              f"0 < fit_threshold < 1, got {fit_grow!r}, {fit_min_scale!r}, {fit_threshold!r}")
-        if fit_mode not in ("hull", "union"):
-            raise ValueError(f"small_policy option fit_mode must be 'hull' or 'union', got {fit_mode!r}")
-        self.fit_mode = fit_mode
+        if fit_mode not in ("hull", "union", "shift"):
+            raise ValueError(f"small_policy option fit_mode must be 'hull', 'union' or 'shift', got {fit_mode!r}")
+        if not 0.0 <= float(fit_shift) <= 2.0:
+            raise ValueError(f"small_policy option fit_shift must be in [0, 2], got {fit_shift!r}")
+        self.fit_mode, self.fit_shift = fit_mode, float(fit_shift)
         self.fit_regions = bool(fit_regions) and self.net.cfg.reads_cues
         if fit_regions and not self.fit_regions:
             import warnings
@@ -787,6 +791,8 @@ class SmallSensingPolicy(SensingPolicy):
         boxes = self.anchors[list(idx)].reshape(-1, 4)
         if not self.fit_regions or look is None:
             return boxes
+        if self.fit_mode == "shift":
+            return shift_to_hits(boxes, look.det, self.fit_threshold, self.fit_shift)
         hits = hit_boxes(look.det, self.fit_threshold)
         return np.stack([fit_to_hits(b, hits, self.fit_grow, self.fit_min_scale, mode=self.fit_mode) for b in boxes]) if len(boxes) else boxes
 

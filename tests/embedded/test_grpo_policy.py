@@ -359,3 +359,103 @@ def test_ema_serves_the_average_of_the_live_weights():
     assert any(not torch.equal(a, l) for a, l in zip(avg.parameters(), live.parameters()))
     with pytest.raises(ValueError, match="ema_decay"):
         GRPOPolicyConfig(ema_decay=1.0)
+
+
+def test_draws_stay_among_a_frames_allowed_anchors_in_every_mirrored_view():
+    """Frames of the scene task cache know the detector's output on a few anchors only: every
+    set GRPO draws there (mirrored views mapped back to the frame's anchors) must lie among
+    them, greedy evaluation must choose among them, and the others frames draw freely."""
+    cfg = SmallPolicyConfig(input_width=128, input_height=72, init_seed=3)
+    rcfg = RewardConfig(signal="heuristic", max_regions=3)
+    n = len(make_anchors(cfg.grids))
+    allowed = np.zeros(n, bool)
+    allowed[[0, 5, 9, 14, 20]] = True  # asymmetric: a mirror maps most of them outside
+    drawn: list[tuple[int, ...]] = []
+    free: list[tuple[int, ...]] = []
+
+    def restricted(p: Problem) -> Problem:
+        def fn(a, inner=p.reward_fn):
+            drawn.append(a)
+            return inner(a)
+        return replace(p, reward_fn=fn, allowed=allowed, _memo={})
+
+    def unrestricted(p: Problem) -> Problem:
+        def fn(a, inner=p.reward_fn):
+            free.append(a)
+            return inner(a)
+        return replace(p, reward_fn=fn, _memo={})
+
+    problems = [restricted(_stripe_patch_problem(s, cfg, rcfg)) for s in range(4)] + \
+        [unrestricted(_stripe_patch_problem(10 + s, cfg, rcfg)) for s in range(4)]
+    gcfg = GRPOPolicyConfig(max_steps=6, batch_images=8, num_generations=8, learning_rate=3e-3, seed=0, eval_every=0,
+                            threads=1, extra_augment=True)
+    res = train(problems, gcfg, net=build_net(cfg), progress=False)
+    assert drawn and all(allowed[list(a)].all() for a in drawn), [a for a in drawn if not allowed[list(a)].all()][:3]
+    assert any(not allowed[list(a)].all() for a in free)  # the unrestricted frames were not masked
+    for h in res.history:
+        assert np.isfinite(h["kl"]) and np.isfinite(h["loss"]) and h["kl"] >= -1e-6
+    drawn.clear()
+    for p in problems:
+        p._memo.clear()  # rewards are memoised per set; score the greedy answer afresh
+    evaluate_greedy(res.net, problems[:4], 3)
+    assert drawn and all(allowed[list(a)].all() for a in drawn)
+
+
+@pytest.mark.slow
+def test_scene_task_cache_equals_the_pipeline_and_trains_with_the_task_term(tmp_path, monkeypatch):
+    """The scene task cache holds the real detector's output on each scene's top-M anchors of
+    the shipped weights; its merged detections are what ActivePerception publishes for the
+    same regions, and GRPO on scenes uses it for the first --scenes-task frames (the card
+    says which frames got the task term)."""
+    pytest.importorskip("rapidocr")
+    import json
+
+    from active_o3_ros.backends.base import SensingOutput, SensingPolicy, build_task
+    from active_o3_ros.core.config import PipelineConfig
+    from active_o3_ros.core.geometry import ResizeCropConfig
+    from active_o3_ros.core.pipeline import ActivePerception
+    from active_o3_ros.core.types import Region
+    from active_o3_training.data import scenes
+    from active_o3_training.grpo_policy import main
+    from active_o3_training.scene_task_cache import SceneTaskCacheConfig, build, entry_detections, headroom, load
+
+    monkeypatch.chdir(tmp_path)
+    stc = SceneTaskCacheConfig(n_frames=2, top_m=4, cache_dir=str(tmp_path / "c"), threads=1)
+    build(stc, progress=False)
+    entries = load(stc)
+    seed = scenes.train_seed(0)
+    e = entries[seed]
+    assert len(e["allowed"]) == 4 and set(e["det_anchor"].tolist()) <= set(e["allowed"].tolist())
+    pick = [int(a) for a in e["allowed"][:2]]
+    cached = entry_detections(e, pick, stc.anchor_cache(stc.thumbnail_short_side()).merge())
+    from active_o3_ros.backends.small_policy import load_weights
+
+    anchors = load_weights(stc.weights_path()).anchors.numpy().astype(np.float64)
+
+    class Fixed(SensingPolicy):
+        preferred_thumbnail_short_side = stc.thumbnail_short_side()
+
+        def propose(self, images, instructions, max_regions, context=None):
+            h, w = images[0].shape[:2]
+            return [SensingOutput([Region(b) for b in anchor_boxes_px(anchors[pick], w, h)])]
+
+    f = scenes.render_scene(seed, scenes.set_config("train"))
+    task = build_task("text", threads=1)
+    pipe = ActivePerception(Fixed(), task, PipelineConfig(max_regions=2, crop=ResizeCropConfig(context=1.3),
+                                                          fallback_full_frame=False))
+    res = pipe(f.image, "text")
+    got = sorted((tuple(round(v, 2) for v in d.box.as_list()), round(d.score, 4)) for d in res.detections)
+    want = sorted((tuple(round(v, 2) for v in d.box.as_list()), round(d.score, 4)) for d in cached)
+    assert got == want
+    room = headroom(stc)
+    assert room["frames"] == 2 and 0.0 <= room["recall_served"] <= room["recall_best_set_among_top_m"] <= 1.0
+    out = tmp_path / "o"
+    assert main(["--train-frames", "0", "--scenes", "3", "--scenes-task", "2", "--scenes-task-top-m", "4",
+                 "--cache-dir", str(tmp_path / "c"), "--crop-context", "1.3", "--coverage-on-crops",
+                 "--init", str(stc.weights_path()), "--workers", "1", "--threads", "1", "--steps", "2",
+                 "--batch-images", "3", "--eval-every", "0", "--out", str(out)]) == 0
+    used = json.loads((out / "small_policy.json").read_text())["recipe"]["rewards_used"]
+    task_group = used["domain-family scenes with the detector's task term (training families)"]
+    assert task_group["frames"] == 2 and "task (detector AP50+AR50" in task_group["reward"]
+    assert used["domain-family scenes (training families)"]["frames"] == 1
+    assert "scene_task_cache --n-frames 2" in json.loads((out / "small_policy.json").read_text())["reproduce"]

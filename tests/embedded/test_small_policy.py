@@ -53,6 +53,18 @@ def test_sampled_sets_distinct_and_log_probs_finite():
     assert float(logp[0, 0].detach().exp()) == pytest.approx(float(manual), rel=1e-4)
     logp.sum().backward()
     assert torch.isfinite(logits.grad).all()
+    # a draw restricted to allowed anchors: the sequential softmaxes renormalise over them
+    allowed = torch.zeros(4, 48, dtype=torch.bool)
+    allowed[:, :10] = True
+    draw = logits.detach().masked_fill(~allowed, float("-inf"))
+    rsets = sample_sets(draw, 3, 8, torch.Generator().manual_seed(2))
+    assert int(rsets.max()) < 10
+    rlogp, rkl, rent = set_log_probs(logits.detach(), rsets, logits.detach() + 0.3, allowed)
+    pa = torch.softmax(logits.detach()[0, :10], -1)
+    a, b, c = rsets[0, 0].tolist()
+    manual = pa[a] * pa[b] / (1 - pa[a]) * pa[c] / (1 - pa[a] - pa[b])
+    assert float(rlogp[0, 0].exp()) == pytest.approx(float(manual), rel=1e-4)
+    assert torch.isfinite(rkl).all() and torch.isfinite(rent).all() and float(rkl.abs().max()) < 1e-5
     # the KL to itself is zero
     _, kl0, _ = set_log_probs(logits.detach(), sets, logits.detach())
     assert float(kl0.abs().max()) < 1e-5
@@ -335,6 +347,32 @@ def test_fit_to_hits_fits_the_hull_of_the_hits_in_the_anchor_and_hedges():
     np.testing.assert_allclose(fit_to_hits(np.array([0.5, 0.0, 0.7, 0.3]), hits, mode="union"), [0.5, 0.0, 0.7, 0.3])
     with pytest.raises(ValueError, match="fit mode"):
         fit_to_hits(anchor, hits, mode="tight")
+
+
+def test_shift_to_hits_slides_boxes_onto_unclaimed_hit_mass_keeping_their_size():
+    from active_o3_ros.backends.cues import shift_to_hits
+
+    det = np.zeros((100, 200), np.float32)
+    det[40:50, 150:175] = 0.9  # a sign right of the first box, partly outside it
+    boxes = np.array([[0.6, 0.3, 0.8, 0.5], [0.0, 0.0, 0.1, 0.1], [0.65, 0.3, 0.85, 0.5]])
+    out = shift_to_hits(boxes, det, max_shift=0.5, steps=4, gain=0.1)
+    np.testing.assert_allclose(out[0], [0.675, 0.3, 0.875, 0.5])  # the smallest slide taking the whole sign
+    np.testing.assert_allclose(out[1], boxes[1])  # nothing to gain there: stays
+    # the third box's mass was taken by the first: nothing left to gain, so it does not move
+    np.testing.assert_allclose(out[2], boxes[2])
+    np.testing.assert_allclose(out[:, 2] - out[:, 0], boxes[:, 2] - boxes[:, 0])
+    # a box at the frame's edge stays inside the frame
+    edge = shift_to_hits(np.array([[0.85, 0.3, 1.0, 0.5]]), det)
+    assert 0.0 <= edge[0, 0] and edge[0, 2] <= 1.0
+    # a small gain is not worth a move (the look's noise)
+    det2 = np.zeros((100, 200), np.float32)
+    det2[40:50, 100:140] = 0.9
+    det2[40:50, 160:162] = 0.9
+    np.testing.assert_allclose(shift_to_hits(np.array([[0.45, 0.3, 0.75, 0.5]]), det2)[0], [0.45, 0.3, 0.75, 0.5])
+    pol = SmallSensingPolicy(mirror_views=1, fit_regions=True, fit_mode="shift", fit_shift=0.25)
+    assert pol.fit_mode == "shift" and pol.fit_shift == 0.25
+    with pytest.raises(ValueError, match="fit_shift"):
+        SmallSensingPolicy(fit_regions=True, fit_mode="shift", fit_shift=3)
 
 
 def test_fitted_regions_lie_in_the_chosen_anchors_and_check_their_options():

@@ -132,19 +132,28 @@ def test_bootstrap_interval_brackets_the_ratio_and_widens_with_fewer_images() ->
     assert hi8 - lo8 > hi - lo
 
 
+def sensing_domains_previous() -> str:
+    return str(ROOT / "training" / "results" / "small_policy_v1" / "small_policy.safetensors")
+
+
 @pytest.mark.slow
 def test_sensing_domains_runs_rows_on_a_frozen_set(tmp_path: Path) -> None:
     out = tmp_path / "sd"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--sets", "val",
-                           "--frames", "2", "--rows", "cascade 720,oracle K=3,policy K=1,1 mirror view,hull fit,cue look",
-                           "--compare-views", "1", "--compare-fits", "hull/1.3/0.5", "--compare-cue-sides", "640",
+                           "--frames", "2", "--rows", "cascade 720,oracle K=3,policy K=1,1 mirror view,hull fit,shift fit,"
+                           "cue look,v1 again", "--compare-views", "1", "--compare-fits", "hull/1.3/0.5,shift/0.5/0",
+                           "--compare-cue-sides", "640", "--compare-weights", f"v1 again={sensing_domains_previous()}",
                            "--threads", "1", "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.with_suffix(".json").read_text())
     rows = res["sets"]["val"]["rows"]
     assert set(rows) == {"cascade 720 K=3", "anchor oracle K=3", "oracle K=3", "policy K=1",  # substrings
-                         "policy K=3, 1 mirror view", "policy K=3, hull fit g1.3 m0.5", "policy K=3, cue look <= 640 px"}
+                         "policy K=3, 1 mirror view", "policy K=3, hull fit g1.3 m0.5", "policy K=3, shift fit s0.5",
+                         "policy K=3, cue look <= 640 px", "v1 again K=3"}
+    assert rows["v1 again K=3"]["config"]["sensing_model"].endswith("small_policy_v1/small_policy.safetensors")
+    shift = rows["policy K=3, shift fit s0.5"]["config"]["sensing_options"]
+    assert (shift["fit_mode"], shift["fit_shift"]) == ("shift", 0.5)
     assert rows["policy K=3, cue look <= 640 px"]["config"]["sensing_options"]["cue_long_side"] == 640
     assert rows["policy K=3, 1 mirror view"]["config"]["sensing_options"]["mirror_views"] == 1
     fit = rows["policy K=3, hull fit g1.3 m0.5"]["config"]["sensing_options"]
