@@ -132,10 +132,15 @@ class CachedFrame:
     task_seconds: float = 0.0
 
     def detections_for(self, anchors: Sequence[int]) -> list[Detection]:
-        sel = np.isin(self.det_anchor, np.asarray(list(anchors), dtype=np.int64))
-        return [Detection(Box(*map(float, b)), str(l), float(s), int(a))
-                for b, s, l, a in zip(self.det_boxes[sel], self.det_scores[sel], self.det_labels[sel],
-                                      self.det_anchor[sel])]
+        return detections_among(self.det_boxes, self.det_scores, self.det_labels, self.det_anchor, anchors)
+
+
+def detections_among(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, anchor: np.ndarray,
+                     anchors: Sequence[int]) -> list[Detection]:
+    """The cached detections (arrays of one frame) that came from ``anchors``' crops."""
+    sel = np.isin(anchor, np.asarray(list(anchors), dtype=np.int64))
+    return [Detection(Box(*map(float, b)), str(l), float(s), int(a))
+            for b, s, l, a in zip(boxes[sel], scores[sel], labels[sel], anchor[sel])]
 
 
 def anchor_regions(anchors: np.ndarray, frame_w: int, frame_h: int, thumb_short: int) -> list[Box]:

@@ -779,7 +779,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                            crop_context=args.crop_context,
                                            **({"cache_dir": args.cache_dir} if args.cache_dir else {}))
                 entries = load_scene_task(stc, args.available_only)
-                merge = stc.anchor_cache(stc.thumbnail_short_side()).merge()
+                merge = stc.anchor_cache().merge()
                 detector_seconds_scenes = sum(float(e["task_seconds"]) for e in entries.values())
             if args.scenes:
                 problems += scene_problems("train", args.scenes, args.scenes_start, scene_cfg, rcfg, args.workers,

@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from active_o3_training.anchor_cache import AnchorCacheConfig, DEFAULT_CACHE_DIR, anchor_detections
+from active_o3_training.anchor_cache import AnchorCacheConfig, DEFAULT_CACHE_DIR, anchor_detections, detections_among
 
 
 @dataclass(frozen=True)
@@ -46,36 +46,32 @@ class SceneTaskCacheConfig:
     crop_context: float = 1.3
     threads: int = 2
 
-    def anchor_cache(self, thumbnail_short_side: int) -> AnchorCacheConfig:
+    def anchor_cache(self) -> AnchorCacheConfig:
+        """Crop, merge and task settings, with the thumbnail the ranking weights are given."""
+        from active_o3_ros.backends.small_policy import read_config
+
         return AnchorCacheConfig(split="train", crop_context=self.crop_context, threads=self.threads,
-                                 thumbnail_short_side=thumbnail_short_side)
+                                 thumbnail_short_side=read_config(self.weights_path()).image_short_side)
 
     def weights_path(self) -> Path:
         from active_o3_ros.backends.small_policy import BUNDLED_WEIGHTS
 
         return Path(self.weights) if self.weights else BUNDLED_WEIGHTS
 
-    def thumbnail_short_side(self) -> int:
-        """The short side of the image the weights are given (the pipeline's mapping)."""
-        from active_o3_ros.backends.small_policy import read_config
-
-        c = read_config(self.weights_path())
-        return int(c.cue_short_side if c.reads_cues else c.thumbnail_size[1])
-
-    def key(self, thumbnail_short_side: int) -> str:
+    def key(self) -> str:
         from active_o3_training.data import scenes
 
         probe = scenes.render_scene(scenes.FROZEN_SETS["val"].first_seed,
                                     scenes.SceneConfig(frame_sizes=((640, 360),)))
-        d = self.anchor_cache(thumbnail_short_side).key_dict()
+        d = self.anchor_cache().key_dict()
         d.pop("generator", None), d.pop("generator_fingerprint", None)  # the synthetic generator's
         h = hashlib.sha256(json.dumps({"anchor_cache": d, "top_m": self.top_m, "version": 1}, sort_keys=True).encode())
         h.update(self.weights_path().read_bytes())
         h.update(probe.image.tobytes())
         return h.hexdigest()[:16]
 
-    def folder(self, thumbnail_short_side: int) -> Path:
-        return Path(self.cache_dir) / f"scenes_task_{self.key(thumbnail_short_side)}"
+    def folder(self) -> Path:
+        return Path(self.cache_dir) / f"scenes_task_{self.key()}"
 
 
 def _path(folder: Path, seed: int) -> Path:
@@ -85,12 +81,9 @@ def _path(folder: Path, seed: int) -> Path:
 def entry_detections(entry: dict, anchors: Sequence[int], merge) -> list:
     """What the pipeline publishes for this anchor set of a cached frame (merged)."""
     from active_o3_ros.core.merge import merge_detections
-    from active_o3_ros.core.types import Box, Detection
 
-    sel = np.isin(entry["det_anchor"], np.asarray(list(anchors), np.int64))
-    dets = [Detection(Box(*map(float, b)), str(lb), float(sc), int(a)) for b, sc, lb, a in
-            zip(entry["det_boxes"][sel], entry["det_scores"][sel], entry["det_labels"][sel], entry["det_anchor"][sel])]
-    return merge_detections(dets, merge)
+    return merge_detections(detections_among(entry["det_boxes"], entry["det_scores"], entry["det_labels"],
+                                             entry["det_anchor"], anchors), merge)
 
 
 def frame_entry(image: np.ndarray, gt, policy, cfg: AnchorCacheConfig, task, top_m: int) -> dict[str, np.ndarray]:
@@ -117,10 +110,8 @@ def build(cfg: SceneTaskCacheConfig, progress: bool = True) -> Path:
     from active_o3_training.data import scenes
 
     policy = SmallSensingPolicy(model=str(cfg.weights_path()), num_threads=cfg.threads)
-    thumb_short = policy.preferred_thumbnail_short_side
-    assert thumb_short == cfg.thumbnail_short_side()
-    acfg = cfg.anchor_cache(thumb_short)
-    folder = cfg.folder(thumb_short)
+    acfg = cfg.anchor_cache()
+    folder = cfg.folder()
     folder.mkdir(parents=True, exist_ok=True)
     meta = folder / "meta.json"
     if not meta.is_file():
@@ -145,7 +136,7 @@ def load(cfg: SceneTaskCacheConfig, available_only: bool = False) -> dict[int, d
     unless ``available_only``)."""
     from active_o3_training.data import scenes
 
-    folder = cfg.folder(cfg.thumbnail_short_side())
+    folder = cfg.folder()
     out = {}
     for i in range(cfg.start, cfg.start + cfg.n_frames):
         seed = scenes.train_seed(i)
@@ -163,13 +154,15 @@ def load(cfg: SceneTaskCacheConfig, available_only: bool = False) -> dict[int, d
     return out
 
 
-def headroom(cfg: SceneTaskCacheConfig, k: int = 3, text_score: float = 0.0) -> dict:
+def headroom(cfg: SceneTaskCacheConfig, k: int = 3) -> dict:
     """On the cached frames: recall@0.5 of the ranking weights' own answer (best-first among
     its top-M, skipping overlaps as the node does) against the best ``k``-set among the same
     top-M anchors (exhaustive; what the task term could teach at most on these frames)."""
     import itertools
 
-    from active_o3_ros.backends.small_policy import anchor_iou_matrix, load_weights
+    import torch
+
+    from active_o3_ros.backends.small_policy import anchor_iou_matrix, greedy_sets, load_weights
     from active_o3_ros.core.metrics import greedy_match
     from active_o3_ros.core.types import Box
 
@@ -177,7 +170,7 @@ def headroom(cfg: SceneTaskCacheConfig, k: int = 3, text_score: float = 0.0) -> 
     net = load_weights(cfg.weights_path())
     iou = anchor_iou_matrix(net.anchors.numpy().astype(np.float64))
     tau = net.cfg.overlap_tau
-    merge = cfg.anchor_cache(cfg.thumbnail_short_side()).merge()
+    merge = cfg.anchor_cache().merge()
     served = best = n_gt = 0
     for e in entries.values():
         gt = [Box(*b) for b in e["gt"]]
@@ -185,15 +178,13 @@ def headroom(cfg: SceneTaskCacheConfig, k: int = 3, text_score: float = 0.0) -> 
             continue
 
         def recall(anchors) -> int:
-            dets = [d for d in entry_detections(e, anchors, merge) if d.score >= text_score]
+            dets = entry_detections(e, anchors, merge)
             return greedy_match([d.box for d in dets], [d.score for d in dets], gt, 0.5)[0]
 
         ranked = [int(a) for a in e["allowed"]]  # best first
-        chosen: list[int] = []
-        for a in ranked:
-            if len(chosen) < k and all(iou[a, c] < tau - 1e-6 for c in chosen):
-                chosen.append(a)
-        served += recall(chosen)
+        rank = torch.full((1, len(iou)), float("-inf"))
+        rank[0, ranked] = torch.arange(len(ranked), 0, -1, dtype=torch.float32)
+        served += recall(greedy_sets(rank, k, iou, tau)[0])  # what the node serves from that ranking
         best += max(recall(s) for s in itertools.combinations(ranked, k)
                     if all(iou[a, b] < tau - 1e-6 for a, b in itertools.combinations(s, 2)))
         n_gt += len(gt)

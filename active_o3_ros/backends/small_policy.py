@@ -257,6 +257,12 @@ class SmallPolicyConfig:
         so wants the larger ``cue_short_side`` image instead of the bare thumbnail."""
         return bool(self.cue_features or self.map_inputs)
 
+    @property
+    def image_short_side(self) -> int:
+        """Short side of the image the policy is given (the pipeline's thumbnail for it): the
+        cue image for networks that read cues, else the network's own thumbnail."""
+        return int(self.cue_short_side if self.reads_cues else self.thumbnail_size[1])
+
 
 def cue_look(image: np.ndarray, cfg: SmallPolicyConfig, threads: int = 0) -> CueMaps:
     """The cheap look (:func:`.cues.cue_maps`) a cue-reading network takes of the image it
@@ -777,7 +783,7 @@ class SmallSensingPolicy(SensingPolicy):
         # resize time.
         # With cues it reads a larger image (the stroke cue's resolution).
         cfg = self.net.cfg
-        self.preferred_thumbnail_short_side = int(cfg.cue_short_side if cfg.reads_cues else cfg.thumbnail_size[1])
+        self.preferred_thumbnail_short_side = cfg.image_short_side
         self.num_threads = int(num_threads)
 
     @torch.no_grad()

@@ -427,13 +427,13 @@ def test_scene_task_cache_equals_the_pipeline_and_trains_with_the_task_term(tmp_
     e = entries[seed]
     assert len(e["allowed"]) == 4 and set(e["det_anchor"].tolist()) <= set(e["allowed"].tolist())
     pick = [int(a) for a in e["allowed"][:2]]
-    cached = entry_detections(e, pick, stc.anchor_cache(stc.thumbnail_short_side()).merge())
+    cached = entry_detections(e, pick, stc.anchor_cache().merge())
     from active_o3_ros.backends.small_policy import load_weights
 
     anchors = load_weights(stc.weights_path()).anchors.numpy().astype(np.float64)
 
     class Fixed(SensingPolicy):
-        preferred_thumbnail_short_side = stc.thumbnail_short_side()
+        preferred_thumbnail_short_side = stc.anchor_cache().thumbnail_short_side
 
         def propose(self, images, instructions, max_regions, context=None):
             h, w = images[0].shape[:2]
@@ -459,3 +459,21 @@ def test_scene_task_cache_equals_the_pipeline_and_trains_with_the_task_term(tmp_
     assert task_group["frames"] == 2 and "task (detector AP50+AR50" in task_group["reward"]
     assert used["domain-family scenes (training families)"]["frames"] == 1
     assert "scene_task_cache --n-frames 2" in json.loads((out / "small_policy.json").read_text())["reproduce"]
+
+
+def test_scene_task_options_fail_with_a_clear_error(tmp_path, monkeypatch, capsys):
+    """A task-term range larger than the scenes, a cache that was never built, or a top-M
+    below K: a clear message and exit status 2, nothing trained or cached."""
+    from active_o3_training import scene_task_cache
+    from active_o3_training.grpo_policy import main
+
+    monkeypatch.chdir(tmp_path)
+    base = ["--train-frames", "0", "--workers", "1", "--threads", "1", "--steps", "1", "--out", str(tmp_path / "o"),
+            "--cache-dir", str(tmp_path / "empty")]
+    assert main(base + ["--scenes", "1", "--scenes-task", "2"]) == 2
+    assert "--scenes-task must not exceed --scenes" in capsys.readouterr().err
+    assert main(base + ["--scenes", "2", "--scenes-task", "2"]) == 2
+    assert "is not in the task cache" in capsys.readouterr().err
+    assert scene_task_cache.main(["--top-m", "2", "--cache-dir", str(tmp_path / "c")]) == 2
+    assert "--top-m >= 3" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "summary.json").exists() and not (tmp_path / "c").exists()
