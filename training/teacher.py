@@ -201,10 +201,11 @@ def _label_job(args: tuple[np.ndarray, str]) -> tuple[str, dict[str, Any]]:
 
 
 def label_frames(frames: Iterable[tuple[int, np.ndarray]], cfg: TeacherConfig, cache_dir: str | Path = DEFAULT_CACHE_DIR,
-                 workers: int = 2, threads: int = 1, progress: bool = True, total: int | None = None
-                 ) -> dict[int, TeacherLabel]:
+                 workers: int = 2, threads: int = 1, progress: bool = True, total: int | None = None,
+                 counts: dict[str, int] | None = None) -> dict[int, TeacherLabel]:
     """Label ``(stamp_ns, image)`` frames; cached frames are read back, the rest run in
-    ``workers`` processes (each with its own task model, ``threads`` threads)."""
+    ``workers`` processes (each with its own task model, ``threads`` threads). ``counts``,
+    when given, receives how many frames were ``read_back`` and how many ``computed``."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     import multiprocessing as mp
 
@@ -216,6 +217,8 @@ def label_frames(frames: Iterable[tuple[int, np.ndarray]], cfg: TeacherConfig, c
     if not meta.is_file():
         meta.write_text(json.dumps(asdict(cfg), indent=1, sort_keys=True))
     out: dict[int, TeacherLabel] = {}
+    counts = {} if counts is None else counts
+    counts.update(read_back=0, computed=0)
     bar = tqdm(total=total, desc="teacher labels", unit="frame", disable=not progress)
     pool = ProcessPoolExecutor(max(1, workers), mp.get_context("spawn"), _init_worker, (cfg, threads)) \
         if workers > 1 else None
@@ -227,10 +230,12 @@ def label_frames(frames: Iterable[tuple[int, np.ndarray]], cfg: TeacherConfig, c
             if path.is_file():
                 try:
                     out[stamp] = TeacherLabel.from_json(json.loads(path.read_text()))
+                    counts["read_back"] += 1
                     bar.update(1)
                     continue
                 except (ValueError, KeyError):
                     path.unlink()  # a damaged entry is recomputed
+            counts["computed"] += 1
             if pool is None:
                 if local is None:
                     local = Teacher(cfg, threads)
@@ -312,7 +317,8 @@ def label_bag(bag: str | Path, out_bag: str | Path, cfg: TeacherConfig = Teacher
             yield fr.stamp_ns, fr.image
 
     t0 = time.perf_counter()
-    labels = label_frames(frames(), cfg, cache_dir, workers, threads, progress)
+    counts: dict[str, int] = {}
+    labels = label_frames(frames(), cfg, cache_dir, workers, threads, progress, counts=counts)
     wall = time.perf_counter() - t0
     if not labels:
         raise ValueError(f"no frame of {bag} was labelled ({report.summary()})")
@@ -328,6 +334,7 @@ def label_bag(bag: str | Path, out_bag: str | Path, cfg: TeacherConfig = Teacher
         "labels_per_frame": round(float(np.mean([len(lab.detections) for lab in labels.values()])), 2),
         "seconds": {"wall": round(wall, 1), "per_frame_mean": round(float(np.mean(secs)), 3),
                     "workers": workers, "threads_per_worker": threads},
+        "cache": counts,  # frames read back from the per-frame cache vs computed by the teacher
         "command": command,
     }
     (out / "teacher.json").write_text(json.dumps(summary, indent=1))
