@@ -41,6 +41,7 @@ from _common import (  # noqa: E402
 from active_o3_ros.backends.base import build_pipeline  # noqa: E402
 from active_o3_ros.backends.small_policy import BUNDLED_WEIGHTS  # noqa: E402
 from active_o3_ros.core.config import PerceptionConfig  # noqa: E402
+from active_o3_ros.core.geometry import crop_window  # noqa: E402
 from active_o3_ros.core.metrics import ImageAnnotations, coco_evaluate, greedy_match  # noqa: E402
 from active_o3_training.data import scenes  # noqa: E402
 
@@ -113,6 +114,7 @@ def run_row(pipe, frames, name: str) -> dict[str, Any]:
 
     per = []
     gts, preds = [], []
+    sizes: dict[str, list[float]] = {}  # frame size -> [frames, words, found, words inside a crop window]
     for i, f in enumerate(tqdm(frames, desc=name, unit="frame", leave=False)):
         t0 = time.perf_counter()
         res = pipe(f.image, "text", context={"gt_boxes": f.boxes})
@@ -120,6 +122,12 @@ def run_row(pipe, frames, name: str) -> dict[str, Any]:
         boxes = [d.box for d in res.detections]
         scores = [d.score for d in res.detections]
         tp, n_pred, n_gt = greedy_match(boxes, scores, f.boxes, 0.5)
+        fh, fw = f.image.shape[:2]
+        wins = [crop_window(r.box, fw, fh, pipe.config.crop) for r in res.regions]
+        inside = sum(1 for g in f.boxes if any(w.contains(g, 1.0) for w in wins))
+        acc = sizes.setdefault(size_name(fw, fh), [0, 0, 0, 0])
+        for j, v in enumerate((1, n_gt, tp, inside)):
+            acc[j] += v
         cost = res.extra.get("task_cost", {})
         per.append((tp, n_pred, n_gt, secs, res.timings.sensing_s, res.model_calls, cost.get("engine_s", 0.0),
                     cost.get("det_megapixels", 0.0)))
@@ -145,7 +153,25 @@ def run_row(pipe, frames, name: str) -> dict[str, Any]:
         "detector_seconds_per_frame": round(float(a[:, 6].mean()), 3),
         "detector_megapixels_per_frame": round(float(a[:, 7].mean()), 3),
         "recall_per_second": round(float(recall) / s_frame, 4) if s_frame > 0 else None,
+        # where words are lost, by frame size: recall, and the share of words inside a crop window
+        # the regions cut (a word outside every window was lost by the choice, not the detector)
+        "by_frame_size": {k: {"frames": int(a[0]), "words": int(a[1]),
+                              "recall@0.5": round(a[2] / a[1], 4) if a[1] else None,
+                              "in_crop_windows": round(a[3] / a[1], 4) if a[1] and mode_crops(pipe) else None}
+                          for k, a in sorted(sizes.items(), key=lambda kv: SIZE_ORDER.get(kv[0], 99))},
     }
+
+
+SIZE_ORDER = {"720p": 0, "1080p": 1, "1440p": 2, "4K": 3}
+
+
+def size_name(width: int, height: int) -> str:
+    return {720: "720p", 1080: "1080p", 1440: "1440p", 2160: "4K"}.get(min(width, height), f"{width}x{height}")
+
+
+def mode_crops(pipe) -> bool:
+    """Whether the row zooms regions (the full-frame row cuts no crop window)."""
+    return pipe.config.mode != "full_frame"
 
 
 def ratios(r: dict[str, dict[str, Any]], policy_label: str = "policy") -> dict[str, float | None]:
@@ -176,6 +202,20 @@ def markdown(result: dict[str, Any]) -> str:
                          f"{r['AP50']:.3f} | {'' if fd is None else f'{fd:.2f}'} | {r['seconds_per_frame']:.2f} | "
                          f"{r['recall_per_second']:.3f} |")
         lines += ["", ratios_line(s["ratios"]), ""]
+        sizes = [k for k in SIZE_ORDER if any(k in r.get("by_frame_size", {}) for r in s["rows"].values())]
+        if sizes:
+            lines += ["By frame size: recall@0.5 (share of the words inside a crop window the regions cut; "
+                      "the rest were lost by the choice of regions)", "",
+                      "| row | " + " | ".join(f"{k} ({next(r['by_frame_size'][k]['words'] for r in s['rows'].values() if k in r.get('by_frame_size', {}))} words)" for k in sizes) + " |",
+                      "|---|" + "---:|" * len(sizes)]
+            for name, r in s["rows"].items():
+                cells = []
+                for k in sizes:
+                    b = r.get("by_frame_size", {}).get(k)
+                    cells.append("" if not b or b["recall@0.5"] is None else
+                                 f"{b['recall@0.5']:.3f}" + ("" if b["in_crop_windows"] is None else f" ({b['in_crop_windows']:.3f})"))
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            lines.append("")
     lines += [footer(result)]
     return "\n".join(lines) + "\n"
 

@@ -162,6 +162,13 @@ def test_sensing_domains_runs_rows_on_a_frozen_set(tmp_path: Path) -> None:
         lo, hi = r["recall_ci95"]
         assert lo <= r["recall@0.5"] <= hi and r["seconds_per_frame"] > 0
     assert rows["oracle K=3"]["recall@0.5"] > 0.3
+    # by frame size: the words add up, and the oracle's regions hold every word by construction
+    for r in rows.values():
+        by = r["by_frame_size"]
+        assert sum(b["words"] for b in by.values()) == res["sets"]["val"]["ground_truth"]
+        assert sum(b["frames"] for b in by.values()) == 2
+    assert all(b["in_crop_windows"] == 1.0 for b in rows["oracle K=3"]["by_frame_size"].values() if b["words"])
+    assert "By frame size" in out.with_suffix(".md").read_text()
     assert out.with_suffix(".md").is_file() and out.with_suffix(".png").is_file()
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--sets", "nope"],
                          capture_output=True, text=True, timeout=120)
