@@ -211,3 +211,26 @@ def test_sensing_cost_times_every_part_and_checks_the_shifted_maxima(tmp_path: P
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_cost.py"), "--sizes", "8K"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown size" in bad.stderr
+
+
+def test_anchor_headroom_picks_anchors_with_the_detector_and_refuses_test_sets(tmp_path: Path) -> None:
+    out = tmp_path / "ah"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "anchor_headroom.py"), "--frames", "1",
+                           "--grids", "one=0.5,0.5,2,2;two=0.5,0.5,2,2/0.25,0.25,2,2", "--k", "1", "--threads", "1",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(out.with_suffix(".json").read_text())
+    assert res["frames"] == 1 and res["sizes"] == ["4K"]
+    one, two = res["rows"]["one"], res["rows"]["two"]
+    assert (one["anchors"], two["anchors"]) == (4, 8) and one["words"] == two["words"] > 0
+    assert all(0.0 <= r["recall@0.5"] <= 1.0 and r["median_zoom_of_chosen"] > 0 for r in (one, two))
+    assert "| one (0.5,0.5,2,2) | 4 |" in out.with_suffix(".md").read_text()
+    import anchor_headroom
+
+    assert anchor_headroom.best_set([{1}, {2, 3}, {1, 2}, {4, 5}], 2) == (1, 3)
+    assert [len(g) for _, g in anchor_headroom.parse_grids("s=;p=+0.1,0.1,2,2")] == [2, 3]
+    for argv, msg in ((["--set", "test_in"], "validation set"), (["--grids", "nope"], "NAME="),
+                      (["--grids", "x=0,1,2,2"], "anchor grid"), (["--sizes", "8K"], "unknown size")):
+        bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "anchor_headroom.py"), *argv],
+                             capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and msg in bad.stderr, (argv, bad.stderr[-500:])
