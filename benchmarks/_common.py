@@ -28,6 +28,13 @@ except ImportError:  # pragma: no cover - checkout without pip install
 
 #: The frame sizes the latency benchmarks profile (``--sizes`` names).
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
+#: Names of the scene generator's frame sizes by their short side, smallest first.
+FRAME_SIZE_NAMES = {720: "720p", 1080: "1080p", 1440: "1440p", 2160: "4K"}
+
+
+def size_name(width: int, height: int) -> str:
+    """``720p`` ... ``4K`` for the generator's frame sizes, else ``WxH``."""
+    return FRAME_SIZE_NAMES.get(min(width, height), f"{width}x{height}")
 
 
 def val_scenes(size: tuple[int, int], frames: int):

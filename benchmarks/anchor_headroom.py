@@ -30,7 +30,7 @@ import numpy as np
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # imported from outside benchmarks/
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, command, footer, load_average, machine, write_outputs  # noqa: E402
+from _common import FRAME_SIZE_NAMES, RESULTS, command, footer, load_average, machine, write_outputs  # noqa: E402
 
 from active_o3_ros.backends.base import build_pipeline  # noqa: E402
 from active_o3_ros.backends.small_policy import AnchorGrid, anchor_boxes_px, bundled_config, make_anchors  # noqa: E402
@@ -39,7 +39,7 @@ from active_o3_ros.core.geometry import crop_enlargement, crop_window  # noqa: E
 from active_o3_ros.core.metrics import greedy_match  # noqa: E402
 from active_o3_training.data import scenes  # noqa: E402
 
-SIZES = {"720p": 720, "1080p": 1080, "1440p": 1440, "4K": 2160}
+SIZES = {name: short for short, name in FRAME_SIZE_NAMES.items()}  # name -> short side
 
 
 def parse_grids(spec: str) -> list[tuple[str, list[AnchorGrid]]]:
@@ -63,17 +63,7 @@ def parse_grids(spec: str) -> list[tuple[str, list[AnchorGrid]]]:
 
 def word_matches(dets, gts, iou: float = 0.5) -> set[int]:
     """Indices of ground-truth words an anchor's detections match (IoU >= ``iou``)."""
-    hit = set()
-    for j, g in enumerate(gts):
-        for d in dets:
-            ix = max(0.0, min(d.box.x2, g.x2) - max(d.box.x1, g.x1))
-            iy = max(0.0, min(d.box.y2, g.y2) - max(d.box.y1, g.y1))
-            inter = ix * iy
-            union = d.box.width * d.box.height + g.width * g.height - inter
-            if union > 0 and inter / union >= iou:
-                hit.add(j)
-                break
-    return hit
+    return {j for j, g in enumerate(gts) if any(d.box.iou(g) >= iou for d in dets)}
 
 
 def best_set(sets: list[set[int]], k: int) -> tuple[int, ...]:

@@ -34,8 +34,8 @@ import numpy as np
 if str(Path(__file__).resolve().parent) not in sys.path:  # imported from outside benchmarks/
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    RESULTS, ROOT, command, footer, load_average,
-    machine, ratios_line, recall_cell, recall_scatter, write_outputs,
+    FRAME_SIZE_NAMES, RESULTS, ROOT, command, footer, load_average,
+    machine, ratios_line, recall_cell, recall_scatter, size_name, write_outputs,
 )
 
 from active_o3_ros.backends.base import build_pipeline  # noqa: E402
@@ -162,11 +162,7 @@ def run_row(pipe, frames, name: str) -> dict[str, Any]:
     }
 
 
-SIZE_ORDER = {"720p": 0, "1080p": 1, "1440p": 2, "4K": 3}
-
-
-def size_name(width: int, height: int) -> str:
-    return {720: "720p", 1080: "1080p", 1440: "1440p", 2160: "4K"}.get(min(width, height), f"{width}x{height}")
+SIZE_ORDER = {name: i for i, name in enumerate(FRAME_SIZE_NAMES.values())}
 
 
 def mode_crops(pipe) -> bool:
