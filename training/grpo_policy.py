@@ -44,7 +44,8 @@ from active_o3_ros.backends.small_policy import (
 from active_o3_training.policy_math import anchor_flip_permutation, grow_net, mirrored_cues, set_log_probs
 from active_o3_ros.core.geometry import ResizeCropConfig, crop_enlargement, crop_window
 from active_o3_ros.core.parsing import format_regions_answer
-from active_o3_ros.core.rewards import HEURISTIC_TERMS, REWARD_SIGNALS, REWARD_TERMS, RewardConfig, region_rewards
+from active_o3_ros.core.rewards import (HEURISTIC_TERMS, REWARD_SIGNALS, REWARD_TERMS, RewardConfig, parse_reward_weights,
+                                        region_rewards)
 from active_o3_ros.core.types import Box
 
 TERMS = REWARD_TERMS
@@ -680,6 +681,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--reward-signal", "--reward-mode", dest="reward_signal", default=d.reward_signal,
                    choices=REWARD_SIGNALS, help="which reward terms train the policy (the paper's ablation)")
+    p.add_argument("--reward-weights", default="",
+                   help="TERM=W,... weights of the reward terms (format, non_overlap, area, coverage, task; "
+                        "1 each unless given), e.g. 'coverage=0' to let the task term alone judge where the "
+                        "detector reads; recorded in the card")
     p.add_argument("--no-edge-features", action="store_true", help="train without the fixed edge cue")
     p.add_argument("--input-scale", type=int, default=0,
                    help="thumbnail size as a multiple of the network input, folded into channels "
@@ -735,7 +740,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.coverage_min_height and not args.coverage_on_crops:
             raise ValueError("--coverage-min-height needs --coverage-on-crops (the crops' enlargement)")
         rcfg = RewardConfig(signal=cfg.reward_signal, max_regions=cfg.max_regions,
-                            coverage_min_height=args.coverage_min_height)
+                            coverage_min_height=args.coverage_min_height,
+                            weights={**dict.fromkeys(REWARD_TERMS, 1.0), **parse_reward_weights(args.reward_weights)})
         t_load = time.perf_counter()
         detector_seconds_scenes, entries = 0.0, None
         grids = parse_grids(args.grids)
@@ -845,7 +851,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "domain-family scenes with the detector's task term (training families)": (len(entries or {}), (
                 heuristic + f" + task (detector AP50+AR50 on the cached crops of the {args.scenes_task_top_m} anchors "
                 "the ranking weights score highest; region sets drawn among them)"))}
+    if any(w != 1.0 for w in rcfg.weights.values()):  # the card says how the terms were summed
+        weighted = "; term weights " + ", ".join(f"{t} {rcfg.weights[t]:g}" for t in REWARD_TERMS)
+        used = {k: (n, r + weighted) for k, (n, r) in used.items()}
     recipe["reward_signal"] = "see rewards_used"
+    recipe["reward_weights"] = dict(rcfg.weights)
     recipe["rewards_used"] = {k: {"frames": n, "reward": r} for k, (n, r) in used.items() if n}
     save_weights(res.net, weights, provenance={k: summary[k] for k in (
         "cache_key", "train_frames", "train_seconds", "sampled_reward_first_10pct", "sampled_reward_last_10pct")}

@@ -24,7 +24,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -101,8 +101,27 @@ def frame_entry(image: np.ndarray, gt, policy, cfg: AnchorCacheConfig, task, top
     return {**data, "allowed": top}
 
 
-def build(cfg: SceneTaskCacheConfig, progress: bool = True) -> Path:
-    """Fill the cache for ``cfg``'s training scenes (skipping those already there)."""
+def narrowed_entry(entry: dict, top_m: int) -> dict[str, np.ndarray]:
+    """The entry a smaller ``top_m`` would have cached: the first ``top_m`` of ``allowed``
+    (best first) and only their detections. Exact, because every anchor's crop is detected
+    on its own; ``task_seconds`` is scaled by the share of anchors kept (an estimate)."""
+    allowed = np.asarray(entry["allowed"], np.int64)
+    if top_m > len(allowed):
+        raise ValueError(f"cannot narrow a top-{len(allowed)} entry to top-{top_m}")
+    keep = allowed[:top_m]
+    sel = np.isin(entry["det_anchor"], keep)
+    out = {k: v for k, v in entry.items()}
+    for k in ("det_boxes", "det_scores", "det_labels", "det_anchor"):
+        out[k] = np.asarray(entry[k])[sel]
+    out["allowed"] = keep
+    out["task_seconds"] = np.float64(float(entry["task_seconds"]) * top_m / len(allowed))
+    return out
+
+
+def build(cfg: SceneTaskCacheConfig, progress: bool = True, reuse_top_m: int = 0) -> Path:
+    """Fill the cache for ``cfg``'s training scenes (skipping those already there). With
+    ``reuse_top_m`` > ``cfg.top_m``, frames already cached with that larger M (same weights and
+    settings) are narrowed (:func:`narrowed_entry`) instead of run through the detector again."""
     from tqdm import tqdm
 
     from active_o3_ros.backends.base import build_task
@@ -121,14 +140,27 @@ def build(cfg: SceneTaskCacheConfig, progress: bool = True) -> Path:
     domain = scenes.set_config("train")
     seeds = [scenes.train_seed(i) for i in range(cfg.start, cfg.start + cfg.n_frames)]
     todo = [s for s in seeds if not _path(folder, s).is_file()]
+    if reuse_top_m:
+        if reuse_top_m <= cfg.top_m:
+            raise ValueError(f"--reuse-top-m must exceed --top-m ({reuse_top_m} <= {cfg.top_m})")
+        wider = replace(cfg, top_m=reuse_top_m).folder()
+        for seed in [s for s in todo if _path(wider, s).is_file()]:
+            with np.load(_path(wider, seed), allow_pickle=False) as z:
+                data = narrowed_entry({k: z[k] for k in z.files}, cfg.top_m)
+            _save(folder, seed, data)
+            todo.remove(seed)
     for seed in tqdm(todo, initial=len(seeds) - len(todo), total=len(seeds), desc="scene task cache",
                      unit="frame", disable=not progress):
         f = scenes.render_scene(seed, domain)
-        data = frame_entry(f.image, f.boxes, policy, acfg, task, cfg.top_m)
-        tmp = _path(folder, seed).with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, seed=np.int64(seed), **data)
-        os.replace(tmp, _path(folder, seed))
+        _save(folder, seed, frame_entry(f.image, f.boxes, policy, acfg, task, cfg.top_m))
     return folder
+
+
+def _save(folder: Path, seed: int, data: dict) -> None:
+    data = {k: v for k, v in data.items() if k != "seed"}
+    tmp = _path(folder, seed).with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, seed=np.int64(seed), **data)
+    os.replace(tmp, _path(folder, seed))
 
 
 def load(cfg: SceneTaskCacheConfig, available_only: bool = False) -> dict[int, dict]:
@@ -205,6 +237,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=d.cache_dir)
     p.add_argument("--crop-context", type=float, default=d.crop_context, help="the node's crop_context")
     p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--reuse-top-m", type=int, default=0,
+                   help="narrow frames already cached with this larger M (same weights and settings) instead of "
+                        "running the detector on them again")
     p.add_argument("--headroom", default="",
                    help="after building, write to this JSON file the ranking weights' recall on the cached frames "
                         "against the best 3-set among their top-M anchors")
@@ -219,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = SceneTaskCacheConfig(a.n_frames, a.start, a.top_m, a.weights, a.cache_dir, a.crop_context, a.threads)
     t0 = time.perf_counter()
     try:
-        folder = build(cfg)
+        folder = build(cfg, reuse_top_m=a.reuse_top_m)
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -150,6 +150,25 @@ class RewardConfig:
             raise ValueError(f"unknown reward terms {sorted(unknown)}")
 
 
+def parse_reward_weights(spec: str) -> dict[str, float]:
+    """``"coverage=0,task=2"`` -> ``{"coverage": 0.0, "task": 2.0}`` (``""`` -> ``{}``); a clear
+    ``ValueError`` for an unknown term, a missing ``=`` or a negative or non-numeric weight."""
+    out: dict[str, float] = {}
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        term, sep, value = item.partition("=")
+        term = term.strip()
+        if not sep or term not in REWARD_TERMS:
+            raise ValueError(f"reward weight {item!r}: expected TERM=W with TERM one of {list(REWARD_TERMS)}")
+        try:
+            w = float(value)
+        except ValueError:
+            raise ValueError(f"reward weight {item!r}: {value!r} is not a number") from None
+        if not w >= 0:
+            raise ValueError(f"reward weight {item!r} must be >= 0")
+        out[term] = w
+    return out
+
+
 @dataclass
 class RewardBreakdown:
     terms: dict[str, float]

@@ -10,7 +10,7 @@ from active_o3_ros.core.metrics import (
     ImageAnnotations, ap50_ar50, coco_evaluate, mean_iou, recall_precision, rle_decode, rle_encode,
 )
 from active_o3_ros.core.rewards import (
-    RewardConfig, area_reward, coverage_reward, format_reward, non_overlap_reward, region_rewards,
+    REWARD_TERMS, RewardConfig, area_reward, coverage_reward, format_reward, non_overlap_reward, region_rewards,
 )
 from active_o3_ros.core.types import Box, Detection
 
@@ -124,3 +124,19 @@ def test_masks():
     assert np.array_equal(rle_decode(json.loads(json.dumps(rle_encode(m)))), m)
     half = m.copy(); half[:, 15:] = False
     assert mean_iou([m, half], [m, m]) == pytest.approx((1 + 0.5) / 2)
+
+
+def test_reward_weights_parse_and_reject_bad_specs():
+    """TERM=W lists set the weights of the dual reward's terms; a wrong term, a missing '=',
+    a word or a negative weight is a clear ValueError."""
+    from active_o3_ros.core.rewards import parse_reward_weights
+
+    assert parse_reward_weights("") == {}
+    assert parse_reward_weights("coverage=0, task=2") == {"coverage": 0.0, "task": 2.0}
+    cfg = RewardConfig(weights={**dict.fromkeys(REWARD_TERMS, 1.0), **parse_reward_weights("coverage=0")})
+    r = region_rewards(cfg, [Box(0, 0, 10, 10)], 100, 100, [Box(1, 1, 5, 5)], detections=[])
+    assert r.terms["coverage"] == 1.0 and r.total == sum(v for k, v in r.terms.items() if k != "coverage")
+    for bad, msg in (("cover=1", "TERM=W"), ("coverage", "TERM=W"), ("task=lots", "not a number"),
+                     ("task=-1", ">= 0"), ("task=nan", ">= 0")):
+        with pytest.raises(ValueError, match=msg):
+            parse_reward_weights(bad)

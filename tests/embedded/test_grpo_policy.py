@@ -447,14 +447,35 @@ def test_scene_task_cache_equals_the_pipeline_and_trains_with_the_task_term(tmp_
     got = sorted((tuple(round(v, 2) for v in d.box.as_list()), round(d.score, 4)) for d in res.detections)
     want = sorted((tuple(round(v, 2) for v in d.box.as_list()), round(d.score, 4)) for d in cached)
     assert got == want
+    # a smaller M from the larger cache, without the detector, equals a fresh build of that M
+    from dataclasses import replace
+
+    narrow = replace(stc, top_m=3)
+    build(narrow, progress=False, reuse_top_m=4)
+    fresh = load(replace(narrow, cache_dir=str(tmp_path / "fresh")), available_only=True)
+    assert fresh == {}
+    build(replace(narrow, cache_dir=str(tmp_path / "fresh")), progress=False)
+    fresh, narrowed = load(replace(narrow, cache_dir=str(tmp_path / "fresh"))), load(narrow)
+    for s_ in fresh:
+        assert set(fresh[s_]) == set(narrowed[s_])
+        for k in fresh[s_]:
+            if k != "task_seconds":
+                np.testing.assert_allclose(fresh[s_][k], narrowed[s_][k]) if fresh[s_][k].dtype.kind == "f" \
+                    else np.testing.assert_array_equal(fresh[s_][k], narrowed[s_][k])
+    with pytest.raises(ValueError, match="must exceed"):
+        build(replace(stc, n_frames=3), progress=False, reuse_top_m=4)
     room = headroom(stc)
     assert room["frames"] == 2 and 0.0 <= room["recall_served"] <= room["recall_best_set_among_top_m"] <= 1.0
     out = tmp_path / "o"
     assert main(["--train-frames", "0", "--scenes", "3", "--scenes-task", "2", "--scenes-task-top-m", "4",
                  "--cache-dir", str(tmp_path / "c"), "--crop-context", "1.3", "--coverage-on-crops",
                  "--init", str(stc.weights_path()), "--workers", "1", "--threads", "1", "--steps", "2",
-                 "--batch-images", "3", "--eval-every", "0", "--out", str(out)]) == 0
-    used = json.loads((out / "small_policy.json").read_text())["recipe"]["rewards_used"]
+                 "--batch-images", "3", "--eval-every", "0", "--out", str(out),
+                 "--reward-weights", "coverage=0.5"]) == 0
+    recipe = json.loads((out / "small_policy.json").read_text())["recipe"]
+    assert recipe["reward_weights"]["coverage"] == 0.5 and recipe["reward_weights"]["task"] == 1.0
+    used = recipe["rewards_used"]
+    assert all("term weights format 1, non_overlap 1, area 1, coverage 0.5, task 1" in u["reward"] for u in used.values())
     task_group = used["domain-family scenes with the detector's task term (training families)"]
     assert task_group["frames"] == 2 and "task (detector AP50+AR50" in task_group["reward"]
     assert used["domain-family scenes (training families)"]["frames"] == 1
@@ -470,6 +491,8 @@ def test_scene_task_options_fail_with_a_clear_error(tmp_path, monkeypatch, capsy
     monkeypatch.chdir(tmp_path)
     base = ["--train-frames", "0", "--workers", "1", "--threads", "1", "--steps", "1", "--out", str(tmp_path / "o"),
             "--cache-dir", str(tmp_path / "empty")]
+    assert main(base + ["--scenes", "1", "--reward-weights", "cover=1"]) == 2
+    assert "expected TERM=W" in capsys.readouterr().err
     assert main(base + ["--scenes", "1", "--scenes-task", "2"]) == 2
     assert "--scenes-task must not exceed --scenes" in capsys.readouterr().err
     assert main(base + ["--scenes", "2", "--scenes-task", "2"]) == 2
