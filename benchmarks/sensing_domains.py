@@ -251,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
                         "extra policy K=3 rows whose regions are fitted to the cue look's detector hits")
     p.add_argument("--compare-cue-sides", default="",
                    help="comma-separated long sides (px) of the policy's detector look (e.g. 960,640): "
-                        "extra policy K=3 rows, one per side")
+                        "extra policy K=3 rows, one per side. A cap, not a size: the look is also at most "
+                        "cue_detector_fraction of the cue image's long side (960 px for the shipped weights, "
+                        "whose cue image is 1080 px tall), so larger values change nothing")
     p.add_argument("--compare-weights", default="",
                    help="comma-separated LABEL=WEIGHTS: extra K=3 rows, one per weights file (e.g. training stages)")
     p.add_argument("--out", default=str(RESULTS / "sensing_domains"), help="output path without extension")
