@@ -234,3 +234,40 @@ def test_anchor_headroom_picks_anchors_with_the_detector_and_refuses_test_sets(t
         bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "anchor_headroom.py"), *argv],
                              capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and msg in bad.stderr, (argv, bad.stderr[-500:])
+
+
+@pytest.mark.slow
+def test_rec_across_crops_cuts_the_lines_rapidocr_recognises(tmp_path: Path) -> None:
+    """The benchmark's stage split (preprocess, detect-and-cut, recognise) gives the lines
+    RapidOCR's own call recognises on the same crop; the run writes both ways per size."""
+    import cv2
+    import numpy as np
+
+    import rec_across_crops
+    from active_o3_ros.backends.text import TextTaskModel
+    from active_o3_training.data import scenes
+
+    engine = TextTaskModel(threads=1)._engine
+    f = scenes.render_scene(scenes.frozen_seeds("val")[0], scenes.set_config("val"))
+    x1, y1, x2, y2 = (int(v) for v in f.boxes[0].as_list())
+    crop = np.ascontiguousarray(f.image[max(0, y1 - 60):y2 + 60, max(0, x1 - 120):x2 + 120])
+    (lines,) = rec_across_crops.frame_lines(engine, [crop])
+    assert lines, "a crop around a word has a text line"
+    rec = engine.recognize_txt(lines)
+    mine = sorted(t for t, s in zip(rec.txts, rec.scores) if t.strip() and s >= engine.text_score)
+    own = engine(cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+    assert mine == sorted(getattr(own, "txts", None) or [])
+    assert rec_across_crops.frame_lines(engine, [np.full((200, 300, 3), 128, np.uint8)]) == [[]]
+
+    out = tmp_path / "rc"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "rec_across_crops.py"), "--frames", "1",
+                           "--sizes", "720p", "--repeats", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    s = json.loads(out.with_suffix(".json").read_text())["sizes"]["720p"]
+    assert s["frames"] == 1 and s["lines_per_frame"] > 0 and s["per_crop_s"] > 0 and s["one_call_s"] > 0
+    assert s["texts_differ"] >= 0 and s["cross_floor"] >= 0
+    assert "| 720p | 1 |" in out.with_suffix(".md").read_text()
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "rec_across_crops.py"), "--sizes", "8K"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown size" in bad.stderr
