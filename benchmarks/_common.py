@@ -37,6 +37,16 @@ def size_name(width: int, height: int) -> str:
     return FRAME_SIZE_NAMES.get(min(width, height), f"{width}x{height}")
 
 
+def parse_sizes(parser: Any, spec: str) -> list[str]:
+    """``--sizes`` as a list of :data:`SIZES` names (comma-separated, blanks ignored); an
+    unknown name is a usage error (exit 2) through ``parser.error``."""
+    sizes = [s.strip() for s in spec.split(",") if s.strip()]
+    for s in sizes:
+        if s not in SIZES:
+            parser.error(f"unknown size {s!r}; choose from {', '.join(SIZES)}")
+    return sizes
+
+
 def val_scenes(size: tuple[int, int], frames: int):
     """The first ``frames`` validation scenes (set ``val``) drawn at ``size`` (width, height)."""
     from dataclasses import replace

@@ -9,9 +9,9 @@ Each frame is a validation scene (set ``val``) at the given size. The node's own
 (``config/perceive.yaml`` defaults) proposes its K regions and cuts its crops; RapidOCR's own
 stages then run on each crop (preprocess, detect-and-cut the lines, the direction
 classifier where the node enables it). The recogniser is timed both ways on the same line
-images, alternating which goes first, ``--repeats`` times per frame (median). Both ways must
-give the same texts; scores are compared line by line, and the lines whose score crosses the
-node's recogniser floor (``text_score``) either way are counted.
+images, alternating which goes first, ``--repeats`` times per frame (median). Texts and
+scores are compared line by line: the lines read differently, the largest score change, and
+the lines whose score crosses the node's recogniser floor (``text_score``) are counted.
 
     python benchmarks/rec_across_crops.py --help
 """
@@ -26,7 +26,7 @@ from typing import Any
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # imported from outside benchmarks/
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, SIZES, command, footer, load_average, machine, val_scenes, write_outputs  # noqa: E402
+from _common import RESULTS, SIZES, command, footer, load_average, machine, parse_sizes, val_scenes, write_outputs  # noqa: E402
 
 
 def frame_lines(engine: Any, crops: list) -> list[list]:
@@ -98,10 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5, help="timed repeats of each way per frame (median)")
     p.add_argument("--out", default=str(RESULTS / "rec_across_crops"), help="output path without extension")
     args = p.parse_args(argv)
-    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    for s in sizes:
-        if s not in SIZES:
-            p.error(f"unknown size {s!r}; choose from {', '.join(SIZES)}")
+    sizes = parse_sizes(p, args.sizes)
     if args.frames < 1 or args.repeats < 1:
         p.error("--frames and --repeats must be at least 1")
     from tqdm import tqdm

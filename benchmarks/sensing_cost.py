@@ -26,7 +26,7 @@ import numpy as np
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # imported from outside benchmarks/
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, SIZES, command, footer, load_average, machine, val_scenes, write_outputs  # noqa: E402
+from _common import RESULTS, SIZES, command, footer, load_average, machine, parse_sizes, val_scenes, write_outputs  # noqa: E402
 
 PARTS = ["thumbnail", "detector look", "stroke maps", "cue numbers + map channels", "CNN input",
          "CNN, 4 mirror views", "CNN, 4 mirror views, torch max-pool", "CNN, 1 view",
@@ -144,10 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="onnxruntime / torch threads")
     p.add_argument("--out", default=str(RESULTS / "sensing_cost"), help="output path without extension")
     args = p.parse_args(argv)
-    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    for s in sizes:
-        if s not in SIZES:
-            p.error(f"unknown size {s!r}; choose from {sorted(SIZES)}")
+    sizes = parse_sizes(p, args.sizes)
     if args.frames < 1:
         p.error("--frames must be >= 1")
     from tqdm import tqdm

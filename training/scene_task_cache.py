@@ -110,7 +110,7 @@ def narrowed_entry(entry: dict, top_m: int) -> dict[str, np.ndarray]:
         raise ValueError(f"cannot narrow a top-{len(allowed)} entry to top-{top_m}")
     keep = allowed[:top_m]
     sel = np.isin(entry["det_anchor"], keep)
-    out = {k: v for k, v in entry.items()}
+    out = dict(entry)
     for k in ("det_boxes", "det_scores", "det_labels", "det_anchor"):
         out[k] = np.asarray(entry[k])[sel]
     out["allowed"] = keep
@@ -128,7 +128,8 @@ def build(cfg: SceneTaskCacheConfig, progress: bool = True, reuse_top_m: int = 0
     from active_o3_ros.backends.small_policy import SmallSensingPolicy
     from active_o3_training.data import scenes
 
-    policy = SmallSensingPolicy(model=str(cfg.weights_path()), num_threads=cfg.threads)
+    if reuse_top_m and reuse_top_m <= cfg.top_m:
+        raise ValueError(f"--reuse-top-m must exceed --top-m ({reuse_top_m} <= {cfg.top_m})")
     acfg = cfg.anchor_cache()
     folder = cfg.folder()
     folder.mkdir(parents=True, exist_ok=True)
@@ -136,19 +137,19 @@ def build(cfg: SceneTaskCacheConfig, progress: bool = True, reuse_top_m: int = 0
     if not meta.is_file():
         meta.write_text(json.dumps({"anchor_cache": acfg.key_dict(), "top_m": cfg.top_m,
                                     "weights": str(cfg.weights_path().name)}, indent=1, sort_keys=True, default=str))
-    task = build_task(acfg.task, **{**acfg.task_options, "threads": cfg.threads})
-    domain = scenes.set_config("train")
     seeds = [scenes.train_seed(i) for i in range(cfg.start, cfg.start + cfg.n_frames)]
     todo = [s for s in seeds if not _path(folder, s).is_file()]
     if reuse_top_m:
-        if reuse_top_m <= cfg.top_m:
-            raise ValueError(f"--reuse-top-m must exceed --top-m ({reuse_top_m} <= {cfg.top_m})")
         wider = replace(cfg, top_m=reuse_top_m).folder()
         for seed in [s for s in todo if _path(wider, s).is_file()]:
             with np.load(_path(wider, seed), allow_pickle=False) as z:
-                data = narrowed_entry({k: z[k] for k in z.files}, cfg.top_m)
-            _save(folder, seed, data)
+                _save(folder, seed, narrowed_entry({k: z[k] for k in z.files}, cfg.top_m))
             todo.remove(seed)
+    if not todo:  # nothing left for the detector: no policy or engine to load
+        return folder
+    policy = SmallSensingPolicy(model=str(cfg.weights_path()), num_threads=cfg.threads)
+    task = build_task(acfg.task, **{**acfg.task_options, "threads": cfg.threads})
+    domain = scenes.set_config("train")
     for seed in tqdm(todo, initial=len(seeds) - len(todo), total=len(seeds), desc="scene task cache",
                      unit="frame", disable=not progress):
         f = scenes.render_scene(seed, domain)
