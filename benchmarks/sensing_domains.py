@@ -58,7 +58,7 @@ def _sha256(path: Path) -> str:
 def rows(threads: int, previous: Path | None, policy: str = "", policy_label: str = "policy",
          previous_label: str = "previous weights", compare_views: tuple[int, ...] = (),
          compare_fits: tuple[tuple[str, float, float], ...] = (),
-         compare_cue_sides: tuple[int, ...] = (),
+         compare_cue_sides: tuple[tuple[int, float], ...] = (),
          compare_weights: tuple[tuple[str, str], ...] = ()) -> list[tuple[str, dict[str, Any]]]:
     task = {"task_module": "text", "task_options": {"threads": threads}, "crop_size": 840}
     out: list[tuple[str, dict[str, Any]]] = [
@@ -90,10 +90,12 @@ def rows(threads: int, previous: Path | None, policy: str = "", policy_label: st
     for label, path in compare_weights:  # other weights side by side (choose on val)
         out.append((f"{label} K=3", {**task, "sensing_backend": "small_policy", "sensing_model": path, "max_regions": 3,
                                      "sensing_options": {"num_threads": threads}}))
-    for side in compare_cue_sides:  # a cheaper cue look (choose on val)
-        out.append((f"{policy_label} K=3, cue look <= {side} px", {
+    for side, fraction in compare_cue_sides:  # a cheaper or sharper cue look (choose on val)
+        label = f"cue look <= {side} px" + (f" at {fraction:g} of the cue image" if fraction else "")
+        out.append((f"{policy_label} K=3, {label}", {
             **task, "sensing_backend": "small_policy", "sensing_model": policy, "max_regions": 3,
-            "sensing_options": {"num_threads": threads, "cue_long_side": side}}))
+            "sensing_options": {"num_threads": threads, "cue_long_side": side,
+                                **({"cue_fraction": fraction} if fraction else {})}}))
     out.append(("anchor oracle K=3", {**task, "sensing_backend": "oracle_anchors", "max_regions": 3}))
     out.append(("oracle K=3", {**task, "sensing_backend": "oracle", "max_regions": 3}))
     return out
@@ -250,10 +252,11 @@ def main(argv: list[str] | None = None) -> int:
                         "shift/0.5/0, where shift's GROW is its largest slide as a fraction of the region): "
                         "extra policy K=3 rows whose regions are fitted to the cue look's detector hits")
     p.add_argument("--compare-cue-sides", default="",
-                   help="comma-separated long sides (px) of the policy's detector look (e.g. 960,640): "
-                        "extra policy K=3 rows, one per side. A cap, not a size: the look is also at most "
-                        "cue_detector_fraction of the cue image's long side (960 px for the shipped weights, "
-                        "whose cue image is 1080 px tall), so larger values change nothing")
+                   help="comma-separated SIDE or SIDE:FRACTION (e.g. 960,640,1920:1.0): extra policy K=3 "
+                        "rows, one per entry. SIDE caps the long side (px) of the policy's detector look; "
+                        "the look is also at most FRACTION of the cue image's long side (default the "
+                        "weights' own cue_detector_fraction, 0.5 for the shipped ones, whose cue image is "
+                        "1080 px tall: so without a FRACTION, sides above 960 change nothing)")
     p.add_argument("--compare-weights", default="",
                    help="comma-separated LABEL=WEIGHTS: extra K=3 rows, one per weights file (e.g. training stages)")
     p.add_argument("--out", default=str(RESULTS / "sensing_domains"), help="output path without extension")
@@ -263,9 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         p.error(f"--compare-views takes whole numbers, got {args.compare_views!r}")
     try:
-        cue_sides = tuple(int(v) for v in args.compare_cue_sides.split(",") if v.strip())
-    except ValueError:
-        p.error(f"--compare-cue-sides takes whole numbers, got {args.compare_cue_sides!r}")
+        cue_sides = tuple((int(v.split(":")[0]), float(v.split(":")[1]) if ":" in v else 0.0)
+                          for v in args.compare_cue_sides.split(",") if v.strip())
+        if any(side < 64 or not 0.0 <= f <= 1.0 for side, f in cue_sides):
+            raise ValueError
+    except (ValueError, IndexError):
+        p.error(f"--compare-cue-sides takes SIDE or SIDE:FRACTION entries (SIDE >= 64 px, FRACTION in (0, 1]), "
+                f"got {args.compare_cue_sides!r}")
     try:
         fits = tuple((m, float(g), float(s)) for m, g, s in (f.split("/") for f in args.compare_fits.split(",") if f.strip()))
         if any(m not in ("hull", "union", "shift") for m, _, _ in fits):

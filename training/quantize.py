@@ -72,7 +72,7 @@ def calibration_inputs(n_scenes: int, crop_size: int, det_limit: int, seed0: int
     return out, seeds
 
 
-def quantize(src: Path, out: Path, inputs: list[np.ndarray]) -> None:
+def quantize(src: Path, out: Path, inputs: list[np.ndarray], reduce_range: bool = False) -> None:
     import onnx
     from onnx import version_converter
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -96,7 +96,7 @@ def quantize(src: Path, out: Path, inputs: list[np.ndarray]) -> None:
         # shape inference and graph optimisation still run.
         quant_pre_process(str(m17), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range)
 
 
 def agreement(src: Path, q: Path, inputs: list[np.ndarray], threads: int) -> dict[str, float]:
@@ -135,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crop-size", type=int, default=840, help="crop long side (the node's crop_size)")
     p.add_argument("--det-limit", type=int, default=736, help="the detector's short-side limit at calibration")
     p.add_argument("--threads", type=int, default=2, help="threads for the agreement check")
+    p.add_argument("--reduce-range", action="store_true",
+                   help="7-bit weights (onnxruntime's reduce_range): a pair of u8 x s7 products cannot "
+                        "saturate int16, so x86 CPUs without VNNI compute it exactly")
     args = p.parse_args(argv)
     try:
         import onnx  # noqa: F401
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    quantize(src, out, inputs)
+    quantize(src, out, inputs, args.reduce_range)
     import importlib.metadata as md
 
     card: dict[str, Any] = {
@@ -155,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         "rapidocr": md.version("rapidocr"), "onnxruntime": md.version("onnxruntime"), "onnx": md.version("onnx"),
         "calibration": {"training_scene_seeds": seeds, "crops": len(inputs), "crop_size": args.crop_size,
-                        "det_limit_side_len": args.det_limit, "method": "MinMax (onnxruntime default)"},
+                        "det_limit_side_len": args.det_limit, "method": "MinMax (onnxruntime default)",
+                        "weights": "7-bit (reduce_range)" if args.reduce_range else "8-bit"},
         "quantize_seconds": round(time.perf_counter() - t, 1),
         "agreement_on_calibration_inputs": agreement(src, out, inputs, args.threads),
         "command": ("python -m active_o3_training.quantize " + shlex.join(argv if argv is not None else sys.argv[1:])).strip(),

@@ -102,10 +102,11 @@ def _session(path: Path, threads: int):
         if key not in _SESSIONS:
             import onnxruntime as ort
 
-            so = ort.SessionOptions()
-            if threads:
-                so.intra_op_num_threads = int(threads)
-            so.log_severity_level = 3
+            from active_o3_ros.backends.ort_sessions import DEFAULT_ARENA, DEFAULT_SPIN, session_options
+
+            # The node's session settings (arena on, no spin-wait): a pool spinning after the
+            # look takes a core from the stroke maps and the network that follow it.
+            so = session_options(threads=int(threads) if threads else None, arena=DEFAULT_ARENA, spin=DEFAULT_SPIN)
             _SESSIONS[key] = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         return _SESSIONS[key]
 

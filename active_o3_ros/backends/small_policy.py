@@ -712,6 +712,12 @@ class SmallSensingPolicy(SensingPolicy):
     for the shipped ones).  A cheaper look saves detector time but is not what the weights
     were trained on; on the validation frames neither 768 nor 640 px kept recall within 0.01
     on both sets (``benchmarks/results/cue_side_val.md``), so the default stays.
+    ``cue_fraction``: the look's long side as a fraction of the cue image's (0 = the
+    weights' own, 0.5 for the shipped ones); with ``cue_long_side`` it makes the look
+    sharper (1.0 and 1280: words twice as tall in the map at 720p).  On the validation
+    frames that look gained 0.011 / 0.013 recall at 11 % more frame time, most of both at
+    720p (``benchmarks/results/cue_sharp_val.md``, ``frame_profile_look_*.md``), so recall
+    per second fell and the default stays.
     """
 
     name = "small_policy"
@@ -722,7 +728,8 @@ class SmallSensingPolicy(SensingPolicy):
                  seed: int = 0, num_threads: int = 0, min_prob: float = 0.0, min_regions: int = 1,
                  mirror_views: int = 4, fit_regions: bool = False, fit_grow: float = 1.0,
                  fit_min_scale: float = 0.0, fit_threshold: float = 0.3, fit_mode: str = "hull",
-                 fit_shift: float = 0.5, cue_long_side: int = 0, **_: Any) -> None:
+                 fit_shift: float = 0.5, cue_long_side: int = 0, cue_fraction: float = 0.0,
+                 **_: Any) -> None:
         if not 0.0 <= float(min_prob) <= 1.0:
             raise ValueError(f"small_policy option min_prob must be in [0, 1], got {min_prob!r}")
         if int(min_regions) < 0:
@@ -746,6 +753,11 @@ class SmallSensingPolicy(SensingPolicy):
                 raise ValueError(f"small_policy option cue_long_side must be 0 (the weights' own) or >= 64, "
                                  f"got {cue_long_side!r}")
             self.net.cfg = replace(self.net.cfg, cue_detector_long_side=int(cue_long_side))
+        if float(cue_fraction):
+            if not 0.0 < float(cue_fraction) <= 1.0:
+                raise ValueError(f"small_policy option cue_fraction must be 0 (the weights' own) or in (0, 1], "
+                                 f"got {cue_fraction!r}")
+            self.net.cfg = replace(self.net.cfg, cue_detector_fraction=float(cue_fraction))
         if dtype not in ("auto", "float32"):
             # Why: a CNN this small gains nothing from half precision on CPU, and the
             # option exists for the MLLM backends; accept but say so rather than ignore.

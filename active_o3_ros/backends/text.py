@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from active_o3_ros.backends.base import TaskModel, TaskOutput, options_from_kwargs
+from active_o3_ros.backends.ort_sessions import DEFAULT_ARENA, DEFAULT_SPIN
 from active_o3_ros.core.types import Box, Detection, ParseStatus
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,17 @@ class _EngineSettings:
     #: :func:`int8_exact_here` (else rapidocr's fp32 model, with a warning); ``fp32``:
     #: rapidocr's own model.  A ``det_model_path`` replaces either.
     det_precision: str = "int8"
+    #: onnxruntime's CPU memory arena for the detector and recogniser sessions (RapidOCR
+    #: turns it off) and the spin-wait of their intra-op thread pools (onnxruntime's default:
+    #: on).  Arena on, spin-wait off: same detections, 0.75-0.9x the node frame's time on 2
+    #: cores (:mod:`.ort_sessions`, ``benchmarks/ort_session.py``, docs/performance.md).
+    mem_arena: bool = DEFAULT_ARENA
+    spin_wait: bool = DEFAULT_SPIN
 
     def __post_init__(self) -> None:
+        for name in ("mem_arena", "spin_wait"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"text task option {name} must be true or false, got {getattr(self, name)!r}")
         for name in ("box_thresh", "det_thresh", "text_score"):
             v = getattr(self, name)
             if not 0.0 <= float(v) <= 1.0:
@@ -124,6 +134,7 @@ class TextEngineConfig(_EngineSettings):
             "EngineConfig.onnxruntime.intra_op_num_threads": threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1 if threads > 0 else -1,
             "EngineConfig.onnxruntime.use_cuda": bool(self.use_cuda),
+            "EngineConfig.onnxruntime.enable_cpu_mem_arena": bool(self.mem_arena),
         }
         if self.det_model_path:  # a given model file wins over det_precision
             p["Det.model_path"] = self.det_model_path
@@ -206,8 +217,30 @@ def get_engine(cfg: TextEngineConfig) -> tuple[Any, threading.Lock]:
             if not cfg.det_model_path and cfg.effective_det_precision() != cfg.det_precision:
                 log.warning("text task: this CPU has no VNNI int8 dot products, where the int8 detector "
                             "saturates; using rapidocr's fp32 detector (slower, same recall)")
-            _ENGINES[cfg] = (RapidOCR(params=cfg.params()), threading.Lock())
+            engine = RapidOCR(params=cfg.params())
+            if not cfg.spin_wait:
+                _stop_spinning(engine, cfg)
+            _ENGINES[cfg] = (engine, threading.Lock())
         return _ENGINES[cfg]
+
+
+def _stop_spinning(engine: Any, cfg: TextEngineConfig) -> None:
+    """Load RapidOCR's sessions now (it loads them on first use) and rebuild each with the
+    intra-op spin-wait off; RapidOCR has no setting for it.  Where its internals differ
+    from what this expects, say so and keep its own sessions (spinning, same results)."""
+    from active_o3_ros.backends.ort_sessions import rebuilt
+
+    try:
+        parts = [engine._load_det_model()]
+        if cfg.use_cls:
+            parts.append(engine._load_cls_model())
+        if cfg.recognize:
+            parts.append(engine._load_rec_model())
+        for part in parts:
+            part.session.session = rebuilt(part.session.session, spin=False)
+    except (AttributeError, TypeError) as exc:
+        log.warning("text task: spin_wait=false not applied (this RapidOCR version keeps its sessions "
+                    "elsewhere: %s); its own spinning sessions run instead", exc)
 
 
 def quad_to_box(quad: np.ndarray | Sequence[Sequence[float]], width: int, height: int) -> Box | None:

@@ -408,3 +408,14 @@ def test_cue_long_side_caps_the_detector_look_and_checks_its_option():
     assert len(cheap.propose([img], ["text"], 3)[0].regions) == 3
     with pytest.raises(ValueError, match="cue_long_side"):
         SmallSensingPolicy(cue_long_side=10)
+
+
+def test_cue_fraction_makes_the_look_sharper_and_checks_its_option():
+    sharp = SmallSensingPolicy(mirror_views=1, cue_long_side=1920, cue_fraction=1.0)
+    assert sharp.net.cfg.detector_side((1080, 1920)) == 1920 and sharp.net.cfg.detector_side((720, 1280)) == 1280
+    assert load_weights(BUNDLED_WEIGHTS).cfg.cue_detector_fraction == 0.5  # the weights file is untouched
+    img = np.full((1080, 1920, 3), 200, np.uint8)
+    assert len(sharp.propose([img], ["text"], 3)[0].regions) == 3
+    for bad in (1.5, -0.2):
+        with pytest.raises(ValueError, match="cue_fraction"):
+            SmallSensingPolicy(cue_fraction=bad)

@@ -164,3 +164,24 @@ def test_recogniser_floor_default_is_the_validation_choice_and_drops_low_confide
         TextTaskModel(threads=1, text_score=1.5)
     # a clear word reads at ~0.9999: a floor of 1.0 is above it and must drop it
     assert TextTaskModel(threads=1, text_score=1.0).detect([img], ["text"])[0].detections == []
+
+
+def test_session_settings_follow_the_options_and_change_no_answer(model: TextTaskModel) -> None:
+    from active_o3_ros.backends.ort_sessions import spin_entry
+
+    img, gt = _word_image("STOP")
+    settings = {}
+    for arena, spin in ((False, True), (True, False)):
+        m = TextTaskModel(threads=1, mem_arena=arena, spin_wait=spin)
+        out = m.detect([img], ["text"])[0]
+        engine = m._engine
+        sessions = [engine.text_det.session.session, engine.text_rec.session.session]
+        for s in sessions:
+            so = s.get_session_options()
+            assert so.enable_cpu_mem_arena is arena and so.intra_op_num_threads == 1
+            assert spin_entry(so) in ((None, "1") if spin else ("0",))
+        settings[(arena, spin)] = [(d.box.as_list(), d.text, round(d.score, 5)) for d in out.detections]
+    assert settings[(False, True)] == settings[(True, False)] and settings[(False, True)]
+    for bad in ({"mem_arena": "yes"}, {"spin_wait": 1}):
+        with pytest.raises(ValueError, match="true or false"):
+            TextTaskModel(**bad)

@@ -142,7 +142,7 @@ def test_sensing_domains_runs_rows_on_a_frozen_set(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--sets", "val",
                            "--frames", "2", "--rows", "cascade 720,oracle K=3,policy K=1,1 mirror view,hull fit,shift fit,"
                            "cue look,v1 again", "--compare-views", "1", "--compare-fits", "hull/1.3/0.5,shift/0.5/0",
-                           "--compare-cue-sides", "640", "--compare-weights", f"v1 again={sensing_domains_previous()}",
+                           "--compare-cue-sides", "640,1280:1", "--compare-weights", f"v1 again={sensing_domains_previous()}",
                            "--threads", "1", "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -150,11 +150,15 @@ def test_sensing_domains_runs_rows_on_a_frozen_set(tmp_path: Path) -> None:
     rows = res["sets"]["val"]["rows"]
     assert set(rows) == {"cascade 720 K=3", "anchor oracle K=3", "oracle K=3", "policy K=1",  # substrings
                          "policy K=3, 1 mirror view", "policy K=3, hull fit g1.3 m0.5", "policy K=3, shift fit s0.5",
-                         "policy K=3, cue look <= 640 px", "v1 again K=3"}
+                         "policy K=3, cue look <= 640 px", "policy K=3, cue look <= 1280 px at 1 of the cue image",
+                         "v1 again K=3"}
     assert rows["v1 again K=3"]["config"]["sensing_model"].endswith("small_policy_v1/small_policy.safetensors")
     shift = rows["policy K=3, shift fit s0.5"]["config"]["sensing_options"]
     assert (shift["fit_mode"], shift["fit_shift"]) == ("shift", 0.5)
     assert rows["policy K=3, cue look <= 640 px"]["config"]["sensing_options"]["cue_long_side"] == 640
+    assert "cue_fraction" not in rows["policy K=3, cue look <= 640 px"]["config"]["sensing_options"]
+    sharp = rows["policy K=3, cue look <= 1280 px at 1 of the cue image"]["config"]["sensing_options"]
+    assert (sharp["cue_long_side"], sharp["cue_fraction"]) == (1280, 1.0)
     assert rows["policy K=3, 1 mirror view"]["config"]["sensing_options"]["mirror_views"] == 1
     fit = rows["policy K=3, hull fit g1.3 m0.5"]["config"]["sensing_options"]
     assert (fit["fit_regions"], fit["fit_mode"], fit["fit_grow"], fit["fit_min_scale"]) == (True, "hull", 1.3, 0.5)
@@ -176,6 +180,10 @@ def test_sensing_domains_runs_rows_on_a_frozen_set(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--compare-fits", "tight/1/0"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "MODE/GROW/MIN_SCALE" in bad.stderr
+    for spec in ("1920:2", "big", "1280:x"):
+        bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--compare-cue-sides", spec],
+                             capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and "SIDE or SIDE:FRACTION" in bad.stderr, spec
 
 
 @pytest.mark.slow
@@ -271,3 +279,38 @@ def test_rec_across_crops_cuts_the_lines_rapidocr_recognises(tmp_path: Path) -> 
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "rec_across_crops.py"), "--sizes", "8K"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown size" in bad.stderr
+
+
+@pytest.mark.slow
+def test_ort_session_rebuilds_sessions_with_the_variant_options(tmp_path: Path) -> None:
+    """A variant's sessions are new sessions of the same model files with only its options
+    changed; the run compares each variant's detections with RapidOCR's own sessions."""
+    import ort_session
+    from active_o3_ros.backends.ort_sessions import spin_entry
+    from active_o3_ros.backends.text import TextTaskModel
+    import numpy as np
+
+    task = TextTaskModel(threads=1, mem_arena=False, spin_wait=True)  # RapidOCR's own sessions
+    task.detect([np.full((96, 160, 3), 200, np.uint8)], ["text"])  # RapidOCR loads its sessions on first use
+    originals = [w.session for w in ort_session.engine_sessions(task._engine)]
+    assert originals and not any(o.get_session_options().enable_cpu_mem_arena for o in originals)
+    arena = ort_session.build_variant(originals, {"arena": True, "spin": False})
+    assert [a._model_path for a in arena] == [o._model_path for o in originals]
+    for a, o in zip(arena, originals):
+        so = a.get_session_options()
+        assert so.enable_cpu_mem_arena and so.intra_op_num_threads == o.get_session_options().intra_op_num_threads
+        assert spin_entry(so) == "0"
+    assert ort_session.build_variant(originals, {}) == originals
+
+    out = tmp_path / "os"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ort_session.py"), "--frames", "1",
+                           "--sizes", "720p", "--repeats", "1", "--variants", "arena", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    s = json.loads(out.with_suffix(".json").read_text())["sizes"]["720p"]
+    assert s["frames"] == 1 and s["rapidocr"]["over_rapidocr"] == 1.0 and s["arena"]["task_s_per_frame"] > 0
+    assert s["arena"]["frames_with_other_detections"] in (0, 1)
+    assert "| arena |" in out.with_suffix(".md").read_text()
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ort_session.py"), "--variants", "turbo"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--variants takes names" in bad.stderr
