@@ -168,8 +168,10 @@ SIZE_ORDER = {name: i for i, name in enumerate(FRAME_SIZE_NAMES.values())}
 
 
 def mode_crops(pipe) -> bool:
-    """Whether the row zooms regions (the full-frame row cuts no crop window)."""
-    return pipe.config.mode != "full_frame"
+    """Whether the row zooms regions (the full-frame row cuts no crop window, and a row that
+    is not a pipeline, e.g. SAHI's slicing in ``cost_curve.py``, has no regions)."""
+    config = getattr(pipe, "config", None)
+    return config is not None and config.mode != "full_frame"
 
 
 def ratios(r: dict[str, dict[str, Any]], policy_label: str = "policy") -> dict[str, float | None]:

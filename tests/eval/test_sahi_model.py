@@ -100,3 +100,25 @@ def test_settings_are_chosen_on_validation_sets_only_and_reported_as_chosen(tmp_
                            "--out", str(tmp_path / "cc")], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "det_limit_side_len=123" in proc.stderr
     assert not (tmp_path / "cc.json").exists()
+
+
+@pytest.mark.slow
+def test_cost_curve_runs_a_sahi_row_next_to_a_pipeline_row(tmp_path) -> None:
+    """SAHI's rows are not pipelines (no regions, no crop windows): the per-size table must
+    still be written for them, next to a pipeline row of the same run."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    out = tmp_path / "cc"
+    proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "cost_curve.py"), "--sets", "val", "--frames", "1",
+                           "--rows", "SAHI native,policy K=1", "--threads", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.with_suffix(".json").read_text())["sets"]["val"]["rows"]
+    assert set(rows) == {"SAHI native", "policy K=1"}
+    assert all(b["in_crop_windows"] is None for b in rows["SAHI native"]["by_frame_size"].values())
+    assert all(b["in_crop_windows"] is not None for b in rows["policy K=1"]["by_frame_size"].values() if b["words"])
+    assert rows["SAHI native"]["model_calls_per_frame"] > 1
