@@ -84,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from active_o3_ros.backends.base import build_pipeline
-    from active_o3_ros.core.geometry import resize_crop
 
     from frame_profile import node_config
 
@@ -104,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             frames[name] = []
             for scene in tqdm(val_scenes(SIZES[name], args.frames), total=args.frames, desc=f"crops {name}", unit="frame"):
                 regions = pipeline.propose(scene.image, cfg.instruction).regions
-                frames[name].append([resize_crop(scene.image, r.box, pipeline.config.crop)[0] for r in regions])
+                frames[name].append(pipeline.crop_images(scene.image, regions))
         first = next(c for fs in frames.values() for c in fs if c)
         task.detect(first[:1], [cfg.instruction])  # RapidOCR loads its sessions on first use
         wrappers[:] = engine_sessions(task._engine)

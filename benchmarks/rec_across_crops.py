@@ -104,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from active_o3_ros.backends.base import build_pipeline
-    from active_o3_ros.core.geometry import resize_crop
 
     from frame_profile import node_config
 
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = []
             for scene in tqdm(val_scenes(SIZES[name], args.frames), total=args.frames, desc=name, unit="frame"):
                 regions = pipeline.propose(scene.image, cfg.instruction).regions
-                crops = [resize_crop(scene.image, r.box, pipeline.config.crop)[0] for r in regions]
+                crops = pipeline.crop_images(scene.image, regions)
                 per_crop = frame_lines(engine, crops)
                 if any(per_crop):
                     rows.append(compare(engine, per_crop, args.repeats))

@@ -104,8 +104,9 @@ def agreement(src: Path, q: Path, inputs: list[np.ndarray], threads: int) -> dic
     the speed of each on this machine (information; quality is judged on validation frames)."""
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    from active_o3_ros.backends.ort_sessions import session_options
+
+    so = session_options(threads=threads, inter_threads=1)
     a_sess = ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
     b_sess = ort.InferenceSession(str(q), so, providers=["CPUExecutionProvider"])
     agree, diff, ta, tb = [], [], 0.0, 0.0

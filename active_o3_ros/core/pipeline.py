@@ -134,10 +134,7 @@ class ActivePerception:
         if mode == "full_frame":
             regions = []
         t = time.perf_counter()
-        crops = [_Crop(*resize_crop(frame, r.box, cfg.crop)[:2], i) for i, r in enumerate(regions)]
-        if mode == "full_frame" or cfg.full_frame_pass or (not crops and cfg.fallback_full_frame):
-            img, tf = full_frame_input(frame, cfg.crop)
-            crops.append(_Crop(img, tf, -1))
+        crops = self._cut(frame, regions, mode)
         crop_s = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -171,6 +168,24 @@ class ActivePerception:
         map_s = time.perf_counter() - t
         return RegionDetections(regions, per_crop, [c.region_index for c in crops], outputs, model_calls,
                                 crop_s, task_s, map_s, problems, text, fw, fh, mode)
+
+    def crop_images(self, frame: np.ndarray, regions: Sequence[Region | Box], mode: str | None = None
+                    ) -> list[np.ndarray]:
+        """The images the task stage would be given for ``regions`` (frame pixels): each
+        region ResizeCropped, plus the full frame where the config asks, in the task's order."""
+        regions = [r if isinstance(r, Region) else Region(r, "", i) for i, r in enumerate(regions)]
+        return [c.image for c in self._cut(validate_image(frame, "frame"), regions, mode or self.config.mode)]
+
+    def _cut(self, frame: np.ndarray, regions: Sequence[Region], mode: str) -> list[_Crop]:
+        """The crop stage: every region ResizeCropped (none in ``full_frame`` mode), then the
+        full frame where the mode, ``full_frame_pass`` or the empty-proposal fallback asks."""
+        cfg = self.config
+        crops = [] if mode == "full_frame" else [_Crop(*resize_crop(frame, r.box, cfg.crop)[:2], i)
+                                                 for i, r in enumerate(regions)]
+        if mode == "full_frame" or cfg.full_frame_pass or (not crops and cfg.fallback_full_frame):
+            img, tf = full_frame_input(frame, cfg.crop)
+            crops.append(_Crop(img, tf, -1))
+        return crops
 
     def merge(self, each: RegionDetections, regions: Sequence[int] | None = None) -> list[Detection]:
         """Score threshold and merge of :meth:`detect_each`'s per-crop detections; ``regions``

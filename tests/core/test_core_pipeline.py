@@ -166,3 +166,32 @@ def test_stages_compose_to_the_whole_pipeline():
         == [d.box for d in whole.detections]
     with pytest.raises(ValueError, match="needs a sensing policy"):
         task_only(frame, "blob")
+
+
+def test_crop_images_are_the_task_stage_inputs():
+    """``crop_images`` gives exactly what the task model is handed: each region's ResizeCrop,
+    then the full frame where the mode, ``full_frame_pass`` or the empty fallback asks."""
+    from dataclasses import replace
+
+    from active_o3_ros.core.geometry import full_frame_input, resize_crop
+
+    frame, gts = frame_with_blobs()
+    cfg = PipelineConfig(max_regions=2, thumbnail_short_side=540, crop=ResizeCropConfig(840, 3.0, 1.3))
+    boxes = [Box(440, 360, 640, 480), Box(2900, 1700, 3100, 1900)]
+    task = BlobDetector()
+    p = ActivePerception(None, task, cfg)
+    crops = p.crop_images(frame, boxes)
+    assert len(crops) == 2
+    for c, b in zip(crops, boxes):
+        assert np.array_equal(c, resize_crop(frame, b, cfg.crop)[0])
+    task.batch_sizes.clear()
+    p.detect_each(frame, boxes, "blob")
+    assert task.batch_sizes == [len(crops)]
+    full = full_frame_input(frame, cfg.crop)[0]
+    with_full = ActivePerception(None, task, replace(cfg, full_frame_pass=True)).crop_images(frame, boxes)
+    assert len(with_full) == 3 and np.array_equal(with_full[-1], full)
+    assert [c.shape for c in p.crop_images(frame, boxes, mode="full_frame")] == [full.shape]
+    fallback = p.crop_images(frame, [])
+    assert len(fallback) == (1 if cfg.fallback_full_frame else 0)
+    with pytest.raises(ValueError, match="frame"):
+        p.crop_images(np.zeros((10, 10), np.float32), boxes)
