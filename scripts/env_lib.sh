@@ -29,3 +29,15 @@ step_venv() {
   "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
     || die "$VENV is not Python 3.11; remove it or set ${VENV_KNOB:-VENV}=..."
 }
+
+need_space() {  # need_space GB WHAT: fail with a clear message before pip fills the disk half-way
+  local need_gb="$1" what="$2" dir="$VENV" tmp="${TMPDIR:-/tmp}" d free_kb
+  while [[ ! -d "$dir" ]]; do dir="$(dirname "$dir")"; done
+  for d in "$dir" "$tmp"; do
+    free_kb="$(df -Pk "$d" 2>/dev/null | awk 'NR == 2 { print $4 }')"
+    [[ -n "$free_kb" ]] || continue
+    if (( free_kb < need_gb * 1024 * 1024 )); then
+      die "$what needs about ${need_gb} GB free on the disk of $d; only $((free_kb / 1024)) MB are free (remove old clones, caches or venvs, or set ${VENV_KNOB:-VENV}/TMPDIR to a larger disk)"
+    fi
+  done
+}

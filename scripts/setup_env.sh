@@ -64,6 +64,7 @@ step_pip() {
   local h; h="$(hash_of "$ROOT/requirements.txt" "$ROOT/requirements-nodeps.txt" "$ROOT/requirements-nobuildiso.txt" \
     "$ROOT/constraints.txt")"
   stamp_ok pip "$h" && return
+  need_space 4 "installing the main environment (~2.5 GB)"
   log "installing pinned requirements (torch CPU wheel; first run downloads ~1 GB)"
   # pip's own version is pinned in the constraints too, but upgrading pip must come first.
   "$VENV/bin/python" -m pip install -q "pip==26.3"

@@ -55,6 +55,7 @@ PY
 step_pip() {
   local h; h="$(hash_of "$REQ" "$CON")"
   [[ -z "$FREEZE" ]] && stamp_ok pip "$h" && return
+  need_space 9 "installing the vLLM environment (~4 GB, plus the wheels while they unpack)"
   "$VENV/bin/python" -m pip install -q "pip==26.3"
   if [[ -n "$FREEZE" ]]; then
     log "resolving $(basename "$REQ") without constraints (--freeze)"

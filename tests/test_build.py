@@ -154,6 +154,23 @@ def test_ci_run_fails_when_no_tests_are_collected() -> None:
     assert 'scripts/test_vllm.sh' in make_test and 'SKIP_VLLM' in make_test
 
 
+def _need_space(gb: int, venv: Path) -> subprocess.CompletedProcess:
+    script = (f'ROOT={ROOT}; VENV={venv}; log() {{ :; }}; die() {{ echo "ERROR: $*" >&2; exit 1; }}; '
+              f'source {ROOT}/scripts/env_lib.sh; need_space {gb} "installing the test env"; echo enough')
+    return subprocess.run(['bash', '-c', script], capture_output=True, text=True, timeout=30)
+
+
+def test_setup_stops_with_a_clear_message_when_the_disk_is_too_full(tmp_path: Path) -> None:
+    # A full disk once failed CI half-way through pip with only "[Errno 28]": the setup scripts
+    # check the free space first (on the venv's disk, whose folder need not exist yet, and TMPDIR).
+    ok = _need_space(0, tmp_path / 'not' / 'yet' / 'venv')
+    assert ok.returncode == 0 and 'enough' in ok.stdout, ok.stderr
+    full = _need_space(10 ** 6, tmp_path / 'venv')
+    assert full.returncode == 1 and 'enough' not in full.stdout
+    assert 'installing the test env needs about 1000000 GB free' in full.stderr
+    assert 'MB are free' in full.stderr
+
+
 # ------------------------------------------------------------------ Fast DDS profile
 def test_fastdds_profile_is_shm_plus_loopback_udp() -> None:
     root = ET.parse(FASTDDS_XML).getroot()
