@@ -268,9 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         p.error(f"--compare-views takes whole numbers, got {args.compare_views!r}")
     try:
+        # SIDE alone keeps the weights' own fraction (0.0 below); a FRACTION written out must be in (0, 1]
         cue_sides = tuple((int(v.split(":")[0]), float(v.split(":")[1]) if ":" in v else 0.0)
                           for v in args.compare_cue_sides.split(",") if v.strip())
-        if any(side < 64 or not 0.0 <= f <= 1.0 for side, f in cue_sides):
+        written = [v for v in args.compare_cue_sides.split(",") if ":" in v]
+        if any(side < 64 for side, _ in cue_sides) or any(not 0.0 < float(v.split(":")[1]) <= 1.0 for v in written):
             raise ValueError
     except (ValueError, IndexError):
         p.error(f"--compare-cue-sides takes SIDE or SIDE:FRACTION entries (SIDE >= 64 px, FRACTION in (0, 1]), "

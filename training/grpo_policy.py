@@ -90,6 +90,12 @@ class GRPOPolicyConfig:
     map_inputs: tuple[str, ...] = ()
     #: Width of the anchor-scoring head (fresh networks only).
     hidden: int = 64
+    #: The detector look the network is trained on and ships with: ``(long side, fraction)``
+    #: of ``SmallPolicyConfig.detector_side`` (``()`` = the initial network's; v3's is
+    #: ``(960, 0.5)``).  WHY: a sharper look shows the policy more of a 4K frame's small words,
+    #: but a network trained on one look reads another one's maps poorly
+    #: (``benchmarks/results/cue_sharp_val.md``), so the look is part of what is trained.
+    cue_look: tuple = ()
     #: Linear learning-rate warm-up.  WHY: continuing from trained weights with a fresh AdamW
     #: state, Adam's first steps move every weight by about lr at once; a warm-up keeps those
     #: early moves small (the shipped weights' last stage used 100 steps).
@@ -117,6 +123,9 @@ class GRPOPolicyConfig:
             raise ValueError("need learning_rate > 0 and beta >= 0")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError("ema_decay must be in [0, 1)")
+        if self.cue_look and not (len(self.cue_look) == 2 and int(self.cue_look[0]) >= 64
+                                  and 0.0 < float(self.cue_look[1]) <= 1.0):
+            raise ValueError(f"cue_look must be (long side >= 64, fraction in (0, 1]), got {self.cue_look!r}")
         RewardConfig(signal=self.reward_signal, max_regions=self.max_regions)  # validates the signal
 
 
@@ -289,6 +298,25 @@ def _cached_problem(path: str, anchors: np.ndarray, thumb_short: int, rcfg: Rewa
     return Problem(thumb, "text", fn, cues=cues, maps=maps, allowed=allowed)
 
 
+def parse_cue_look(text: str) -> tuple:
+    """``"1280:0.667"`` -> ``(1280, 0.667)``; ``""`` -> ``()`` (the initial network's look)."""
+    if not text.strip():
+        return ()
+    side, sep, frac = text.strip().partition(":")
+    try:
+        look = (int(side), float(frac)) if sep else None
+    except ValueError:
+        look = None
+    if look is None or look[0] < 64 or not 0.0 < look[1] <= 1.0:
+        raise ValueError(f"--cue-look is LONG_SIDE:FRACTION with LONG_SIDE >= 64 and FRACTION in (0, 1], got {text!r}")
+    return look
+
+
+def with_cue_look(net_cfg: SmallPolicyConfig, look: tuple) -> SmallPolicyConfig:
+    """``net_cfg`` reading the detector look ``(long side, fraction)``."""
+    return replace(net_cfg, cue_detector_long_side=int(look[0]), cue_detector_fraction=float(look[1]))
+
+
 def _scene_frame(args: tuple[int, str, int, str, str]) -> str:
     """Worker: render one scene, keep the CNN thumbnail, the cue maps of the image the
     policy is given (features are derived from them on load), and the ground truth."""
@@ -432,6 +460,8 @@ def train(problems: Sequence[Problem], cfg: GRPOPolicyConfig, net: SmallPolicyNe
     if (blocks, scale, maps, cue) != (net.cfg.res_blocks, net.cfg.input_scale, net.cfg.map_inputs,
                                       net.cfg.cue_features):
         net = grow_net(net, blocks, scale, maps, cue)  # raises if asked to shrink
+    if cfg.cue_look:  # the look is read outside the network: only the config the weights carry changes
+        net.cfg = with_cue_look(net.cfg, cfg.cue_look)
     ref = copy.deepcopy(net).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
@@ -656,6 +686,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--map-inputs", default="",
                    help="cue maps stacked onto the thumbnail as CNN inputs, e.g. 'det,stroke' (of det, stroke, "
                         "lap); grows --init weights that lack them (scenes only)")
+    p.add_argument("--cue-look", default="",
+                   help="LONG_SIDE:FRACTION of the detector look to train on and ship with, e.g. 1280:0.667 "
+                        "('' = the initial network's; the frames' cue maps are rendered for it)")
     p.add_argument("--grids", default="",
                    help="anchor grids 'w,h,cols,rows;...' in fractions of the frame (default: the policy's)")
     p.add_argument("--workers", type=int, default=2, help="processes rendering heuristic frames")
@@ -725,7 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             res_blocks=tuple(int(n) for n in args.res_blocks.split(",") if n.strip()),
             input_scale=args.input_scale, cue_features=args.cues, use_cnn=not args.no_cnn, hidden=args.hidden,
             map_inputs=tuple(m.strip() for m in args.map_inputs.split(",") if m.strip()), init=args.init, eval_every=args.eval_every,
-            eval_train_frames=args.eval_train_frames,
+            eval_train_frames=args.eval_train_frames, cue_look=parse_cue_look(args.cue_look),
             threads=args.threads, out=args.out, weights_out=args.weights_out)
         cache_kw = {"task_options": opts} if opts else {}
         if args.cache_dir:
@@ -771,6 +804,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                            cue_features=cfg.cue_features, use_cnn=cfg.use_cnn, hidden=cfg.hidden,
                                            map_inputs=cfg.map_inputs)
                          if cfg.init == "init" else read_config(cfg.init))
+            if cfg.cue_look:
+                scene_cfg = with_cue_look(scene_cfg, cfg.cue_look)
             if cfg.map_inputs or cfg.cue_features:  # the frames carry what the (grown) network will read
                 scene_cfg = replace(scene_cfg, map_inputs=cfg.map_inputs or scene_cfg.map_inputs,
                                     cue_features=cfg.cue_features or scene_cfg.cue_features)

@@ -500,3 +500,32 @@ def test_scene_task_options_fail_with_a_clear_error(tmp_path, monkeypatch, capsy
     assert scene_task_cache.main(["--top-m", "2", "--cache-dir", str(tmp_path / "c")]) == 2
     assert "--top-m >= 3" in capsys.readouterr().err
     assert not (tmp_path / "o" / "summary.json").exists() and not (tmp_path / "c").exists()
+
+
+def test_training_on_a_sharper_look_ships_the_look_with_the_weights(tmp_path, capsys):
+    """``--cue-look``: the network's weights start the same, and the trained weights carry the
+    look they were trained on (the node reads it from them); a bad look is a clear error."""
+    from active_o3_ros.backends.small_policy import load_weights, read_config, save_weights
+    from active_o3_training.grpo_policy import main, parse_cue_look, with_cue_look
+
+    assert parse_cue_look("") == () and parse_cue_look(" 1280:0.667 ") == (1280, 0.667)
+    for bad in ("1280", "32:0.5", "1280:0", "1280:1.5", "x:y"):
+        with pytest.raises(ValueError, match="LONG_SIDE:FRACTION"):
+            parse_cue_look(bad)
+    with pytest.raises(ValueError, match="cue_look"):
+        GRPOPolicyConfig(cue_look=(1280, 2.0))
+    cfg = SmallPolicyConfig(input_width=128, input_height=72, init_seed=3)
+    assert with_cue_look(cfg, (1280, 0.667)).detector_side((2160, 3840)) == 1280
+    rcfg = RewardConfig(signal="heuristic", max_regions=3)
+    problems = [_stripe_patch_problem(s, cfg, rcfg) for s in range(4)]
+    net = build_net(cfg)
+    before = evaluate_greedy(net, problems, 3)
+    res = train(problems, GRPOPolicyConfig(max_steps=2, batch_images=2, num_generations=4, seed=0, eval_every=0,
+                                           threads=1, cue_look=(1280, 0.667)), net=net, progress=False)
+    assert res.evals[0]["reward"] == pytest.approx(before["reward"])
+    assert (res.net.cfg.cue_detector_long_side, res.net.cfg.cue_detector_fraction) == (1280, 0.667)
+    save_weights(res.net, tmp_path / "w.safetensors")
+    assert read_config(tmp_path / "w.safetensors").detector_side((2160, 3840)) == 1280
+    assert load_weights(tmp_path / "w.safetensors").cfg.detector_side((720, 1280)) == 854
+    assert main(["--train-frames", "0", "--out", str(tmp_path / "o"), "--steps", "0", "--cue-look", "1280"]) == 2
+    assert "--cue-look is LONG_SIDE:FRACTION" in capsys.readouterr().err

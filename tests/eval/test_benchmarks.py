@@ -180,7 +180,7 @@ def test_sensing_domains_runs_rows_on_a_frozen_set(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--compare-fits", "tight/1/0"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "MODE/GROW/MIN_SCALE" in bad.stderr
-    for spec in ("1920:2", "big", "1280:x"):
+    for spec in ("1920:2", "big", "1280:x", "1280:0", "32"):
         bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--compare-cue-sides", spec],
                              capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and "SIDE or SIDE:FRACTION" in bad.stderr, spec
@@ -314,3 +314,31 @@ def test_ort_session_rebuilds_sessions_with_the_variant_options(tmp_path: Path) 
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ort_session.py"), "--variants", "turbo"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--variants takes names" in bad.stderr
+
+
+def test_cue_evidence_counts_the_words_a_look_shows(tmp_path: Path) -> None:
+    """benchmarks/cue_evidence.py on one validation frame: shares in [0, 1] per frame size, the
+    words add up to the frame's ground truth, and test sets and bad looks are refused."""
+    import cue_evidence
+    import numpy as np
+
+    from active_o3_training.data import scenes
+
+    assert cue_evidence.parse_looks("960:0.5, 1280:1") == [(960, 0.5), (1280, 1.0)]
+    for bad in ("1280", "32:0.5", "1280:0", "a:b"):
+        with pytest.raises(ValueError, match="LONG_SIDE"):
+            cue_evidence.parse_looks(bad)
+    det = np.zeros((36, 64), np.float32)
+    det[10, 20] = 0.9  # one lit cell: a box around it is shown, a box far from it is not
+    assert cue_evidence.shown(det, np.array([[600, 280, 660, 300], [10, 10, 40, 20]]), 1920, 1080, 0.3).tolist() \
+        == [True, False]
+    out = tmp_path / "ce"
+    assert cue_evidence.main(["--frames", "1", "--sets", "val", "--looks", "960:0.5,1920:1", "--out", str(out)]) == 0
+    res = json.loads(out.with_suffix(".json").read_text())
+    frame = scenes.render_scene(scenes.frozen_seeds("val")[0], scenes.set_config("val"))
+    assert sum(res["words"].values()) == len(frame.boxes)
+    for look in ("960:0.5", "1920:1"):
+        assert all(v is None or 0.0 <= v <= 1.0 for v in res["shown"][look].values())
+    assert "| 960:0.5 |" in out.with_suffix(".md").read_text()
+    assert cue_evidence.main(["--sets", "test_in", "--out", str(out)]) == 2
+    assert cue_evidence.main(["--looks", "1280", "--out", str(out)]) == 2
