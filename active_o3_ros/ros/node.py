@@ -39,6 +39,7 @@ from typing import Any, Sequence
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter as RosParameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -393,10 +394,11 @@ class ActiveO3Node(LifecycleNode):
             self._log_failed(out.error)
             return
         o = out.outputs
-        self._pubs["detections"].publish(o.detections)
-        self._pubs["regions"].publish(o.regions)
+        if not self._publish(self._pubs["detections"], o.detections):
+            return
+        self._publish(self._pubs["regions"], o.regions)
         if "masks" in self._pubs and o.masks is not None:
-            self._pubs["masks"].publish(o.masks)
+            self._publish(self._pubs["masks"], o.masks)
         if self._debug and self._pubs["debug_image"].get_subscription_count() > 0:  # no drawing for nobody
             self._publish_debug(o.frame, o.result, msg.header)
 
@@ -404,7 +406,24 @@ class ActiveO3Node(LifecycleNode):
         from active_o3_ros.ros.images import rgb_to_image
 
         drawn = draw_debug(frame, result)
-        self._pubs["debug_image"].publish(rgb_to_image(drawn, header, "rgb8"))
+        self._publish(self._pubs["debug_image"], rgb_to_image(drawn, header, "rgb8"))
+
+    def _publish(self, pub: Any, msg: Any) -> bool:
+        """Publish; False, and nothing raised, when the node's context is already shut down.
+
+        WHY: Ctrl-C or SIGTERM shuts the context down from the signal handler while a timer
+        callback or the frame worker may be inside ``publish``; rcl then refuses with "publisher's
+        context is invalid" (or, once ``main`` destroyed the node, the publisher's handle is gone).
+        That is the node stopping, not a failure: it must neither kill the executor (exit code 1
+        with a traceback, seen in CI) nor be counted as a failed frame.
+        Any other publish error still raises."""
+        try:
+            pub.publish(msg)
+            return True
+        except (_rclpy.RCLError, _rclpy.InvalidHandle):
+            if self.context.ok():
+                raise
+            return False
 
     # -- diagnostics --------------------------------------------------------------------
     def _publish_diag(self) -> None:
@@ -443,7 +462,7 @@ class ActiveO3Node(LifecycleNode):
         arr.status = [DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: perception",
                                        message=message[:500], hardware_id="",
                                        values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])]
-        self._diag_pub.publish(arr)
+        self._publish(self._diag_pub, arr)
 
 
 def hub_offline() -> None:
@@ -528,8 +547,6 @@ Parameters:
 def main(argv: Sequence[str] | None = None) -> int:
     ros_defaults()
     args = _params_file_args(list(sys.argv[1:] if argv is None else argv))
-    from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
-
     try:
         rclpy.init(args=["active-o3-node", *args])
     except _rclpy.RCLError as exc:  # e.g. a remap rule rcl cannot parse
@@ -546,6 +563,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
+    except _rclpy.RCLError:
+        if rclpy.ok():
+            raise
+        # a callback that was running when a signal shut the context down: a clean stop (see _publish)
     finally:
         if node is not None:
             node._release()
