@@ -27,7 +27,7 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
-from active_o3_ros.ros.env import ros_defaults, split_ros_args
+from active_o3_ros.ros.env import publish_unless_shut_down, ros_defaults, split_ros_args
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -327,23 +327,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                     time.sleep(delay)
                 next_t = max(next_t + period, time.monotonic() - period)
                 msg.header.stamp = node.get_clock().now().to_msg()
-                pub.publish(msg)
+                if not publish_unless_shut_down(pub, msg):  # Ctrl-C: a clean stop, exit 0
+                    break
                 sent += 1
                 counts[topic] = sent
                 entry = labels.by_name.get(frame.path.name) if lpub is not None and frame.path is not None else None
                 if entry is not None:
                     h0, w0 = frame.rgb.shape[:2]
                     h1, w1 = rgb.shape[:2]
-                    lpub.publish(labels_message(DetectionArray, Detection, msg.header, entry, labels.instruction,
-                                                (w1, h1), (w0, h0)))
-                    counts[args.labels_topic] += 1
+                    if publish_unless_shut_down(lpub, labels_message(DetectionArray, Detection, msg.header, entry,
+                                                                     labels.instruction, (w1, h1), (w0, h0))):
+                        counts[args.labels_topic] += 1
                 if args.max_frames and sent >= args.max_frames:
                     break
                 if not rclpy.ok():
                     break
             if not args.loop or (args.max_frames and sent >= args.max_frames):
                 break
-        if args.qos == "reliable":
+        if args.qos == "reliable" and rclpy.ok():  # after Ctrl-C there is no DDS left to wait on
             from active_o3_ros.ros.bags import DeliveryError, wait_acked
 
             try:

@@ -1,4 +1,5 @@
-"""Process defaults shared by every ROS entry point (node, camera, bag, listener, tests).
+"""Process defaults shared by every ROS entry point (node, camera, bag, listener, tests), and
+how they publish while a signal may be shutting them down (:func:`publish_unless_shut_down`).
 
 Why: the project's rule is that all DDS traffic stays on loopback unless a user decides
 otherwise, and large frames should travel over shared memory.  Each entry point calls
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 PACKAGE = "active_o3_ros"
 
@@ -55,3 +57,25 @@ def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
         i = argv.index("--ros-args")
         return argv[:i], argv[i:]
     return argv, []
+
+
+def publish_unless_shut_down(pub: Any, msg: Any, context: Any = None) -> bool:
+    """``pub.publish(msg)``; False, and nothing raised, when the ROS context is already shut down.
+
+    WHY: on Ctrl-C or SIGTERM rclpy's signal handler shuts the context down at once, while a
+    timer callback, a worker thread or a publishing loop may be about to publish; rcl then
+    refuses with "publisher's context is invalid" (or, once the node is destroyed, the handle is
+    gone).  That is the process stopping, not a failure: it must not end in a traceback and exit
+    code 1 (seen in CI for the node; every time for the camera source on Ctrl-C).  Any other
+    publish error still raises.  ``context``: the publisher's node's context (default: rclpy's)."""
+    import rclpy
+    from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+
+    try:
+        pub.publish(msg)
+        return True
+    except (_rclpy.RCLError, _rclpy.InvalidHandle):
+        if rclpy.ok(context=context):
+            raise
+        return False
+

@@ -46,7 +46,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from active_o3_ros.backends.base import build_pipeline  # the registry: backend names, the door's lookup
 from active_o3_ros.core.config import PARAMETER_INDEX, PARAMETERS, ConfigError, Parameter, PerceptionConfig
-from active_o3_ros.ros.env import data_path, ros_defaults
+from active_o3_ros.ros.env import data_path, publish_unless_shut_down, ros_defaults
 from active_o3_ros.ros import convert
 from active_o3_ros.ros.frames import FrameProcessor, short
 from active_o3_ros.ros.images import DEFAULT_MAX_PIXELS
@@ -409,21 +409,9 @@ class ActiveO3Node(LifecycleNode):
         self._publish(self._pubs["debug_image"], rgb_to_image(drawn, header, "rgb8"))
 
     def _publish(self, pub: Any, msg: Any) -> bool:
-        """Publish; False, and nothing raised, when the node's context is already shut down.
-
-        WHY: Ctrl-C or SIGTERM shuts the context down from the signal handler while a timer
-        callback or the frame worker may be inside ``publish``; rcl then refuses with "publisher's
-        context is invalid" (or, once ``main`` destroyed the node, the publisher's handle is gone).
-        That is the node stopping, not a failure: it must neither kill the executor (exit code 1
-        with a traceback, seen in CI) nor be counted as a failed frame.
-        Any other publish error still raises."""
-        try:
-            pub.publish(msg)
-            return True
-        except (_rclpy.RCLError, _rclpy.InvalidHandle):
-            if self.context.ok():
-                raise
-            return False
+        """Publish; False when Ctrl-C already shut the node's context down (see
+        :func:`~active_o3_ros.ros.env.publish_unless_shut_down`): not an error, not a failed frame."""
+        return publish_unless_shut_down(pub, msg, self.context)
 
     # -- diagnostics --------------------------------------------------------------------
     def _publish_diag(self) -> None:
@@ -566,7 +554,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _rclpy.RCLError:
         if rclpy.ok():
             raise
-        # a callback that was running when a signal shut the context down: a clean stop (see _publish)
+        # a callback that was running when a signal shut the context down: a clean stop
+        # (see publish_unless_shut_down)
     finally:
         if node is not None:
             node._release()

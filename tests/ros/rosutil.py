@@ -90,14 +90,16 @@ class Probe:
         while self._running and self.context.ok():
             self.executor.spin_once(timeout_sec=0.05)
 
-    def subscribe(self, msg_type: Any, topic: str, depth: int = 100) -> None:
+    def subscribe(self, msg_type: Any, topic: str, depth: int = 100, reliable: bool = True) -> None:
+        """Record ``topic``; ``reliable=False`` also hears best-effort publishers."""
         self.msgs[topic] = []
 
         def cb(m: Any, t: str = topic) -> None:
             with self._lock:
                 self.msgs[t].append(m)
 
-        self.node.create_subscription(msg_type, topic, cb, QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE))
+        rel = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+        self.node.create_subscription(msg_type, topic, cb, QoSProfile(depth=depth, reliability=rel))
 
     def publisher(self, msg_type: Any, topic: str, depth: int = 10) -> Any:
         return self.node.create_publisher(msg_type, topic, QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE))
