@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object per message")
     args = p.parse_args(ours)
     import rclpy
+    from rclpy.executors import ExternalShutdownException
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     from active_o3_ros.msg import DetectionArray
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.timeout and time.monotonic() - start > args.timeout:
                 print(f"active-o3-listen: {got} message(s) within {args.timeout}s", file=sys.stderr)
                 return 1 if args.count else 0
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C, or SIGTERM from a launch system
         pass
     finally:
         node.destroy_node()
