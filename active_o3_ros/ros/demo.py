@@ -141,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901 - one linear s
         shutil.rmtree(run_bag)
 
     import rclpy
+    from rclpy.executors import ExternalShutdownException
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
@@ -249,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901 - one linear s
                     raise RuntimeError(f"no detections for the last frame within {args.drain_timeout}s")
             elif not camera_stamps and time.monotonic() - t0 > args.startup_timeout + 30:
                 raise RuntimeError(f"no camera frame within {args.startup_timeout}s; see {out / 'node.log'}")
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C, or SIGTERM: stop the parts, then summarise
         print("active-o3-demo: interrupted", file=sys.stderr)
     except RuntimeError as exc:
         print(f"active-o3-demo: error: {exc}", file=sys.stderr)

@@ -84,3 +84,30 @@ def test_node_stops_cleanly_while_its_diagnostics_timer_runs(ros_domain, tmp_pat
         code = _signalled(proc, sig)
     text = log.read_text()
     assert code == 0 and "Traceback" not in text, text[-3000:]
+
+
+@pytest.mark.slow
+def test_demo_on_sigterm_stops_its_parts_and_still_summarises(tmp_path):
+    """`make demo DEMO_ARGS=--loop` runs until stopped. On SIGTERM the demo stops its node,
+    recorder and camera, writes the summary of what it saw, and exits 0."""
+    import json
+    import subprocess
+    import sys
+
+    out, log = tmp_path / "demo", tmp_path / "demo.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "active_o3_ros.ros.demo", "--out", str(out), "--frames", "2",
+                                 "--frame-size", "640x360", "--fps", "2", "--loop"], stdout=fh, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 240
+            while "detection(s)" not in log.read_text():
+                assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-3000:]
+                time.sleep(0.5)
+        finally:
+            code = _signalled(proc, signal.SIGTERM)
+    text = log.read_text()
+    assert code == 0 and "Traceback" not in text, text[-3000:]
+    assert "interrupted" in text and "frame(s) processed" in text
+    assert json.loads((out / "summary.json").read_text())["frames_processed"] >= 1
+    for part in ("node", "recorder", "camera"):  # each part stopped, not killed
+        assert "Traceback" not in (out / f"{part}.log").read_text(), part
