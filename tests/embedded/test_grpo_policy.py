@@ -529,3 +529,28 @@ def test_training_on_a_sharper_look_ships_the_look_with_the_weights(tmp_path, ca
     assert load_weights(tmp_path / "w.safetensors").cfg.detector_side((720, 1280)) == 854
     assert main(["--train-frames", "0", "--out", str(tmp_path / "o"), "--steps", "0", "--cue-look", "1280"]) == 2
     assert "--cue-look is LONG_SIDE:FRACTION" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_renders_the_scenes_cue_maps_at_the_trained_look(tmp_path, monkeypatch):
+    """``--cue-look`` through the CLI: the training scenes' cue maps are rendered at that look
+    (their own cache folder, a sharper detector map) and the card ships the look."""
+    import json
+
+    import numpy as np
+
+    from active_o3_training.grpo_policy import FRAME_CACHE_DIR, main
+
+    monkeypatch.chdir(tmp_path)
+    base = ["--train-frames", "0", "--scenes", "2", "--cues", "--no-cnn", "--grids", "0.15,0.2,7,5",
+            "--workers", "1", "--threads", "1", "--steps", "1", "--eval-every", "0", "--eval-train-frames", "2"]
+    assert main(base + ["--out", str(tmp_path / "own")]) == 0
+    assert main(base + ["--out", str(tmp_path / "sharp"), "--cue-look", "1280:1"]) == 0
+    folders = sorted((tmp_path / FRAME_CACHE_DIR).glob("scenes_*"))
+    assert len(folders) == 2  # one cache per look, never a stale map
+    name = sorted(p.name for p in folders[0].glob("scene_*.npz"))[0]  # the same scene in both caches
+    assert sorted(p.name for p in folders[1].glob("scene_*.npz"))[0] == name
+    sizes = sorted(max(np.load(f / name)["det"].shape) for f in folders)
+    assert sizes[1] > sizes[0]
+    card = json.loads((tmp_path / "sharp" / "small_policy.json").read_text())["network"]
+    assert (card["cue_detector_long_side"], card["cue_detector_fraction"]) == (1280, 1.0)
