@@ -66,7 +66,7 @@ def publish_unless_shut_down(pub: Any, msg: Any, context: Any = None) -> bool:
     timer callback, a worker thread or a publishing loop may be about to publish; rcl then
     refuses with "publisher's context is invalid" (or, once the node is destroyed, the handle is
     gone).  That is the process stopping, not a failure: it must not end in a traceback and exit
-    code 1 (seen in CI for the node; every time for the camera source on Ctrl-C).  Any other
+    code 1 (seen in CI for the node; every time for the camera source on SIGTERM).  Any other
     publish error still raises.  ``context``: the publisher's node's context (default: rclpy's)."""
     import rclpy
     from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
@@ -78,4 +78,3 @@ def publish_unless_shut_down(pub: Any, msg: Any, context: Any = None) -> bool:
         if rclpy.ok(context=context):
             raise
         return False
-
