@@ -550,7 +550,7 @@ def test_cli_renders_the_scenes_cue_maps_at_the_trained_look(tmp_path, monkeypat
     assert len(folders) == 2  # one cache per look, never a stale map
     name = sorted(p.name for p in folders[0].glob("scene_*.npz"))[0]  # the same scene in both caches
     assert sorted(p.name for p in folders[1].glob("scene_*.npz"))[0] == name
-    sizes = sorted(max(np.load(f / name)["det"].shape) for f in folders)
+    sizes = sorted(max(np.load(f / name, allow_pickle=False)["det"].shape) for f in folders)
     assert sizes[1] > sizes[0]
     card = json.loads((tmp_path / "sharp" / "small_policy.json").read_text())["network"]
     assert (card["cue_detector_long_side"], card["cue_detector_fraction"]) == (1280, 1.0)
