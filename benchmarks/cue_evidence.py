@@ -29,16 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_looks(text: str) -> list[tuple[int, float]]:
-    looks = []
-    for v in text.split(","):
-        side, sep, frac = v.strip().partition(":")
-        try:
-            look = (int(side), float(frac if sep else "nan"))
-        except ValueError:
-            raise ValueError(f"a look is LONG_SIDE:FRACTION, e.g. 1280:0.667; got {v!r}") from None
-        if not (look[0] >= 64 and 0.0 < look[1] <= 1.0):  # NaN (no FRACTION) fails too
-            raise ValueError(f"a look needs LONG_SIDE >= 64 and FRACTION in (0, 1]; got {v!r}")
-        looks.append(look)
+    """``"960:0.5,1280:1"`` -> ``[(960, 0.5), (1280, 1.0)]``, each entry read as ``grpo_policy --cue-look``."""
+    from active_o3_training.grpo_policy import parse_cue_look
+
+    looks = [parse_cue_look(v, "each --looks entry") for v in text.split(",")]
+    if () in looks:  # an empty entry
+        raise ValueError(f"each --looks entry is LONG_SIDE:FRACTION, got {text!r}")
     return looks
 
 

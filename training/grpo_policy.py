@@ -298,8 +298,9 @@ def _cached_problem(path: str, anchors: np.ndarray, thumb_short: int, rcfg: Rewa
     return Problem(thumb, "text", fn, cues=cues, maps=maps, allowed=allowed)
 
 
-def parse_cue_look(text: str) -> tuple:
-    """``"1280:0.667"`` -> ``(1280, 0.667)``; ``""`` -> ``()`` (the initial network's look)."""
+def parse_cue_look(text: str, what: str = "--cue-look") -> tuple:
+    """``"1280:0.667"`` -> ``(1280, 0.667)``; ``""`` -> ``()`` (the initial network's look).
+    ``what`` names the option in the error message."""
     if not text.strip():
         return ()
     side, sep, frac = text.strip().partition(":")
@@ -308,7 +309,7 @@ def parse_cue_look(text: str) -> tuple:
     except ValueError:
         look = None
     if look is None or look[0] < 64 or not 0.0 < look[1] <= 1.0:
-        raise ValueError(f"--cue-look is LONG_SIDE:FRACTION with LONG_SIDE >= 64 and FRACTION in (0, 1], got {text!r}")
+        raise ValueError(f"{what} is LONG_SIDE:FRACTION with LONG_SIDE >= 64 and FRACTION in (0, 1], got {text!r}")
     return look
 
 
