@@ -37,7 +37,7 @@ import numpy as np
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # imported from outside benchmarks/
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, command, footer, load_average, machine, write_outputs  # noqa: E402
+from _common import FRAME_SIZE_NAMES, RESULTS, command, footer, load_average, machine, size_name, write_outputs  # noqa: E402
 
 from active_o3_ros.backends.base import build_pipeline  # noqa: E402
 from active_o3_ros.backends.small_policy import adaptive_budget  # noqa: E402
@@ -243,7 +243,9 @@ def choose_threshold(sweep: list[dict[str, Any]], slack: float) -> dict[str, Any
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = [f"Validation frames: {', '.join(f'{k} ({v})' for k, v in result['frames'].items())}; "
+    sizes = result.get("sizes", "all")
+    only = "" if sizes == "all" else f" ({', '.join(sizes)} frames only)"
+    lines = [f"Validation frames: {', '.join(f'{k} ({v})' for k, v in result['frames'].items())}{only}; "
              f"policy K=3 regions computed once.", "",
              "| task variant (crop_size / det_limit_side_len / det_precision) | recall@0.5 | recall per set | precision | "
              "task s/frame | detector MP/frame |", "|---|---:|---|---:|---:|---:|"]
@@ -296,9 +298,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recall-slack", type=float, default=0.02, help="recall a faster variant may lose")
     p.add_argument("--k-slack", type=float, default=0.01, help="recall adaptive K may lose against K=3")
     p.add_argument("--score-slack", type=float, default=0.005, help="recall the recogniser-confidence floor may lose")
+    p.add_argument("--sizes", default="",
+                   help=f"comma-separated frame sizes to keep (from {', '.join(FRAME_SIZE_NAMES.values())}; "
+                        "'' = all): a setting for some camera resolutions only")
     p.add_argument("--out", default=str(RESULTS / "choose_settings"), help="output path without extension")
     args = p.parse_args(argv)
     from tqdm import tqdm
+
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    if any(s not in FRAME_SIZE_NAMES.values() for s in sizes):
+        p.error(f"--sizes takes names from {', '.join(FRAME_SIZE_NAMES.values())}, got {args.sizes!r}")
 
     set_names = [s.strip() for s in args.sets.split(",") if s.strip()]
     for s in set_names:
@@ -309,7 +318,10 @@ def main(argv: list[str] | None = None) -> int:
         c, d, *prec = x.strip().split("/")
         variants.append((int(c), int(d), prec[0] if prec else "fp32"))
     load_before = load_average()
-    frames = [f for s in set_names for f in load_set(s, args.frames or None)]
+    frames = [f for s in set_names for f in load_set(s, args.frames or None)
+              if not sizes or size_name(f.image.shape[1], f.image.shape[0]) in sizes]
+    if not frames:
+        p.error(f"no frame of {', '.join(set_names)} has a size in {sizes}")
     base_pipe = build_pipeline(PerceptionConfig.from_flat(flat_config(*variants[0], args.threads)))
     proposals = [base_pipe.propose(f.image, "text") for f in tqdm(frames, desc="policy K=3", unit="frame")]
     rows: dict[str, dict[str, Any]] = {}
@@ -335,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "question": "cheaper task settings and the adaptive-K threshold, chosen on validation frames",
         "command": command("choose_settings.py", argv),
-        "frames": {s: sum(1 for f in frames if f.set == s) for s in set_names},
+        "frames": {s: sum(1 for f in frames if f.set == s) for s in set_names}, "sizes": sizes or "all",
         "baseline_variant": base, "chosen_variant": chosen, "recall_slack": args.recall_slack,
         "variants": {n: {k: v for k, v in r.items() if not k.startswith("_")} for n, r in rows.items()},
         "adaptive_sweep": sweep, "chosen_adaptive": pick, "k_slack": args.k_slack, "adaptive_ceiling": ceiling,

@@ -59,7 +59,8 @@ def rows(threads: int, previous: Path | None, policy: str = "", policy_label: st
          previous_label: str = "previous weights", compare_views: tuple[int, ...] = (),
          compare_fits: tuple[tuple[str, float, float], ...] = (),
          compare_cue_sides: tuple[tuple[int, float], ...] = (),
-         compare_weights: tuple[tuple[str, str], ...] = ()) -> list[tuple[str, dict[str, Any]]]:
+         compare_weights: tuple[tuple[str, str], ...] = (),
+         compare_sensing: tuple[tuple[str, dict[str, Any]], ...] = ()) -> list[tuple[str, dict[str, Any]]]:
     task = {"task_module": "text", "task_options": {"threads": threads}, "crop_size": 840}
     out: list[tuple[str, dict[str, Any]]] = [
         ("full frame", {**task, "mode": "full_frame"}),
@@ -96,6 +97,10 @@ def rows(threads: int, previous: Path | None, policy: str = "", policy_label: st
             **task, "sensing_backend": "small_policy", "sensing_model": policy, "max_regions": 3,
             "sensing_options": {"num_threads": threads, "cue_long_side": side,
                                 **({"cue_fraction": fraction} if fraction else {})}}))
+    for label, options in compare_sensing:  # any other small-policy options (choose on val)
+        out.append((f"{policy_label} K=3, {label}", {
+            **task, "sensing_backend": "small_policy", "sensing_model": policy, "max_regions": 3,
+            "sensing_options": {"num_threads": threads, **options}}))
     out.append(("anchor oracle K=3", {**task, "sensing_backend": "oracle_anchors", "max_regions": 3}))
     out.append(("oracle K=3", {**task, "sensing_backend": "oracle", "max_regions": 3}))
     return out
@@ -160,11 +165,19 @@ def run_row(pipe, frames, name: str) -> dict[str, Any]:
         "by_frame_size": {k: {"frames": int(a[0]), "words": int(a[1]),
                               "recall@0.5": round(a[2] / a[1], 4) if a[1] else None,
                               "in_crop_windows": round(a[3] / a[1], 4) if a[1] and mode_crops(pipe) else None}
-                          for k, a in sorted(sizes.items(), key=lambda kv: SIZE_ORDER.get(kv[0], 99))},
+                          for k, a in sorted(sizes.items(), key=lambda kv: size_order(kv[0]))},
     }
 
 
 SIZE_ORDER = {name: i for i, name in enumerate(FRAME_SIZE_NAMES.values())}
+
+
+def size_order(name: str) -> tuple[int, int]:
+    """The generator's sizes first (720p ... 4K), then ``WxH`` ones by pixel count."""
+    if name in SIZE_ORDER:
+        return 0, SIZE_ORDER[name]
+    w, _, h = name.partition("x")
+    return 1, int(w) * int(h) if w.isdigit() and h.isdigit() else 0
 
 
 def mode_crops(pipe) -> bool:
@@ -192,8 +205,10 @@ def ratios(r: dict[str, dict[str, Any]], policy_label: str = "policy") -> dict[s
 def markdown(result: dict[str, Any]) -> str:
     lines = []
     for set_name, s in result["sets"].items():
+        drawn = s.get("frame_sizes", "the generator's")
+        at = "" if isinstance(drawn, str) else " drawn at " + ", ".join(f"{w}x{h}" for w, h in drawn)
         lines += [f"### {set_name}: {s['frames']} frames ({s['text_free_frames']} text-free), {s['ground_truth']} words, "
-                  f"seeds {s['seeds'][0]}..{s['seeds'][-1]}", "",
+                  f"seeds {s['seeds'][0]}..{s['seeds'][-1]}{at}", "",
                   "| row | recall@0.5 [95% CI] | precision | AP50 | false dets / text-free frame | s/frame | recall/s |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
         for name, r in s["rows"].items():
@@ -202,7 +217,7 @@ def markdown(result: dict[str, Any]) -> str:
                          f"{r['AP50']:.3f} | {'' if fd is None else f'{fd:.2f}'} | {r['seconds_per_frame']:.2f} | "
                          f"{r['recall_per_second']:.3f} |")
         lines += ["", ratios_line(s["ratios"]), ""]
-        sizes = [k for k in SIZE_ORDER if any(k in r.get("by_frame_size", {}) for r in s["rows"].values())]
+        sizes = sorted({k for r in s["rows"].values() for k in r.get("by_frame_size", {})}, key=size_order)
         if sizes:
             lines += ["By frame size: recall@0.5 (share of the words inside a crop window the regions cut; "
                       "the rest were lost by the choice of regions)", "",
@@ -261,6 +276,13 @@ def main(argv: list[str] | None = None) -> int:
                         "1080 px tall: so without a FRACTION, sides above 960 change nothing)")
     p.add_argument("--compare-weights", default="",
                    help="comma-separated LABEL=WEIGHTS: extra K=3 rows, one per weights file (e.g. training stages)")
+    p.add_argument("--compare-sensing", action="append", default=[], metavar="LABEL=JSON",
+                   help="an extra policy K=3 row with these small-policy options, e.g. "
+                        "'squashed={\"letterbox\": false}' (repeatable)")
+    p.add_argument("--frame-sizes", default="",
+                   help="comma-separated WxH (e.g. 1280x960,4032x3024): draw each validation set's scenes "
+                        "(same seeds and families) at these frame sizes instead of the generator's 16:9 ones; "
+                        "validation sets only")
     p.add_argument("--out", default=str(RESULTS / "sensing_domains"), help="output path without extension")
     args = p.parse_args(argv)
     try:
@@ -286,15 +308,37 @@ def main(argv: list[str] | None = None) -> int:
     weights = tuple(tuple(w.split("=", 1)) for w in args.compare_weights.split(",") if w.strip())
     if any(len(w) != 2 or not Path(w[1]).is_file() for w in weights):
         p.error(f"--compare-weights takes LABEL=WEIGHTS pairs of existing files, got {args.compare_weights!r}")
+    sensing: list[tuple[str, dict[str, Any]]] = []
+    for spec in args.compare_sensing:
+        label, _, text = spec.partition("=")
+        try:
+            options = json.loads(text)
+            if not label.strip() or not isinstance(options, dict):
+                raise ValueError
+        except ValueError:
+            p.error(f"--compare-sensing takes LABEL=JSON with a JSON object, got {spec!r}")
+        sensing.append((label.strip(), options))
+    try:
+        frame_sizes = tuple(tuple(int(v) for v in s.lower().split("x")) for s in args.frame_sizes.split(",") if s.strip())
+        if any(len(fs) != 2 or min(fs) < 64 for fs in frame_sizes):
+            raise ValueError
+    except ValueError:
+        p.error(f"--frame-sizes takes WxH entries of at least 64 px, got {args.frame_sizes!r}")
+    from dataclasses import replace
+
     from tqdm import tqdm
 
     set_names = [s.strip() for s in args.sets.split(",") if s.strip()]
     for s in set_names:
         if s not in scenes.FROZEN_SETS:
             p.error(f"unknown set {s!r}; choose from {sorted(scenes.FROZEN_SETS)}")
+        if frame_sizes and not s.startswith("val"):
+            p.error(f"--frame-sizes draws validation sets only (the test sets stay as frozen), not {s!r}")
     previous = Path(args.previous).resolve() if args.previous and Path(args.previous).is_file() else None
     selected = [s.strip().lower() for s in args.rows.split(",") if s.strip()]
-    todo = [(n, f) for n, f in rows(args.threads, previous, args.policy, args.policy_label, args.previous_label, views, fits, cue_sides, weights) if not selected or any(s in n.lower() for s in selected)]
+    todo = [(n, f) for n, f in rows(args.threads, previous, args.policy, args.policy_label, args.previous_label, views,
+                                    fits, cue_sides, weights, tuple(sensing))
+            if not selected or any(s in n.lower() for s in selected)]
     load_before = load_average()
     result: dict[str, Any] = {
         "question": "recall vs cost of zoom-region sources for small text, in-domain vs held-out families",
@@ -307,8 +351,14 @@ def main(argv: list[str] | None = None) -> int:
         "sets": {},
     }
     for set_name in set_names:
-        frames = list(tqdm(scenes.iter_set(set_name, args.frames or None), desc=set_name, unit="frame"))
+        if frame_sizes:
+            cfg_sizes = replace(scenes.set_config(set_name), frame_sizes=frame_sizes)
+            seeds = scenes.frozen_seeds(set_name)[:args.frames or None]
+            frames = [scenes.render_scene(seed, cfg_sizes) for seed in tqdm(seeds, desc=set_name, unit="frame")]
+        else:
+            frames = list(tqdm(scenes.iter_set(set_name, args.frames or None), desc=set_name, unit="frame"))
         s = {"frames": len(frames), "seeds": [f.seed for f in frames],
+             "frame_sizes": [list(fs) for fs in frame_sizes] or "the generator's",
              "text_free_frames": sum(1 for f in frames if not f.boxes),
              "ground_truth": sum(len(f.boxes) for f in frames), "rows": {}}
         for name, flat in todo:

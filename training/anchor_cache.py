@@ -143,15 +143,28 @@ def detections_among(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, 
             for b, s, l, a in zip(boxes[sel], scores[sel], labels[sel], anchor[sel])]
 
 
-def anchor_regions(anchors: np.ndarray, frame_w: int, frame_h: int, thumb_short: int) -> list[Box]:
+def anchor_regions(anchors: np.ndarray, frame_w: int, frame_h: int, thumb_short: int,
+                   aspect: float = 16 / 9) -> list[Box]:
     """Frame-pixel regions of the anchors, computed the way the pipeline maps the policy's
-    thumbnail-pixel answer back (thumbnail transform, then clip)."""
-    from active_o3_ros.backends.small_policy import anchor_boxes_px
+    thumbnail-pixel answer back (letterbox of a frame that is not ``aspect``, thumbnail
+    transform, then clip; :func:`~active_o3_ros.backends.small_policy.anchors_in_frame`).
+    Which anchors the policy may choose on such a frame: :func:`usable_anchors`."""
+    from active_o3_ros.backends.small_policy import anchor_boxes_px, anchors_in_frame
     from active_o3_ros.core.geometry import ScaleOffset, thumbnail_size
 
     tw, th = thumbnail_size(frame_w, frame_h, thumb_short)
     tf = ScaleOffset(0.0, 0.0, tw / frame_w, th / frame_h)
-    return [tf.to_frame(b).clip(frame_w, frame_h) for b in anchor_boxes_px(anchors, tw, th)]
+    norm, _ = anchors_in_frame(anchors, frame_w, frame_h, aspect)
+    return [tf.to_frame(b).clip(frame_w, frame_h) for b in anchor_boxes_px(norm, tw, th)]
+
+
+def usable_anchors(anchors: np.ndarray, frame_w: int, frame_h: int, aspect: float = 16 / 9) -> np.ndarray | None:
+    """The anchors the served policy may choose on a ``frame_w x frame_h`` frame (not those
+    lying mostly on a letterbox bar), or None when it may choose every one (a 16:9 frame)."""
+    from active_o3_ros.backends.small_policy import anchors_in_frame
+
+    ok = anchors_in_frame(anchors, frame_w, frame_h, aspect)[1]
+    return None if ok.all() else ok
 
 
 def _task_stage(cfg: AnchorCacheConfig, task) -> Any:

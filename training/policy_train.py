@@ -186,13 +186,14 @@ def _policy_view(img: np.ndarray, net_cfg) -> dict[str, Any]:
     """What the policy reads of a full frame (:class:`PolicyFrame` fields): its thumbnail
     and, for a network that reads cues, the cue maps and/or per-anchor cue features of the
     image it is given (as in the node)."""
-    from active_o3_ros.backends.small_policy import cue_look, look_inputs, make_anchors
+    from active_o3_ros.backends.small_policy import cue_look, letterbox, look_inputs, make_anchors
     from active_o3_ros.core.geometry import make_thumbnail
 
-    thumb, _ = make_thumbnail(img, net_cfg.thumbnail_size[1])
+    aspect = net_cfg.thumbnail_size[0] / net_cfg.thumbnail_size[1]  # a 4:3 frame is letterboxed, as served
+    thumb = letterbox(make_thumbnail(img, net_cfg.thumbnail_size[1])[0], aspect)[0]
     if not net_cfg.reads_cues:
         return {"thumbnail": thumb}
-    seen, _ = make_thumbnail(img, net_cfg.cue_short_side)
+    seen = letterbox(make_thumbnail(img, net_cfg.cue_short_side)[0], aspect)[0]
     cues, maps = look_inputs(cue_look(seen, net_cfg), net_cfg, make_anchors(net_cfg.grids))
     return {"thumbnail": thumb, "cues": cues, "maps": maps}
 
@@ -326,7 +327,8 @@ def frame_cache_folder(acfg) -> Path:
     """Cache folder for non-generator frames: every setting a cached detection depends on."""
     d = acfg.key_dict()
     d = {k: v for k, v in d.items() if k not in ("generator_fingerprint", "generator")}
-    key = hashlib.sha256(json.dumps({**d, "frames": "any", "version": 1}, sort_keys=True).encode()).hexdigest()[:16]
+    # version 2: anchors of a frame that is not 16:9 map through the letterbox (anchor_regions)
+    key = hashlib.sha256(json.dumps({**d, "frames": "any", "version": 2}, sort_keys=True).encode()).hexdigest()[:16]
     return Path(acfg.cache_dir) / f"frames_{key}"
 
 
@@ -373,7 +375,7 @@ def build_problems(frames: Sequence[PolicyFrame], cfg: PolicyTrainConfig, net_cf
                    acfg) -> list[Any]:
     """GRPO problems: the dual reward where a frame has a detector cache, else the heuristic."""
     from active_o3_ros.backends.small_policy import make_anchors
-    from active_o3_training.anchor_cache import anchor_regions, load_frame, merged_detections
+    from active_o3_training.anchor_cache import anchor_regions, load_frame, merged_detections, usable_anchors
     from active_o3_training.grpo_policy import Problem, region_reward_fn
 
     r = cfg.reward
@@ -384,8 +386,9 @@ def build_problems(frames: Sequence[PolicyFrame], cfg: PolicyTrainConfig, net_cf
     crop = acfg.crop()
     folder = frame_cache_folder(acfg)
     out = []
+    aspect = net_cfg.thumbnail_size[0] / net_cfg.thumbnail_size[1]
     for f in frames:
-        regions = anchor_regions(anchors, f.width, f.height, thumb_short)
+        regions = anchor_regions(anchors, f.width, f.height, thumb_short, aspect)
         th, tw = f.thumbnail.shape[:2]
         det_fn, rcfg = None, heur
         if f.key in task_keys and r.signal != "heuristic":
@@ -393,7 +396,7 @@ def build_problems(frames: Sequence[PolicyFrame], cfg: PolicyTrainConfig, net_cf
             det_fn, rcfg = (lambda a, c=cached: merged_detections(c, a, acfg)), full
         out.append(Problem(f.thumbnail, f.instruction,
                            region_reward_fn(regions, f.width, f.height, f.gt, (tw, th), rcfg, det_fn, crop),
-                           cues=f.cues, maps=f.maps))
+                           cues=f.cues, maps=f.maps, allowed=usable_anchors(anchors, f.width, f.height, aspect)))
     return out
 
 

@@ -143,14 +143,16 @@ class OracleAnchorsPolicy(SensingPolicy):
         self.anchors = make_anchors(cfg.grids)
         self.iou = anchor_iou_matrix(self.anchors)
         self.tau = cfg.overlap_tau
+        self.aspect = cfg.thumbnail_size[0] / cfg.thumbnail_size[1]
 
     def propose(self, images, instructions, max_regions, context=None):
-        from active_o3_ros.backends.small_policy import anchor_boxes_px
+        from active_o3_ros.backends.small_policy import anchor_boxes_px, anchors_in_frame
 
         out = []
         for img, gts in zip(images, _thumbnail_ground_truth(context, len(images))):
             h, w = img.shape[:2]
-            boxes = anchor_boxes_px(self.anchors, w, h)
+            norm, usable = anchors_in_frame(self.anchors, w, h, self.aspect)  # the policy's own letterbox
+            boxes = anchor_boxes_px(norm, w, h)
             # inside[a, g]: ground-truth box g lies wholly in anchor a (the coverage reward's rule)
             inside = np.array([[b.contains(g, 1.0) for g in gts] for b in boxes],
                               dtype=bool).reshape(len(boxes), len(gts))
@@ -158,7 +160,7 @@ class OracleAnchorsPolicy(SensingPolicy):
             chosen: list[int] = []
             for _ in range(max_regions):
                 gains = (inside & ~covered).sum(1)
-                ok = [a for a in range(len(boxes)) if a not in chosen
+                ok = [a for a in range(len(boxes)) if usable[a] and a not in chosen
                       and all(self.iou[a, c] < self.tau - 1e-6 for c in chosen)]
                 if not ok:
                     break

@@ -677,6 +677,80 @@ def adaptive_budget(chosen: Sequence[int], probs: np.ndarray, min_prob: float, m
     return [int(a) for a in keep]
 
 
+#: Frames whose aspect ratio is within this factor of the network's are not letterboxed.
+LETTERBOX_TOLERANCE = 1.02
+#: Grey of the letterbox border: ImageNet's mean, what the network's input normalisation maps to 0.
+LETTERBOX_FILL = (124, 116, 104)
+
+
+def letterbox_window(width: int, height: int, aspect: float, tolerance: float = LETTERBOX_TOLERANCE
+                     ) -> tuple[int, int, int, int] | None:
+    """Where a ``width x height`` image sits when padded (centred) to the width/height ratio
+    ``aspect``: ``(x0, y0, padded_width, padded_height)`` in pixels, or ``None`` when its
+    aspect is already within ``tolerance`` of ``aspect``."""
+    ratio = (width / height) / aspect
+    if 1.0 / tolerance <= ratio <= tolerance:
+        return None
+    pw, ph = (int(round(height * aspect)), height) if ratio < 1.0 else (width, int(round(width / aspect)))
+    return (pw - width) // 2, (ph - height) // 2, pw, ph
+
+
+def _fractions(width: int, height: int, px: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
+    x0, y0, pw, ph = px
+    return x0 / pw, y0 / ph, width / pw, height / ph
+
+
+def letterbox(image: np.ndarray, aspect: float, tolerance: float = LETTERBOX_TOLERANCE
+              ) -> tuple[np.ndarray, tuple[float, float, float, float] | None]:
+    """Pad ``image`` (centred, grey border) to the width/height ratio ``aspect``.
+
+    Returns the padded image and where the image sits in it, ``(x0, y0, w, h)`` as fractions
+    of the padded image; ``None`` (and the image itself) when its aspect is already within
+    ``tolerance`` of ``aspect``.  The network then sees a 4:3 or portrait frame undistorted,
+    with its anchors at the pixel shapes it was trained on, as YOLO-style letterboxing does."""
+    h, w = image.shape[:2]
+    px = letterbox_window(w, h, aspect, tolerance)
+    if px is None:
+        return image, None
+    x0, y0, pw, ph = px
+    out = np.empty((ph, pw) + image.shape[2:], dtype=image.dtype)
+    out[...] = np.asarray(LETTERBOX_FILL, dtype=image.dtype)[: image.shape[2]] if image.ndim == 3 else LETTERBOX_FILL[0]
+    out[y0:y0 + h, x0:x0 + w] = image
+    return out, _fractions(w, h, px)
+
+
+def anchors_in_frame(anchors: np.ndarray, width: int, height: int, aspect: float, letterboxed: bool = True
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The normalised anchors ``(N, 4)`` as boxes of a ``width x height`` frame, and which of
+    them may be chosen: with the letterbox, an anchor lying mostly (over half its area) on
+    a bar never is, and the others are clipped to the frame.  The one mapping the policy
+    serves with and training (:func:`active_o3_training.anchor_cache.anchor_regions`) and
+    the anchor oracle use."""
+    px = letterbox_window(width, height, aspect) if letterboxed else None
+    if px is None:
+        return anchors, np.ones(len(anchors), dtype=bool)
+    win = _fractions(width, height, px)
+    return unletterbox(anchors, win), inside_fraction(anchors, win) >= 0.5
+
+
+def inside_fraction(anchors: np.ndarray, window: tuple[float, float, float, float]) -> np.ndarray:
+    """Share of each normalised anchor box ``(N, 4)`` that lies inside ``window`` (x0, y0, w, h)."""
+    x0, y0, w, h = window
+    ix = np.clip(np.minimum(anchors[:, 2], x0 + w) - np.maximum(anchors[:, 0], x0), 0, None)
+    iy = np.clip(np.minimum(anchors[:, 3], y0 + h) - np.maximum(anchors[:, 1], y0), 0, None)
+    area = (anchors[:, 2] - anchors[:, 0]) * (anchors[:, 3] - anchors[:, 1])
+    return ix * iy / np.maximum(area, 1e-12)
+
+
+def unletterbox(boxes: np.ndarray, window: tuple[float, float, float, float] | None) -> np.ndarray:
+    """Normalised boxes of the padded image -> normalised boxes of the image inside it (clipped)."""
+    if window is None or not len(boxes):
+        return boxes
+    x0, y0, w, h = window
+    out = (boxes.reshape(-1, 4) - np.array([x0, y0, x0, y0])) / np.array([w, h, w, h])
+    return np.clip(out, 0.0, 1.0)
+
+
 # -- the SensingPolicy -------------------------------------------------------------------
 class SmallSensingPolicy(SensingPolicy):
     """Registered as ``small_policy``.
@@ -718,6 +792,12 @@ class SmallSensingPolicy(SensingPolicy):
     frames that look gained 0.011 / 0.013 recall at 11 % more frame time, most of both at
     720p (``benchmarks/results/cue_sharp_val.md``, ``frame_profile_look_*.md``), so recall
     per second fell and the default stays.
+
+    ``letterbox`` (default on): a frame whose aspect ratio is not the network's 16:9 (a 4:3
+    or portrait camera) is padded with grey bars to 16:9 instead of squashed, anchors lying
+    mostly on a bar are never chosen, and the chosen ones are clipped to the frame
+    (:func:`letterbox`).  16:9 frames are untouched.  Chosen on validation scenes drawn at
+    4:3 sizes (``benchmarks/results/aspect_4x3_val.md``).
     """
 
     name = "small_policy"
@@ -729,7 +809,7 @@ class SmallSensingPolicy(SensingPolicy):
                  mirror_views: int = 4, fit_regions: bool = False, fit_grow: float = 1.0,
                  fit_min_scale: float = 0.0, fit_threshold: float = 0.3, fit_mode: str = "hull",
                  fit_shift: float = 0.5, cue_long_side: int = 0, cue_fraction: float = 0.0,
-                 **_: Any) -> None:
+                 letterbox: bool = True, **_: Any) -> None:
         if not 0.0 <= float(min_prob) <= 1.0:
             raise ValueError(f"small_policy option min_prob must be in [0, 1], got {min_prob!r}")
         if int(min_regions) < 0:
@@ -787,6 +867,9 @@ class SmallSensingPolicy(SensingPolicy):
             import warnings
             warnings.warn("small_policy: fit_regions needs weights that read the cue look; off", stacklevel=2)
         self.fit_grow, self.fit_min_scale, self.fit_threshold = float(fit_grow), float(fit_min_scale), float(fit_threshold)
+        if not isinstance(letterbox, bool):
+            raise ValueError(f"small_policy option letterbox must be true or false, got {letterbox!r}")
+        self.letterbox = letterbox
         self.sample = bool(sample)
         self.generator = torch.Generator().manual_seed(int(seed))
         self.anchors = self.net.anchors.cpu().numpy().astype(np.float64)
@@ -819,8 +902,15 @@ class SmallSensingPolicy(SensingPolicy):
             raise ValueError("propose needs one instruction per image")
         if not images:
             return []
-        looks = [cue_look(im, self.net.cfg, self.num_threads) for im in images] if self.fit_regions else None
-        lg = self.logits(images, instructions, looks)
+        images = [validate_image(im, "thumbnail") for im in images]
+        tw, th = self.net.cfg.thumbnail_size
+        images_in = [letterbox(im, tw / th)[0] for im in images] if self.letterbox else list(images)
+        looks = [cue_look(im, self.net.cfg, self.num_threads) for im in images_in] if self.fit_regions else None
+        lg = self.logits(images_in, instructions, looks)
+        usable = [anchors_in_frame(self.anchors, im.shape[1], im.shape[0], tw / th, self.letterbox)[1] for im in images]
+        for i, ok in enumerate(usable):
+            if not ok.all():  # anchors mostly on a letterbox bar are never chosen
+                lg[i, torch.from_numpy(~ok)] = torch.finfo(lg.dtype).min / 4
         if self.sample:
             chosen = [s.tolist() for s in sample_sets(lg, max_regions, 1, self.generator)[:, 0]]
         else:
@@ -831,7 +921,9 @@ class SmallSensingPolicy(SensingPolicy):
         out = []
         for i, (img, idx, p) in enumerate(zip(images, chosen, probs)):
             h, w = img.shape[:2]
-            boxes = anchor_boxes_px(self.region_boxes(idx, looks[i] if looks else None), w, h)
+            px = letterbox_window(w, h, tw / th) if self.letterbox else None
+            norm = self.region_boxes(idx, looks[i] if looks else None)
+            boxes = anchor_boxes_px(unletterbox(norm, _fractions(w, h, px)) if px else norm, w, h)
             think = "anchors " + ", ".join(f"#{a} p={p[a]:.3f}" for a in idx)
             out.append(SensingOutput(
                 [Region(b, "small_policy", r, float(p[a])) for r, (b, a) in enumerate(zip(boxes, idx))],
@@ -841,7 +933,7 @@ class SmallSensingPolicy(SensingPolicy):
 
 __all__ = [
     "AnchorGrid", "SmallPolicyConfig", "SmallPolicyNet", "SmallSensingPolicy", "build_net", "load_weights",
-    "cue_look", "look_inputs",
+    "cue_look", "look_inputs", "letterbox", "letterbox_window", "anchors_in_frame", "inside_fraction", "unletterbox",
     "read_config", "save_weights", "sample_sets", "greedy_sets", "anchor_flip_permutation", "mirrored_cues",
     "MIRROR_VIEWS", "adaptive_budget", "make_anchors", "anchor_iou_matrix", "anchor_boxes_px",
     "BUNDLED_WEIGHTS", "INIT_WEIGHTS",

@@ -419,3 +419,89 @@ def test_cue_fraction_makes_the_look_sharper_and_checks_its_option():
     for bad in (1.5, -0.2):
         with pytest.raises(ValueError, match="cue_fraction"):
             SmallSensingPolicy(cue_fraction=bad)
+
+
+def test_letterbox_pads_off_aspect_frames_centred_and_maps_boxes_back():
+    from active_o3_ros.backends.small_policy import LETTERBOX_FILL, inside_fraction, letterbox, unletterbox
+
+    same = _image(7, 1280, 720)
+    out, win = letterbox(same, 16 / 9)
+    assert out is same and win is None  # 16:9 frames are untouched
+    img = _image(8, 400, 300)  # 4:3: grey bars left and right
+    out, win = letterbox(img, 16 / 9)
+    assert out.shape == (300, 533, 3) and win == pytest.approx((66 / 533, 0.0, 400 / 533, 1.0))
+    np.testing.assert_array_equal(out[:, 66:466], img)
+    assert (out[:, :66] == LETTERBOX_FILL).all() and (out[:, 466:] == LETTERBOX_FILL).all()
+    tall, twin = letterbox(_image(9, 800, 100), 16 / 9)  # wider than 16:9: bars above and below
+    assert tall.shape == (450, 800, 3) and twin == pytest.approx((0.0, 175 / 450, 1.0, 100 / 450))
+    anchors = np.array([[0.0, 0.0, 0.1, 0.5], [0.4, 0.2, 0.6, 0.4], [0.1, 0.0, 0.3, 0.2]])
+    np.testing.assert_allclose(inside_fraction(anchors, win), [0.0, 1.0, (0.3 - 66 / 533) / 0.2])
+    back = unletterbox(anchors, win)
+    assert back.min() >= 0 and back.max() <= 1  # clipped to the image
+    np.testing.assert_allclose(back[1], [(0.4 - 66 / 533) * 533 / 400, 0.2, (0.6 - 66 / 533) * 533 / 400, 0.4])
+
+
+def test_letterboxed_policy_keeps_16_9_answers_and_never_picks_the_bars():
+    """16:9 frames get the same regions with and without the letterbox; on a 4:3 or portrait
+    frame no region comes from an anchor lying mostly on a bar, and all lie in the frame."""
+    import re
+
+    from active_o3_ros.backends.small_policy import inside_fraction, letterbox
+
+    on, off = SmallSensingPolicy(model="init", letterbox=True), SmallSensingPolicy(model="init", letterbox=False)
+    tw, th = on.net.cfg.thumbnail_size
+    bars = inside_fraction(on.anchors, letterbox(_image(0, 960, 720), tw / th)[1]) < 0.5
+    for pol in (on, off):  # a prior that wants the anchors on a 4:3 frame's bars: only the mask stops it
+        with torch.no_grad():
+            pol.net.anchor_prior.copy_(torch.from_numpy(bars.astype(np.float32) * 20.0))
+    wide = _image(10, 1024, 576)
+    assert [r.box for r in on.propose([wide], ["text"], 3)[0].regions] == \
+        [r.box for r in off.propose([wide], ["text"], 3)[0].regions]
+    for w, h in ((960, 720), (540, 960)):
+        img = _image(11, w, h)
+        regions = on.propose([img], ["text"], 3)[0].regions
+        assert len(regions) == 3
+        for r in regions:
+            assert 0 <= r.box.x1 < r.box.x2 <= w and 0 <= r.box.y1 < r.box.y2 <= h
+        # each comes from an anchor at least half inside the frame (the answer's think names them)
+        out = on.propose([img], ["text"], 3)[0]
+        idx = [int(a) for a in re.findall(r"#(\d+) p=", out.text)]
+        assert len(idx) == 3 and (inside_fraction(on.anchors[idx], letterbox(img, tw / th)[1]) >= 0.5).all()
+    assert any(bars[int(a)] for a in re.findall(r"#(\d+) p=", off.propose([_image(11, 960, 720)], ["text"], 3)[0].text))
+    with pytest.raises(ValueError, match="letterbox"):
+        SmallSensingPolicy(model="init", letterbox="yes")
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1280, 960), (720, 1280)])
+def test_training_maps_anchors_to_frames_as_the_served_policy_does(size):
+    """What is trained is what is served: on a 16:9, 4:3 or portrait frame the pipeline's
+    regions are the training mapping's (``anchor_regions``) for the anchors the policy chose,
+    those anchors are among ``usable_anchors``, and the anchor oracle keeps to them too."""
+    import re
+
+    from active_o3_ros.backends.region_sources import OracleAnchorsPolicy
+    from active_o3_ros.core.pipeline import ActivePerception, PipelineConfig
+    from active_o3_training.anchor_cache import anchor_regions, usable_anchors
+
+    w, h = size
+    pol = SmallSensingPolicy(model="init")
+    pipe = ActivePerception(pol, None, PipelineConfig(max_regions=3))
+    prop = pipe.propose(_image(12, w, h), "text")
+    idx = [int(a) for a in re.findall(r"#(\d+) p=", prop.text)]
+    short = pol.preferred_thumbnail_short_side
+    regions = anchor_regions(pol.anchors, w, h, short)
+    for r, a in zip(prop.regions, idx):
+        assert r.box.as_list() == pytest.approx(regions[a].as_list(), abs=0.51)  # thumbnail rounding
+    usable = usable_anchors(pol.anchors, w, h)
+    assert (usable is None) == (w * 9 == h * 16)
+    if usable is not None:
+        assert usable[idx].all() and not usable.all()
+        # the anchor oracle, given words only where the bars' anchors reach, still picks usable anchors
+        from active_o3_ros.backends.small_policy import anchor_boxes_px, anchors_in_frame
+
+        norm, ok = anchors_in_frame(pol.anchors, w, h, 16 / 9)
+        boxes = anchor_boxes_px(norm, w, h)
+        gt = [boxes[a] for a in np.flatnonzero(~ok)]
+        picked = OracleAnchorsPolicy().propose([_image(13, w, h)], ["text"], 3, [{"gt_boxes": gt}])[0].regions
+        assert picked and all(any(p.box.as_list() == pytest.approx(boxes[a].as_list()) for a in np.flatnonzero(ok))
+                              for p in picked)

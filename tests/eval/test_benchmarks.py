@@ -187,15 +187,47 @@ def test_sensing_domains_runs_rows_on_a_frozen_set(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_sensing_domains_draws_validation_scenes_at_other_frame_sizes(tmp_path: Path) -> None:
+    """--frame-sizes draws the validation seeds at other sizes (a 4:3 camera); --compare-sensing
+    adds a policy row with any small-policy options.  The test sets are never redrawn."""
+    out = tmp_path / "sd43"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--sets", "val",
+                           "--frames", "1", "--frame-sizes", "640x480", "--rows", "squashed,oracle K=3",
+                           "--compare-sensing", 'squashed={"letterbox": false}', "--threads", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(out.with_suffix(".json").read_text())
+    s = res["sets"]["val"]
+    assert s["frame_sizes"] == [[640, 480]] and s["seeds"] == [20_000_000]
+    assert set(s["rows"]) == {"policy K=3, squashed", "anchor oracle K=3", "oracle K=3"}
+    assert s["rows"]["policy K=3, squashed"]["config"]["sensing_options"]["letterbox"] is False
+    assert all(set(r["by_frame_size"]) == {"640x480"} for r in s["rows"].values())
+    assert "drawn at 640x480" in out.with_suffix(".md").read_text()
+    for args, msg in ((["--sets", "test_held_out", "--frame-sizes", "1280x960"], "validation sets only"),
+                      (["--frame-sizes", "1280"], "WxH"), (["--compare-sensing", "x=[1]"], "LABEL=JSON")):
+        bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), *args],
+                             capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and msg in bad.stderr, args
+
+
+@pytest.mark.slow
 def test_choose_settings_reports_the_adaptive_k_ceiling(tmp_path: Path) -> None:
     """The ceiling of any adaptive-K rule (an oracle over each frame's region subsets) keeps
     recall within the slack and never costs more than fixed K=3."""
+    from _common import size_name
+
+    from active_o3_training.data import scenes
+
+    sizes = [size_name(f.image.shape[1], f.image.shape[0]) for f in scenes.iter_set("val", 3)]
     out = tmp_path / "cs"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "choose_settings.py"), "--sets", "val",
                            "--frames", "3", "--variants", "840/480/int8", "--threads", "1", "--k-slack", "0.05",
-                           "--out", str(out)], capture_output=True, text=True, timeout=900)
+                           "--sizes", sizes[0], "--out", str(out)], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.with_suffix(".json").read_text())
+    # --sizes keeps the frames of that size only
+    assert res["sizes"] == [sizes[0]] and res["frames"] == {"val": sizes.count(sizes[0])}
+    assert f"({sizes[0]} frames only)" in out.with_suffix(".md").read_text()
     c = res["adaptive_ceiling"]
     assert c["recall@0.5"] >= c["fixed_recall@0.5"] - 0.05 - 1e-9
     assert 0 <= c["crops_per_frame"] <= 3 and 0 < c["time_over_fixed"] <= 1.0

@@ -92,6 +92,9 @@ def test_settings_are_chosen_on_validation_sets_only_and_reported_as_chosen(tmp_
     proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "choose_settings.py"), "--sets", "test_held_out"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "validation sets only" in proc.stderr
+    proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "choose_settings.py"), "--sizes", "8K"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--sizes takes names from 720p, 1080p, 1440p, 4K" in proc.stderr
     # the cost curve refuses a validation choice the text module's defaults do not carry
     chosen = tmp_path / "chosen.json"
     chosen.write_text(json.dumps({"chosen_config": {"crop_size": 840, "sensing_options": {"min_prob": 0.0},
