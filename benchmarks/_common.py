@@ -33,10 +33,10 @@ FRAME_SIZE_NAMES = {720: "720p", 1080: "1080p", 1440: "1440p", 2160: "4K"}
 
 
 def size_name(width: int, height: int) -> str:
-    """``720p`` ... ``4K`` for the generator's 16:9 frame sizes, else ``WxH`` (a 4:3 frame
-    1440 px tall is not "1440p")."""
-    name = FRAME_SIZE_NAMES.get(min(width, height))
-    return name if name and abs(max(width, height) / min(width, height) - 16 / 9) < 0.02 else f"{width}x{height}"
+    """``720p`` ... ``4K`` for the generator's 16:9 landscape frame sizes, else ``WxH`` (a 4:3
+    frame 1440 px tall is not "1440p", nor a portrait 1080x1920 frame "1080p")."""
+    name = FRAME_SIZE_NAMES.get(height)
+    return name if name and abs(width / height - 16 / 9) < 0.02 else f"{width}x{height}"
 
 
 def parse_sizes(parser: Any, spec: str) -> list[str]:

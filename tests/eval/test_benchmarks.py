@@ -374,3 +374,12 @@ def test_cue_evidence_counts_the_words_a_look_shows(tmp_path: Path) -> None:
     assert "| 960:0.5 |" in out.with_suffix(".md").read_text()
     assert cue_evidence.main(["--sets", "test_in", "--out", str(out)]) == 2
     assert cue_evidence.main(["--looks", "1280", "--out", str(out)]) == 2
+
+
+def test_size_names_only_for_the_generators_landscape_16_9_sizes() -> None:
+    from _common import size_name
+
+    assert [size_name(1280, 720), size_name(1920, 1080), size_name(2560, 1440), size_name(3840, 2160)] == \
+        ["720p", "1080p", "1440p", "4K"]
+    # a 4:3 frame 1440 px tall and a portrait 16:9 frame keep their pixel size as their name
+    assert [size_name(1920, 1440), size_name(1080, 1920), size_name(640, 480)] == ["1920x1440", "1080x1920", "640x480"]
