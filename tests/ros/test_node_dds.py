@@ -149,12 +149,18 @@ def test_faulty_model_logged_counted_and_recovers(ros_domain, tmp_path):
         probe.subscribe(DiagnosticArray, "/diagnostics")
         pub = probe.publisher(Image, "/camera/image_raw")
         probe.wait_for(lambda: pub.get_subscription_count() > 0, 30, "node subscribed")
+        def done() -> int:  # frames the node finished, well or badly (from its diagnostics)
+            return int(_diag_value(probe, "frames_processed") or 0) + int(_diag_value(probe, "frames_failed") or 0)
+
         for i in range(6):
             m = rgb_to_image(synthetic_frame(320, 240, i))
             m.header.stamp.sec = 100 + i
             pub.publish(m)
-            time.sleep(0.4)
+            # the next frame only after this one is finished: on a loaded machine a newer frame
+            # would replace a pending one (latest frame wins) and change which calls fail
+            probe.wait_for(lambda: done() >= i + 1, 60, f"frame {i + 1} finished")
         probe.wait_for(lambda: _diag_value(probe, "frames_failed") == "3", 15, "3 failures counted")
+        assert _diag_value(probe, "frames_dropped") == "0"
         assert len(probe.got("/active_o3/detections")) == 3  # frames 1, 3, 5 (1-based odd calls) succeed
         assert node.poll() is None
         assert "CUDA out of memory (simulated" in (tmp_path / "node.log").read_text()
