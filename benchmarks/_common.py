@@ -51,12 +51,18 @@ def parse_sizes(parser: Any, spec: str) -> list[str]:
 
 def val_scenes(size: tuple[int, int], frames: int):
     """The first ``frames`` validation scenes (set ``val``) drawn at ``size`` (width, height)."""
+    yield from scenes_at("val", (size,), frames)
+
+
+def scenes_at(set_name: str, frame_sizes: tuple[tuple[int, int], ...], frames: int | None = None):
+    """The first ``frames`` (None: all) scenes of a frozen set, same seeds and families, drawn
+    at ``frame_sizes`` (each scene picks one, as the generator picks among its own)."""
     from dataclasses import replace
 
     from active_o3_training.data import scenes
 
-    cfg = replace(scenes.set_config("val"), frame_sizes=(size,))
-    for seed in scenes.frozen_seeds("val")[:frames]:
+    cfg = replace(scenes.set_config(set_name), frame_sizes=tuple(frame_sizes))
+    for seed in scenes.frozen_seeds(set_name)[:frames]:
         yield scenes.render_scene(seed, cfg)
 
 

@@ -35,7 +35,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:  # imported from outsid
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     FRAME_SIZE_NAMES, RESULTS, ROOT, command, footer, load_average,
-    machine, ratios_line, recall_cell, recall_scatter, size_name, write_outputs,
+    machine, ratios_line, recall_cell, recall_scatter, scenes_at, size_name, write_outputs,
 )
 
 from active_o3_ros.backends.base import build_pipeline  # noqa: E402
@@ -324,8 +324,6 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError
     except ValueError:
         p.error(f"--frame-sizes takes WxH entries of at least 64 px, got {args.frame_sizes!r}")
-    from dataclasses import replace
-
     from tqdm import tqdm
 
     set_names = [s.strip() for s in args.sets.split(",") if s.strip()]
@@ -351,12 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         "sets": {},
     }
     for set_name in set_names:
-        if frame_sizes:
-            cfg_sizes = replace(scenes.set_config(set_name), frame_sizes=frame_sizes)
-            seeds = scenes.frozen_seeds(set_name)[:args.frames or None]
-            frames = [scenes.render_scene(seed, cfg_sizes) for seed in tqdm(seeds, desc=set_name, unit="frame")]
-        else:
-            frames = list(tqdm(scenes.iter_set(set_name, args.frames or None), desc=set_name, unit="frame"))
+        drawn = scenes_at(set_name, frame_sizes, args.frames or None) if frame_sizes else \
+            scenes.iter_set(set_name, args.frames or None)
+        frames = list(tqdm(drawn, desc=set_name, unit="frame"))
         s = {"frames": len(frames), "seeds": [f.seed for f in frames],
              "frame_sizes": [list(fs) for fs in frame_sizes] or "the generator's",
              "text_free_frames": sum(1 for f in frames if not f.boxes),

@@ -375,6 +375,7 @@ def build_problems(frames: Sequence[PolicyFrame], cfg: PolicyTrainConfig, net_cf
                    acfg) -> list[Any]:
     """GRPO problems: the dual reward where a frame has a detector cache, else the heuristic."""
     from active_o3_ros.backends.small_policy import make_anchors
+    from active_o3_ros.core.geometry import thumbnail_size
     from active_o3_training.anchor_cache import anchor_regions, load_frame, merged_detections, usable_anchors
     from active_o3_training.grpo_policy import Problem, region_reward_fn
 
@@ -389,7 +390,8 @@ def build_problems(frames: Sequence[PolicyFrame], cfg: PolicyTrainConfig, net_cf
     aspect = net_cfg.thumbnail_size[0] / net_cfg.thumbnail_size[1]
     for f in frames:
         regions = anchor_regions(anchors, f.width, f.height, thumb_short, aspect)
-        th, tw = f.thumbnail.shape[:2]
+        # the frame's own thumbnail (f.thumbnail may carry letterbox bars): the answer's pixels
+        tw, th = thumbnail_size(f.width, f.height, thumb_short)
         det_fn, rcfg = None, heur
         if f.key in task_keys and r.signal != "heuristic":
             cached = load_frame(folder / f"{f.key}.npz", anchors, thumb_short)

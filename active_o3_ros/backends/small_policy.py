@@ -719,18 +719,24 @@ def letterbox(image: np.ndarray, aspect: float, tolerance: float = LETTERBOX_TOL
     return out, _fractions(w, h, px)
 
 
+def anchors_in_window(anchors: np.ndarray, window: tuple[float, float, float, float] | None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The normalised anchors ``(N, 4)`` of a letterboxed image as boxes of the image inside
+    it (``window``, from :func:`letterbox`; None: no letterbox), and which of them may be
+    chosen: an anchor lying mostly (over half its area) on a bar never is, and the others
+    are clipped to the image."""
+    if window is None:
+        return anchors, np.ones(len(anchors), dtype=bool)
+    return unletterbox(anchors, window), inside_fraction(anchors, window) >= 0.5
+
+
 def anchors_in_frame(anchors: np.ndarray, width: int, height: int, aspect: float, letterboxed: bool = True
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """The normalised anchors ``(N, 4)`` as boxes of a ``width x height`` frame, and which of
-    them may be chosen: with the letterbox, an anchor lying mostly (over half its area) on
-    a bar never is, and the others are clipped to the frame.  The one mapping the policy
-    serves with and training (:func:`active_o3_training.anchor_cache.anchor_regions`) and
-    the anchor oracle use."""
+    """:func:`anchors_in_window` for a ``width x height`` frame letterboxed to ``aspect``: the
+    one mapping the policy serves with and training
+    (:func:`active_o3_training.anchor_cache.anchor_regions`) and the anchor oracle use."""
     px = letterbox_window(width, height, aspect) if letterboxed else None
-    if px is None:
-        return anchors, np.ones(len(anchors), dtype=bool)
-    win = _fractions(width, height, px)
-    return unletterbox(anchors, win), inside_fraction(anchors, win) >= 0.5
+    return anchors_in_window(anchors, _fractions(width, height, px) if px is not None else None)
 
 
 def inside_fraction(anchors: np.ndarray, window: tuple[float, float, float, float]) -> np.ndarray:
@@ -904,13 +910,13 @@ class SmallSensingPolicy(SensingPolicy):
             return []
         images = [validate_image(im, "thumbnail") for im in images]
         tw, th = self.net.cfg.thumbnail_size
-        images_in = [letterbox(im, tw / th)[0] for im in images] if self.letterbox else list(images)
+        padded = [letterbox(im, tw / th) if self.letterbox else (im, None) for im in images]
+        images_in, windows = [p[0] for p in padded], [p[1] for p in padded]
         looks = [cue_look(im, self.net.cfg, self.num_threads) for im in images_in] if self.fit_regions else None
         lg = self.logits(images_in, instructions, looks)
-        usable = [anchors_in_frame(self.anchors, im.shape[1], im.shape[0], tw / th, self.letterbox)[1] for im in images]
-        for i, ok in enumerate(usable):
-            if not ok.all():  # anchors mostly on a letterbox bar are never chosen
-                lg[i, torch.from_numpy(~ok)] = torch.finfo(lg.dtype).min / 4
+        for i, win in enumerate(windows):
+            if win is not None:  # anchors mostly on a letterbox bar are never chosen
+                lg[i, torch.from_numpy(~anchors_in_window(self.anchors, win)[1])] = torch.finfo(lg.dtype).min / 4
         if self.sample:
             chosen = [s.tolist() for s in sample_sets(lg, max_regions, 1, self.generator)[:, 0]]
         else:
@@ -921,9 +927,7 @@ class SmallSensingPolicy(SensingPolicy):
         out = []
         for i, (img, idx, p) in enumerate(zip(images, chosen, probs)):
             h, w = img.shape[:2]
-            px = letterbox_window(w, h, tw / th) if self.letterbox else None
-            norm = self.region_boxes(idx, looks[i] if looks else None)
-            boxes = anchor_boxes_px(unletterbox(norm, _fractions(w, h, px)) if px else norm, w, h)
+            boxes = anchor_boxes_px(unletterbox(self.region_boxes(idx, looks[i] if looks else None), windows[i]), w, h)
             think = "anchors " + ", ".join(f"#{a} p={p[a]:.3f}" for a in idx)
             out.append(SensingOutput(
                 [Region(b, "small_policy", r, float(p[a])) for r, (b, a) in enumerate(zip(boxes, idx))],
@@ -933,7 +937,7 @@ class SmallSensingPolicy(SensingPolicy):
 
 __all__ = [
     "AnchorGrid", "SmallPolicyConfig", "SmallPolicyNet", "SmallSensingPolicy", "build_net", "load_weights",
-    "cue_look", "look_inputs", "letterbox", "letterbox_window", "anchors_in_frame", "inside_fraction", "unletterbox",
+    "cue_look", "look_inputs", "letterbox", "letterbox_window", "anchors_in_window", "anchors_in_frame", "inside_fraction", "unletterbox",
     "read_config", "save_weights", "sample_sets", "greedy_sets", "anchor_flip_permutation", "mirrored_cues",
     "MIRROR_VIEWS", "adaptive_budget", "make_anchors", "anchor_iou_matrix", "anchor_boxes_px",
     "BUNDLED_WEIGHTS", "INIT_WEIGHTS",
