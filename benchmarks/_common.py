@@ -54,16 +54,21 @@ def val_scenes(size: tuple[int, int], frames: int):
     yield from scenes_at("val", (size,), frames)
 
 
-def scenes_at(set_name: str, frame_sizes: tuple[tuple[int, int], ...], frames: int | None = None):
+def scenes_at(set_name: str, frame_sizes: tuple[tuple[int, int], ...], frames: int | None = None,
+              every_size: bool = False):
     """The first ``frames`` (None: all) scenes of a frozen set, same seeds and families, drawn
-    at ``frame_sizes`` (each scene picks one, as the generator picks among its own)."""
+    at ``frame_sizes`` (each scene picks one, as the generator picks among its own; with
+    ``every_size`` each scene is drawn once at every size, so sizes compare on the same seeds)."""
     from dataclasses import replace
 
     from active_o3_training.data import scenes
 
-    cfg = replace(scenes.set_config(set_name), frame_sizes=tuple(frame_sizes))
+    base = scenes.set_config(set_name)
+    cfgs = [replace(base, frame_sizes=(fs,)) for fs in frame_sizes] if every_size else \
+        [replace(base, frame_sizes=tuple(frame_sizes))]
     for seed in scenes.frozen_seeds(set_name)[:frames]:
-        yield scenes.render_scene(seed, cfg)
+        for cfg in cfgs:
+            yield scenes.render_scene(seed, cfg)
 
 
 def load_average() -> list[float]:

@@ -132,8 +132,8 @@ def run_row(pipe, frames, name: str) -> dict[str, Any]:
         fh, fw = f.image.shape[:2]
         wins = [crop_window(r.box, fw, fh, pipe.config.crop) for r in res.regions]
         inside = sum(1 for g in f.boxes if any(w.contains(g, 1.0) for w in wins))
-        acc = sizes.setdefault(size_name(fw, fh), [0, 0, 0, 0])
-        for j, v in enumerate((1, n_gt, tp, inside)):
+        acc = sizes.setdefault(size_name(fw, fh), [0, 0, 0, 0, 0.0, 0.0])
+        for j, v in enumerate((1, n_gt, tp, inside, secs, res.timings.sensing_s)):
             acc[j] += v
         cost = res.extra.get("task_cost", {})
         per.append((tp, n_pred, n_gt, secs, res.timings.sensing_s, res.model_calls, cost.get("engine_s", 0.0),
@@ -164,7 +164,9 @@ def run_row(pipe, frames, name: str) -> dict[str, Any]:
         # the regions cut (a word outside every window was lost by the choice, not the detector)
         "by_frame_size": {k: {"frames": int(a[0]), "words": int(a[1]),
                               "recall@0.5": round(a[2] / a[1], 4) if a[1] else None,
-                              "in_crop_windows": round(a[3] / a[1], 4) if a[1] and mode_crops(pipe) else None}
+                              "in_crop_windows": round(a[3] / a[1], 4) if a[1] and mode_crops(pipe) else None,
+                              "seconds_per_frame": round(a[4] / a[0], 3),
+                              "sensing_seconds_per_frame": round(a[5] / a[0], 4)}
                           for k, a in sorted(sizes.items(), key=lambda kv: size_order(kv[0]))},
     }
 
@@ -206,7 +208,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = []
     for set_name, s in result["sets"].items():
         drawn = s.get("frame_sizes", "the generator's")
-        at = "" if isinstance(drawn, str) else " drawn at " + ", ".join(f"{w}x{h}" for w, h in drawn)
+        at = "" if isinstance(drawn, str) else (" each drawn at " if s.get("every_size") else " drawn at ") + \
+            ", ".join(f"{w}x{h}" for w, h in drawn)
         lines += [f"### {set_name}: {s['frames']} frames ({s['text_free_frames']} text-free), {s['ground_truth']} words, "
                   f"seeds {s['seeds'][0]}..{s['seeds'][-1]}{at}", "",
                   "| row | recall@0.5 [95% CI] | precision | AP50 | false dets / text-free frame | s/frame | recall/s |",
@@ -231,6 +234,14 @@ def markdown(result: dict[str, Any]) -> str:
                                  f"{b['recall@0.5']:.3f}" + ("" if b["in_crop_windows"] is None else f" ({b['in_crop_windows']:.3f})"))
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
             lines.append("")
+            if all("sensing_seconds_per_frame" in b for r in s["rows"].values() for b in r.get("by_frame_size", {}).values()):
+                lines += ["By frame size: seconds per frame (of which sensing)", "",
+                          "| row | " + " | ".join(sizes) + " |", "|---|" + "---:|" * len(sizes)]
+                for name, r in s["rows"].items():
+                    bs = [r.get("by_frame_size", {}).get(k) for k in sizes]
+                    lines.append(f"| {name} | " + " | ".join(
+                        "" if not b else f"{b['seconds_per_frame']:.2f} ({b['sensing_seconds_per_frame']:.2f})" for b in bs) + " |")
+                lines.append("")
     lines += [footer(result)]
     return "\n".join(lines) + "\n"
 
@@ -283,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated WxH (e.g. 1280x960,4032x3024): draw each validation set's scenes "
                         "(same seeds and families) at these frame sizes instead of the generator's 16:9 ones; "
                         "validation sets only")
+    p.add_argument("--every-size", action="store_true",
+                   help="with --frame-sizes: draw every scene once at every size (N sizes: N times the "
+                        "frames), so the by-size table compares sizes on the same seeds")
     p.add_argument("--out", default=str(RESULTS / "sensing_domains"), help="output path without extension")
     args = p.parse_args(argv)
     try:
@@ -324,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError
     except ValueError:
         p.error(f"--frame-sizes takes WxH entries of at least 64 px, got {args.frame_sizes!r}")
+    if args.every_size and not frame_sizes:
+        p.error("--every-size needs --frame-sizes")
     from tqdm import tqdm
 
     set_names = [s.strip() for s in args.sets.split(",") if s.strip()]
@@ -349,11 +365,11 @@ def main(argv: list[str] | None = None) -> int:
         "sets": {},
     }
     for set_name in set_names:
-        drawn = scenes_at(set_name, frame_sizes, args.frames or None) if frame_sizes else \
+        drawn = scenes_at(set_name, frame_sizes, args.frames or None, args.every_size) if frame_sizes else \
             scenes.iter_set(set_name, args.frames or None)
         frames = list(tqdm(drawn, desc=set_name, unit="frame"))
         s = {"frames": len(frames), "seeds": [f.seed for f in frames],
-             "frame_sizes": [list(fs) for fs in frame_sizes] or "the generator's",
+             "frame_sizes": [list(fs) for fs in frame_sizes] or "the generator's", "every_size": args.every_size,
              "text_free_frames": sum(1 for f in frames if not f.boxes),
              "ground_truth": sum(len(f.boxes) for f in frames), "rows": {}}
         for name, flat in todo:

@@ -79,6 +79,11 @@ class PolicyModelSection:
     # the frame): larger regions for scenes full of small objects.  [] = the network's own
     extra_grids: list[list[float]] = field(default_factory=list)
     task_options: dict[str, Any] = field(default_factory=dict)
+    # the node's sensing option of the same name (-1 = the policy's default): a frame that is
+    # not 16:9 and whose letterbox canvas is wider than this is read as overlapping 16:9
+    # windows, and each window is then its own training frame, as it is served
+    windows_above: int = -1
+    windows_min_side: int = -1             # the node's option of the same name (-1: the policy's default)
 
 
 @dataclass
@@ -138,6 +143,9 @@ class PolicyTrainConfig:
                               f"({t.num_generations}): it counts completions, as in TRL")
         if not t.learning_rate > 0 or t.beta < 0 or t.max_steps < 0:
             raise ConfigError("trainer.learning_rate must be > 0, trainer.beta >= 0 and trainer.max_steps >= 0")
+        if self.model.windows_above < -1 or self.model.windows_min_side < -1:
+            raise ConfigError("model.windows_above and model.windows_min_side must be -1 (the policy's default), "
+                              "0 (never / no minimum) or pixels")
         if self.cache.task_frames < 0:
             raise ConfigError("cache.task_frames must be >= 0")
         from active_o3_ros.backends.small_policy import AnchorGrid
@@ -173,6 +181,8 @@ class PolicyFrame:
     maps: np.ndarray | None = None
     #: per-anchor cue features, for a policy with ``cue_features`` (else None).
     cues: np.ndarray | None = None
+    #: the recorded image this frame is (a window of); "" = ``key`` (the image read whole)
+    image_key: str = ""
 
 
 @dataclass
@@ -198,6 +208,36 @@ def _policy_view(img: np.ndarray, net_cfg) -> dict[str, Any]:
     return {"thumbnail": thumb, "cues": cues, "maps": maps}
 
 
+def window_settings(cfg: PolicyTrainConfig) -> tuple[int, int]:
+    """``(model.windows_above, model.windows_min_side)``, the policy's defaults where -1 (the
+    minimum side then comes from the network, in :func:`frame_views`)."""
+    from active_o3_ros.backends.small_policy import WINDOWS_ABOVE
+
+    return WINDOWS_ABOVE if cfg.model.windows_above < 0 else cfg.model.windows_above, cfg.model.windows_min_side
+
+
+def frame_views(img: np.ndarray, gt: Sequence[Box], key: str, net_cfg, above: int, min_side: int = -1
+                ) -> list[tuple[str, np.ndarray, list[Box], dict[str, Any]]]:
+    """The training frames one image gives, as the served policy reads it: the image itself,
+    or each of its :func:`~active_o3_ros.backends.small_policy.sensing_windows` (key
+    ``<key>_w<i>``, the pixels of that window, the labels lying mostly in it, clipped and
+    shifted).  Each item: ``(key, image, labels, policy view)``."""
+    from active_o3_ros.backends.small_policy import frame_windows
+
+    h, w = img.shape[:2]
+    wins = frame_windows(w, h, net_cfg, above, min_side)
+    if not wins:
+        return [(key, img, list(gt), _policy_view(img, net_cfg))]
+    out = []
+    for i, (x0, y0, ww, wh) in enumerate(wins):
+        sub = np.ascontiguousarray(img[y0:y0 + wh, x0:x0 + ww])
+        win = Box(x0, y0, x0 + ww, y0 + wh)
+        inside = [Box(max(b.x1, x0) - x0, max(b.y1, y0) - y0, min(b.x2, x0 + ww) - x0, min(b.y2, y0 + wh) - y0)
+                  for b in gt if win.contains(b, 0.5)]
+        out.append((f"{key}_w{i}", sub, inside, _policy_view(sub, net_cfg)))
+    return out
+
+
 def _bag_frames(cfg: PolicyTrainConfig, net_cfg, report: DataReport, on_image=None) -> list[PolicyFrame]:
     from active_o3_training.data.rosbag import BagDatasetConfig, BagReport, iter_labeled_frames
     from active_o3_training.teacher import frame_key
@@ -208,22 +248,25 @@ def _bag_frames(cfg: PolicyTrainConfig, net_cfg, report: DataReport, on_image=No
                             min_interval_s=d.min_interval_s, dedup_threshold=d.dedup_threshold,
                             instruction=d.instruction)
     rep = BagReport()
-    out = []
+    out: list[PolicyFrame] = []
+    used = 0  # recorded frames (a frame read as windows gives several training frames)
     for fr in iter_labeled_frames(bags, bcfg, rep, segment=(float(d.segment[0]), float(d.segment[1]))):
-        h, w = fr.image.shape[:2]
-        key = frame_key(fr.stamp_ns, fr.image)
-        view = _policy_view(fr.image, net_cfg)
         gt = [b for b, lab in zip(fr.boxes, fr.labels) if lab == d.instruction or not d.instruction]
         if len(gt) < len(fr.boxes):
             rep.skip(f"labels of another class than {d.instruction!r} (boxes, not frames)")
-        out.append(PolicyFrame(key=key, source=f"bag:{Path(d.bag).name}", width=w, height=h, gt=gt,
-                               instruction=fr.instruction or d.instruction, stamp_ns=fr.stamp_ns, **view))
-        if on_image is not None:
-            on_image(out[-1], fr.image)
-        if d.max_frames and len(out) >= d.max_frames:
+        base = frame_key(fr.stamp_ns, fr.image)
+        for key, img, labels, view in frame_views(fr.image, gt, base, net_cfg, *window_settings(cfg)):
+            out.append(PolicyFrame(key=key, source=f"bag:{Path(d.bag).name}", width=img.shape[1],
+                                   height=img.shape[0], gt=labels, instruction=fr.instruction or d.instruction,
+                                   stamp_ns=fr.stamp_ns, image_key=base, **view))
+            if on_image is not None:
+                on_image(out[-1], img)
+        used += 1
+        if d.max_frames and used >= d.max_frames:
             break
     report.sources[f"bag:{Path(d.bag).name}" + (f"+{Path(d.labels_bag).name}" if d.labels_bag else "")] = {
-        "labels_messages": rep.labels_messages, "images": rep.images, "used": len(out), "skipped": rep.skipped}
+        "labels_messages": rep.labels_messages, "images": rep.images, "used": used, "skipped": rep.skipped,
+        **({"training_frames (windows)": len(out)} if len(out) != used else {})}
     return out
 
 
@@ -248,14 +291,16 @@ def _coco_frames(cfg: PolicyTrainConfig, net_cfg, report: DataReport, on_image=N
         img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         h, w = img.shape[:2]
         sx, sy = w / r["width"], h / r["height"]
-        view = _policy_view(img, net_cfg)
         gt = [Box(b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy) for b in r["gt_boxes"]]
         key = "coco_" + hashlib.sha1(f"{r['image']}|{r['instruction']}".encode()).hexdigest()[:16]
-        out.append(PolicyFrame(key=key, source="coco", width=w, height=h, gt=gt, instruction=r["instruction"], **view))
-        if on_image is not None:
-            on_image(out[-1], img)
+        for k, sub, labels, view in frame_views(img, gt, key, net_cfg, *window_settings(cfg)):
+            out.append(PolicyFrame(key=k, source="coco", width=sub.shape[1], height=sub.shape[0], gt=labels,
+                                   instruction=r["instruction"], image_key=key, **view))
+            if on_image is not None:
+                on_image(out[-1], sub)
     report.sources[f"coco:{Path(d.ann_file).name}"] = {
-        "image_class_pairs": len(recs), "used": len(out), "skipped": skipped,
+        "image_class_pairs": len(recs), "used": len(recs) - sum(skipped.values()), "skipped": skipped,
+        **({"training_frames (windows)": len(out)} if len(out) != len(recs) - sum(skipped.values()) else {}),
         "negative_pairs (LVIS neg_category_ids, nothing to find)": sum(1 for r in recs if not r["gt_boxes"]),
         "not_exhaustive_pairs_in_file (never used)": n_ne}
     return out
@@ -283,7 +328,7 @@ def validation_start(stamps_ns: Sequence[int], val_fraction: float) -> float:
 
 def split_by_time(frames: Sequence[PolicyFrame], val_fraction: float) -> tuple[list[PolicyFrame], list[PolicyFrame]]:
     """Bag frames: the last ``val_fraction`` of their time span is validation (per bag
-    source); other sources: every ``1/val_fraction``-th frame."""
+    source); other sources: every ``1/val_fraction``-th image (with all its windows)."""
     train, val = [], []
     by_source: dict[str, list[PolicyFrame]] = {}
     for f in frames:
@@ -295,10 +340,11 @@ def split_by_time(frames: Sequence[PolicyFrame], val_fraction: float) -> tuple[l
             cut = validation_start([f.stamp_ns for f in fs], val_fraction)
             train += [f for f in fs if f.stamp_ns < cut]
             val += [f for f in fs if f.stamp_ns >= cut]
-        else:
+        else:  # by image: the windows of one image stay on one side
             step = max(2, int(round(1 / val_fraction)))
-            train += [f for i, f in enumerate(fs) if i % step]
-            val += [f for i, f in enumerate(fs) if not i % step]
+            order = {k: i for i, k in enumerate(dict.fromkeys(f.image_key or f.key for f in fs))}
+            train += [f for f in fs if order[f.image_key or f.key] % step]
+            val += [f for f in fs if not order[f.image_key or f.key] % step]
     return train, val
 
 

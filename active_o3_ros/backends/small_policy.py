@@ -32,6 +32,7 @@ self-describing.
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -757,6 +758,71 @@ def unletterbox(boxes: np.ndarray, window: tuple[float, float, float, float] | N
     return np.clip(out, 0.0, 1.0)
 
 
+#: Default of the ``windows_above`` option (px of letterbox canvas; 0 would be never): chosen on
+#: validation scenes drawn at 4:3 sizes (``benchmarks/results/windows_4x3_choice.md``).
+WINDOWS_ABOVE = 2000
+
+
+def sensing_windows(width: int, height: int, aspect: float, windows_above: int, min_side: int = 0,
+                    tolerance: float = LETTERBOX_TOLERANCE) -> list[tuple[int, int, int, int]] | None:
+    """Overlapping windows of the network's aspect that tile a ``width x height`` image
+    whose own aspect is not it, as ``(x0, y0, w, h)`` pixels, evenly spaced from one edge to
+    the other; ``None`` when the image is read whole: ``windows_above`` 0, an image already of
+    the network's aspect, one whose letterbox canvas is no wider than ``windows_above``
+    pixels, or one whose windows would be shorter than ``min_side`` pixels.  A 4:3 frame gives
+    2 windows one above the other, a 9:16 portrait frame 4.
+
+    Why: letterboxed, a large 4:3 frame becomes a canvas wider than any training frame (5376
+    px for 4032x3024), so its words are smaller in the network's input than in training;
+    each window keeps the frame's own scale.  ``min_side`` (the policy passes the short side
+    it reads a whole frame at) keeps frames whose windows would hold fewer pixels than that
+    whole: a 1280x960 frame's windows are 1280x720, a 1080x1920 one's 1080x608, and on
+    validation windows lost there (``benchmarks/results/windows_4x3_val.md``,
+    ``windows_portrait_val.md``)."""
+    px = letterbox_window(width, height, aspect, tolerance)
+    if not windows_above or px is None or px[2] <= windows_above:
+        return None
+    if px[0]:  # taller than the aspect: full-width windows stacked top to bottom
+        ww, wh = width, min(height, int(round(width / aspect)))
+        if wh < min_side:
+            return None
+        n = math.ceil(height / wh - 1e-9)
+        return [(0, int(round(i * (height - wh) / max(1, n - 1))), ww, wh) for i in range(n)]
+    ww, wh = min(width, int(round(height * aspect))), height  # wider: full-height windows side by side
+    if wh < min_side:
+        return None
+    n = math.ceil(width / ww - 1e-9)
+    return [(int(round(i * (width - ww) / max(1, n - 1))), 0, ww, wh) for i in range(n)]
+
+
+def frame_windows(width: int, height: int, cfg: "SmallPolicyConfig", windows_above: int, windows_min_side: int = -1
+                  ) -> list[tuple[int, int, int, int]] | None:
+    """:func:`sensing_windows` of a ``width x height`` frame for a network of ``cfg`` with the
+    policy's options (``windows_min_side`` -1: the short side the network reads a whole frame
+    at): the one rule the served policy and training
+    (:func:`active_o3_training.policy_train.frame_views`) use."""
+    tw, th = cfg.thumbnail_size
+    side = cfg.image_short_side if windows_min_side < 0 else windows_min_side
+    return sensing_windows(width, height, tw / th, windows_above, side)
+
+
+def window_boxes(anchors: np.ndarray, window: tuple[int, int, int, int], width: int, height: int) -> np.ndarray:
+    """Normalised anchor boxes ``(N, 4)`` of a window (:func:`sensing_windows`) as
+    normalised boxes of the ``width x height`` image it was cut from."""
+    x0, y0, w, h = window
+    return (anchors.reshape(-1, 4) * np.array([w, h, w, h]) + np.array([x0, y0, x0, y0])) / np.array(
+        [width, height, width, height])
+
+
+def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` ``(N, 4)`` with every box of ``b`` ``(M, 4)`` (same units)."""
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = ix * iy
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-12)
+
+
 # -- the SensingPolicy -------------------------------------------------------------------
 class SmallSensingPolicy(SensingPolicy):
     """Registered as ``small_policy``.
@@ -804,6 +870,22 @@ class SmallSensingPolicy(SensingPolicy):
     mostly on a bar are never chosen, and the chosen ones are clipped to the frame
     (:func:`letterbox`).  16:9 frames are untouched.  Chosen on validation scenes drawn at
     4:3 sizes (``benchmarks/results/aspect_4x3_val.md``).
+
+    ``windows_above`` (pixels; 0 = never): a frame that is not 16:9, whose letterbox canvas
+    would be wider than this and whose windows hold at least the short side the weights read
+    a whole frame at (1080 px for the shipped ones: 4:3 from 1920x1440 up; no portrait frame
+    narrower than 1920 px; ``windows_min_side``, -1 = that side, 0 = no minimum), is read
+    instead as overlapping 16:9 windows
+    (:func:`sensing_windows`: 2 for a 4:3 frame, 4 for a portrait one), each window at the
+    thumbnail resolution the weights read a whole frame at (the pipeline is asked for a larger
+    thumbnail, :meth:`thumbnail_short_side_for`); the best anchors over all windows are kept,
+    skipping any whose IoU with one kept is ``overlap_tau`` or more (with ``letterbox`` off no
+    frame is windowed).  Costs one cue look and CNN pass per window.  The default, 2000, was
+    chosen on validation scenes drawn at 4:3 sizes (``benchmarks/results/windows_4x3_choice.md``:
+    recall 0.627 -> 0.678 on ``val``, 0.671 -> 0.743 on ``val_held_out``, for about 0.3 s
+    more sensing per windowed frame); the minimum side after a diagnosis on portrait ones,
+    where windows of 1080x608 and 720x405 lost 0.15 / 0.22 recall
+    (``benchmarks/results/windows_portrait_val.md``).
     """
 
     name = "small_policy"
@@ -815,7 +897,8 @@ class SmallSensingPolicy(SensingPolicy):
                  mirror_views: int = 4, fit_regions: bool = False, fit_grow: float = 1.0,
                  fit_min_scale: float = 0.0, fit_threshold: float = 0.3, fit_mode: str = "hull",
                  fit_shift: float = 0.5, cue_long_side: int = 0, cue_fraction: float = 0.0,
-                 letterbox: bool = True, **_: Any) -> None:
+                 letterbox: bool = True, windows_above: int = WINDOWS_ABOVE, windows_min_side: int = -1,
+                 **_: Any) -> None:
         if not 0.0 <= float(min_prob) <= 1.0:
             raise ValueError(f"small_policy option min_prob must be in [0, 1], got {min_prob!r}")
         if int(min_regions) < 0:
@@ -876,6 +959,14 @@ class SmallSensingPolicy(SensingPolicy):
         if not isinstance(letterbox, bool):
             raise ValueError(f"small_policy option letterbox must be true or false, got {letterbox!r}")
         self.letterbox = letterbox
+        if isinstance(windows_above, bool) or not isinstance(windows_above, int) or windows_above < 0:
+            raise ValueError(f"small_policy option windows_above must be 0 (never) or a width in pixels, "
+                             f"got {windows_above!r}")
+        self.windows_above = windows_above
+        if isinstance(windows_min_side, bool) or not isinstance(windows_min_side, int) or windows_min_side < -1:
+            raise ValueError(f"small_policy option windows_min_side must be -1 (the weights' whole-frame short "
+                             f"side), 0 (none) or pixels, got {windows_min_side!r}")
+        self.windows_min_side = windows_min_side
         self.sample = bool(sample)
         self.generator = torch.Generator().manual_seed(int(seed))
         self.anchors = self.net.anchors.cpu().numpy().astype(np.float64)
@@ -886,6 +977,21 @@ class SmallSensingPolicy(SensingPolicy):
         cfg = self.net.cfg
         self.preferred_thumbnail_short_side = cfg.image_short_side
         self.num_threads = int(num_threads)
+
+    def windows_of(self, width: int, height: int) -> list[tuple[int, int, int, int]] | None:
+        """The windows a ``width x height`` frame is read as (None: whole), frame pixels."""
+        if not self.letterbox:
+            return None
+        return frame_windows(width, height, self.net.cfg, self.windows_above, self.windows_min_side)
+
+    def thumbnail_short_side_for(self, width: int, height: int) -> int | None:
+        """A frame read as windows gets a thumbnail whose windows have the short side the
+        weights read a whole frame at."""
+        short = self.preferred_thumbnail_short_side
+        wins = self.windows_of(width, height)
+        if not wins or not short:
+            return short
+        return int(math.ceil(short * min(width, height) / wins[0][3]))
 
     @torch.no_grad()
     def logits(self, images: Sequence[np.ndarray], instructions: Sequence[str],
@@ -909,6 +1015,11 @@ class SmallSensingPolicy(SensingPolicy):
         if not images:
             return []
         images = [validate_image(im, "thumbnail") for im in images]
+        if self.windows_above and self.letterbox:
+            frames = [_frame_size(im, c) for im, c in zip(images, context or [None] * len(images))]
+            if any(self.windows_of(w, h) for w, h in frames):
+                return [self._propose_windows(im, text, max_regions, w, h)
+                        for im, text, (w, h) in zip(images, instructions, frames)]
         tw, th = self.net.cfg.thumbnail_size
         padded = [letterbox(im, tw / th) if self.letterbox else (im, None) for im in images]
         images_in, windows = [p[0] for p in padded], [p[1] for p in padded]
@@ -934,10 +1045,57 @@ class SmallSensingPolicy(SensingPolicy):
                 format_regions_answer(boxes, ["region that may contain the target"] * len(boxes), think)))
         return out
 
+    def _propose_windows(self, image: np.ndarray, instruction: str, max_regions: int, frame_w: int,
+                         frame_h: int) -> SensingOutput:
+        """One thumbnail read as :meth:`windows_of` windows (or whole, as :meth:`propose`)."""
+        h, w = image.shape[:2]
+        wins = self.windows_of(frame_w, frame_h)
+        if not wins:
+            return self.propose([image], [instruction], max_regions, [{"frame_size": (w, h)}])[0]
+        sx, sy = w / frame_w, h / frame_h  # frame windows -> thumbnail pixels
+        cuts = [(int(round(x * sx)), int(round(y * sy)), max(1, int(round(ww * sx))), max(1, int(round(wh * sy))))
+                for x, y, ww, wh in wins]
+        crops = [np.ascontiguousarray(image[y:y + ch, x:x + cw]) for x, y, cw, ch in cuts]
+        looks = [cue_look(c, self.net.cfg, self.num_threads) for c in crops] if self.fit_regions else None
+        lg = self.logits(crops, [instruction] * len(crops), looks)  # (windows, anchors)
+        probs = torch.softmax(lg, -1).numpy()
+        n = self.anchors.shape[0]
+        boxes = np.concatenate([window_boxes(self.region_boxes(range(n), looks[i] if looks else None), c, w, h)
+                                for i, c in enumerate(cuts)])
+        flat = lg.reshape(-1)
+        if self.sample:
+            chosen = [int(a) for a in sample_sets(flat[None], max_regions, 1, self.generator)[0, 0]]
+        else:
+            iou = box_iou_matrix(boxes * np.array([w, h, w, h]), boxes * np.array([w, h, w, h]))
+            chosen = greedy_sets(flat[None], max_regions, iou, self.net.cfg.overlap_tau)[0]
+        p = probs.reshape(-1)  # each anchor's probability within its own window
+        if self.min_prob > 0:
+            chosen = adaptive_budget(chosen, p, self.min_prob, self.min_regions)
+        px = anchor_boxes_px(boxes[chosen], w, h)
+        think = "windows " + str(len(cuts)) + "; anchors " + ", ".join(
+            f"w{a // n}#{a % n} p={p[a]:.3f}" for a in chosen)
+        return SensingOutput([Region(b, "small_policy", r, float(p[a])) for r, (b, a) in enumerate(zip(px, chosen))],
+                             format_regions_answer(px, ["region that may contain the target"] * len(px), think))
+
+
+def _frame_size(image: np.ndarray, context: dict[str, Any] | None) -> tuple[int, int]:
+    """The frame a thumbnail was made from (``thumbnail_transform`` or ``frame_size`` of the
+    pipeline's context), else the thumbnail itself."""
+    h, w = image.shape[:2]
+    ctx = context or {}
+    if "frame_size" in ctx:
+        fw, fh = ctx["frame_size"]
+        return int(fw), int(fh)
+    tf = ctx.get("thumbnail_transform")
+    if tf is not None:
+        return int(round(w / tf.scale_x)), int(round(h / tf.scale_y))
+    return w, h
+
 
 __all__ = [
     "AnchorGrid", "SmallPolicyConfig", "SmallPolicyNet", "SmallSensingPolicy", "build_net", "load_weights",
     "cue_look", "look_inputs", "letterbox", "letterbox_window", "anchors_in_window", "anchors_in_frame", "inside_fraction", "unletterbox",
+    "sensing_windows", "frame_windows", "window_boxes", "box_iou_matrix", "WINDOWS_ABOVE",
     "read_config", "save_weights", "sample_sets", "greedy_sets", "anchor_flip_permutation", "mirrored_cues",
     "MIRROR_VIEWS", "adaptive_budget", "make_anchors", "anchor_iou_matrix", "anchor_boxes_px",
     "BUNDLED_WEIGHTS", "INIT_WEIGHTS",

@@ -100,7 +100,7 @@ class ActivePerception:
         cfg = self.config
         fh, fw = frame.shape[:2]
         t = time.perf_counter()
-        short = self.sensing.preferred_thumbnail_short_side or cfg.thumbnail_short_side
+        short = self.sensing.thumbnail_short_side_for(fw, fh) or cfg.thumbnail_short_side
         thumb, thumb_tf = make_thumbnail(frame, short, cfg.thumbnail_max_long_side or None)
         ctx = dict(context or {})
         ctx["thumbnail_transform"] = thumb_tf

@@ -48,6 +48,12 @@ class SensingPolicy(ABC):
     #: Thumbnail short side this policy wants (the pipeline's default is used when None).
     preferred_thumbnail_short_side: int | None = None
 
+    def thumbnail_short_side_for(self, width: int, height: int) -> int | None:
+        """Thumbnail short side this policy wants for a ``width x height`` frame (None: the
+        pipeline's default).  By default :attr:`preferred_thumbnail_short_side` for any
+        frame; a policy that reads some frames as several windows asks for more pixels."""
+        return self.preferred_thumbnail_short_side
+
     @abstractmethod
     def propose(self, images: Sequence[np.ndarray], instructions: Sequence[str], max_regions: int,
                 context: Sequence[dict[str, Any]] | None = None) -> list[SensingOutput]:

@@ -484,7 +484,7 @@ def test_training_maps_anchors_to_frames_as_the_served_policy_does(size):
     from active_o3_training.anchor_cache import anchor_regions, usable_anchors
 
     w, h = size
-    pol = SmallSensingPolicy(model="init")
+    pol = SmallSensingPolicy(model="init", windows_above=0)  # letterboxed whole (windows: the test below)
     pipe = ActivePerception(pol, None, PipelineConfig(max_regions=3))
     prop = pipe.propose(_image(12, w, h), "text")
     idx = [int(a) for a in re.findall(r"#(\d+) p=", prop.text)]
@@ -505,3 +505,70 @@ def test_training_maps_anchors_to_frames_as_the_served_policy_does(size):
         picked = OracleAnchorsPolicy().propose([_image(13, w, h)], ["text"], 3, [{"gt_boxes": gt}])[0].regions
         assert picked and all(any(p.box.as_list() == pytest.approx(boxes[a].as_list()) for a in np.flatnonzero(ok))
                               for p in picked)
+
+
+def test_sensing_windows_tile_off_aspect_frames_and_leave_16_9_whole():
+    from active_o3_ros.backends.small_policy import sensing_windows, window_boxes
+
+    assert sensing_windows(3840, 2160, 16 / 9, 1) is None  # 16:9: read whole
+    assert sensing_windows(1920, 1440, 16 / 9, 0) is None  # 0: never
+    assert sensing_windows(1920, 1440, 16 / 9, 2560) is None  # canvas 2560 px, not wider than 2560
+    assert sensing_windows(1920, 1440, 16 / 9, 2559) == [(0, 0, 1920, 1080), (0, 360, 1920, 1080)]
+    tall = sensing_windows(1080, 1920, 16 / 9, 1)  # portrait: 4 full-width windows, top to bottom
+    assert len(tall) == 4 and tall[0] == (0, 0, 1080, 608) and tall[-1] == (0, 1312, 1080, 608)
+    assert sensing_windows(3840, 1080, 16 / 9, 1) == [(0, 0, 1920, 1080), (1920, 0, 1920, 1080)]
+    # windows shorter than min_side (the policy's whole-frame short side): read whole
+    assert sensing_windows(1280, 960, 16 / 9, 1, 1080) is None and sensing_windows(1080, 1920, 16 / 9, 1, 1080) is None
+    assert len(sensing_windows(1920, 1440, 16 / 9, 1, 1080)) == 2
+    for w, h in ((4032, 3024), (1080, 1920), (5000, 1000)):  # every pixel row/column is in a window
+        wins = sensing_windows(w, h, 16 / 9, 1)
+        assert all(abs(ww / wh - 16 / 9) < 0.01 for _, _, ww, wh in wins)
+        assert wins[0][:2] == (0, 0) and wins[-1][0] + wins[-1][2] == w and wins[-1][1] + wins[-1][3] == h
+        assert all(b[0] + b[1] <= a[0] + a[2] + a[1] + a[3] for a, b in zip(wins, wins[1:]))  # they overlap or touch
+    np.testing.assert_allclose(window_boxes(np.array([[0.0, 0.0, 1.0, 1.0], [0.5, 0.5, 1.0, 1.0]]), (0, 360, 1920, 1080),
+                                            1920, 1440), [[0, 0.25, 1, 1], [0.5, 0.625, 1, 1]])
+
+
+def test_windowed_policy_reads_each_window_at_the_trained_scale_and_maps_anchors_back():
+    """With ``windows_above`` a 4:3 frame is read as two 16:9 windows: the pipeline is asked
+    for a thumbnail whose windows have the weights' short side, every region is an anchor of
+    one window in frame pixels, regions do not overlap, and 16:9 frames are read whole."""
+    import re
+
+    from active_o3_ros.backends.small_policy import anchor_boxes_px, sensing_windows
+    from active_o3_ros.core.pipeline import ActivePerception, PipelineConfig
+
+    # one view: a prior on one anchor stays on it (mirror views average it with its mirror images)
+    plain = SmallSensingPolicy(model="init", mirror_views=1, windows_above=0)
+    win = SmallSensingPolicy(model="init", mirror_views=1, windows_above=1)
+    assert SmallSensingPolicy(model="init").windows_above == 2000  # the default (chosen on validation)
+    short = plain.preferred_thumbnail_short_side
+    assert win.thumbnail_short_side_for(1920, 1080) == plain.thumbnail_short_side_for(2560, 1920) == short
+    assert win.thumbnail_short_side_for(2560, 1920) == int(np.ceil(short * 1920 / 1440))  # windows 2560x1440
+    for pol in (plain, win):  # one anchor wanted far above all others: each window picks its copy of it
+        with torch.no_grad():
+            pol.net.anchor_prior.copy_(torch.from_numpy((np.arange(len(pol.anchors)) == 0).astype(np.float32) * 30.0))
+    wide = _image(14, 1920, 1080)
+    assert [r.box for r in ActivePerception(win, None, PipelineConfig(max_regions=3)).propose(wide, "text").regions] == \
+        [r.box for r in ActivePerception(plain, None, PipelineConfig(max_regions=3)).propose(wide, "text").regions]
+    w, h = 2560, 1920
+    prop = ActivePerception(win, None, PipelineConfig(max_regions=3)).propose(_image(15, w, h), "text")
+    picks = [(int(a), int(b)) for a, b in re.findall(r"w(\d+)#(\d+) p=", prop.text)]
+    assert len(prop.regions) == 3 and {a for a, _ in picks} == {0, 1} and (0, 0) in picks and (1, 0) in picks
+    wins = sensing_windows(w, h, 16 / 9, 1)
+    for r, (k, a) in zip(prop.regions, picks):
+        x0, y0, ww, wh = wins[k]
+        expect = anchor_boxes_px(win.anchors[[a]], ww, wh)[0]
+        assert r.box.as_list() == pytest.approx([expect.x1 + x0, expect.y1 + y0, expect.x2 + x0, expect.y2 + y0], abs=2.0)
+    assert all(a.box.iou(b.box) < 0.3 for i, a in enumerate(prop.regions) for b in prop.regions[i + 1:])
+    for bad in (-1, 1.5, True, "auto"):
+        with pytest.raises(ValueError, match="windows_above"):
+            SmallSensingPolicy(model="init", windows_above=bad)
+    # the default minimum side keeps windows no smaller than a whole frame's read (1080 px short)
+    assert plain.windows_of(1080, 1920) is None and SmallSensingPolicy(model="init").windows_of(1080, 1920) is None
+    assert SmallSensingPolicy(model="init").windows_of(1280, 960) is None
+    assert len(SmallSensingPolicy(model="init").windows_of(1920, 1440)) == 2
+    assert len(SmallSensingPolicy(model="init", windows_min_side=0).windows_of(1080, 1920)) == 4
+    for bad in (-2, 2.0, False):
+        with pytest.raises(ValueError, match="windows_min_side"):
+            SmallSensingPolicy(model="init", windows_min_side=bad)

@@ -192,19 +192,22 @@ def test_sensing_domains_draws_validation_scenes_at_other_frame_sizes(tmp_path: 
     adds a policy row with any small-policy options.  The test sets are never redrawn."""
     out = tmp_path / "sd43"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), "--sets", "val",
-                           "--frames", "1", "--frame-sizes", "640x480", "--rows", "squashed,oracle K=3",
+                           "--frames", "1", "--frame-sizes", "640x480,480x640", "--every-size",
+                           "--rows", "squashed,oracle K=3",
                            "--compare-sensing", 'squashed={"letterbox": false}', "--threads", "1", "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.with_suffix(".json").read_text())
     s = res["sets"]["val"]
-    assert s["frame_sizes"] == [[640, 480]] and s["seeds"] == [20_000_000]
+    # --every-size: the one seed drawn once at each size
+    assert s["frame_sizes"] == [[640, 480], [480, 640]] and s["seeds"] == [20_000_000, 20_000_000]
     assert set(s["rows"]) == {"policy K=3, squashed", "anchor oracle K=3", "oracle K=3"}
     assert s["rows"]["policy K=3, squashed"]["config"]["sensing_options"]["letterbox"] is False
-    assert all(set(r["by_frame_size"]) == {"640x480"} for r in s["rows"].values())
+    assert all(set(r["by_frame_size"]) == {"640x480", "480x640"} for r in s["rows"].values())
     assert "drawn at 640x480" in out.with_suffix(".md").read_text()
     for args, msg in ((["--sets", "test_held_out", "--frame-sizes", "1280x960"], "validation sets only"),
-                      (["--frame-sizes", "1280"], "WxH"), (["--compare-sensing", "x=[1]"], "LABEL=JSON")):
+                      (["--frame-sizes", "1280"], "WxH"), (["--compare-sensing", "x=[1]"], "LABEL=JSON"),
+                      (["--sets", "val", "--every-size"], "needs --frame-sizes")):
         bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), *args],
                              capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and msg in bad.stderr, args
@@ -383,3 +386,43 @@ def test_size_names_only_for_the_generators_landscape_16_9_sizes() -> None:
         ["720p", "1080p", "1440p", "4K"]
     # a 4:3 frame 1440 px tall and a portrait 16:9 frame keep their pixel size as their name
     assert [size_name(1920, 1440), size_name(1080, 1920), size_name(640, 480)] == ["1920x1440", "1080x1920", "640x480"]
+
+
+def _size_row(figures: dict[str, tuple[int, int, float, float, float]]) -> dict:
+    """A sensing_domains row's by-size figures: size -> (frames, words, recall, s/frame, sensing s)."""
+    return {"by_frame_size": {k: {"frames": f, "words": w, "recall@0.5": r, "seconds_per_frame": s,
+                                  "sensing_seconds_per_frame": ss} for k, (f, w, r, s, ss) in figures.items()}}
+
+
+def test_choose_windows_sums_the_by_size_figures_and_applies_the_rule(tmp_path: Path) -> None:
+    """A candidate threshold reads the sizes whose letterbox canvas is wider than it with the
+    windows row's figures (1280x960: canvas 1707 px, 4032x3024: 5376 px); the best candidate
+    on val is adopted only with the required gain and no loss on val_held_out."""
+    import choose_windows
+
+    def result(win_small: float, held_big: float) -> dict:
+        rows = lambda small, big: {  # noqa: E731
+            "policy K=3": _size_row({"1280x960": (2, 10, 0.8, 1.0, 0.2), "4032x3024": (2, 30, 0.5, 2.0, 0.3)}),
+            "policy K=3, windows": _size_row({"1280x960": (2, 10, small, 1.2, 0.4), "4032x3024": (2, 30, big, 2.4, 0.6)})}
+        return {"sets": {"val": {"every_size": True, "rows": rows(win_small, 0.7)},
+                         "val_held_out": {"every_size": True, "rows": rows(0.8, held_big)}}}
+
+    assert choose_windows.canvas_width("1280x960") == 1707 and choose_windows.canvas_width("1920x1080") == 1920
+    c = choose_windows.choose(result(0.6, 0.6), "policy K=3", "policy K=3, windows", [4000, 1], "val", "val_held_out", 0.02)
+    never, big, every = (c["sets"]["val"][t] for t in ("0", "4000", "1"))
+    assert never["recall@0.5"] == pytest.approx((8 + 15) / 40) and big["recall@0.5"] == pytest.approx((8 + 21) / 40)
+    assert every["recall@0.5"] == pytest.approx((6 + 21) / 40) and big["windows_at"] == ["4032x3024"]
+    assert big["seconds_per_frame"] == pytest.approx(1.7) and big["sensing_seconds_per_frame"] == pytest.approx(0.4)
+    assert c["best_threshold"] == 4000 and c["adopted"] and c["windows_above"] == 4000
+    lost = choose_windows.choose(result(0.6, 0.4), "policy K=3", "policy K=3, windows", [4000, 1], "val",
+                                 "val_held_out", 0.02)
+    assert lost["best_threshold"] == 4000 and not lost["adopted"] and lost["windows_above"] == 0  # held out fell
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(result(0.6, 0.6)))
+    assert choose_windows.main([str(path), "--thresholds", "4000,1", "--out", str(tmp_path / "c")]) == 0
+    assert "adopted, windows_above = 4000" in (tmp_path / "c.md").read_text()
+    bad = result(0.6, 0.6)
+    bad["sets"]["test_in"] = bad["sets"].pop("val_held_out")
+    path.write_text(json.dumps(bad))
+    with pytest.raises(SystemExit):
+        choose_windows.main([str(path), "--out", str(tmp_path / "c")])

@@ -203,9 +203,9 @@ def test_policy_config_uses_the_mllm_trainers_names():
     assert cfg.reward.max_regions == 3 and cfg.reward.crop_context == 1.3  # K, and the node's crops
 
 
-def _scene_jpegs(folder: Path, first_seed: int, names: list[str]) -> list[dict]:
-    """640x360 text scenes written as JPEGs ``names`` into ``folder`` (image ids 1..n); returns
-    their COCO annotations of category 1 ("text")."""
+def _scene_jpegs(folder: Path, first_seed: int, names: list[str], size: tuple[int, int] = (640, 360)) -> list[dict]:
+    """Text scenes (640x360 unless ``size``) written as JPEGs ``names`` into ``folder`` (image
+    ids 1..n); returns their COCO annotations of category 1 ("text")."""
     import cv2
 
     from active_o3_training.data.scenes import SceneConfig, render_scene
@@ -213,18 +213,19 @@ def _scene_jpegs(folder: Path, first_seed: int, names: list[str]) -> list[dict]:
     folder.mkdir(parents=True, exist_ok=True)
     anns: list[dict] = []
     for i, name in enumerate(names):
-        s = render_scene(first_seed + i, SceneConfig(frame_sizes=((640, 360),), text_free=0.0))
+        s = render_scene(first_seed + i, SceneConfig(frame_sizes=(size,), text_free=0.0))
         cv2.imwrite(str(folder / name), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
         anns += [{"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "bbox": b.as_xywh(), "area": b.area,
                   "iscrowd": 0} for b in s.boxes]
     return anns
 
 
-def _coco_scenes(tmp_path: Path, first_seed: int) -> Path:
-    """Four 640x360 text scenes as a COCO JSON (``tmp_path/ann.json``) + JPEGs in ``tmp_path/img``."""
+def _coco_scenes(tmp_path: Path, first_seed: int, size: tuple[int, int] = (640, 360)) -> Path:
+    """Four text scenes (640x360 unless ``size``) as a COCO JSON (``tmp_path/ann.json``) + JPEGs
+    in ``tmp_path/img``."""
     names = [f"{i}.jpg" for i in range(4)]
-    anns = _scene_jpegs(tmp_path / "img", first_seed, names)
-    images = [{"id": i + 1, "file_name": name, "width": 640, "height": 360} for i, name in enumerate(names)]
+    anns = _scene_jpegs(tmp_path / "img", first_seed, names, size)
+    images = [{"id": i + 1, "file_name": name, "width": size[0], "height": size[1]} for i, name in enumerate(names)]
     ann = tmp_path / "ann.json"
     ann.write_text(json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "text"}]}))
     return ann
@@ -332,3 +333,63 @@ def test_fine_tuning_with_added_anchor_grids(tmp_path):
     pol = build_sensing("small_policy", model=str(out / "small_policy.safetensors"))
     assert len(pol.propose([np.zeros((360, 640, 3), np.uint8)], ["text"], 3)[0].regions) == 3
     assert cli.main(["policy", *common, "--set", "model.extra_grids=[[0.3, 0.4, 4]]"]) == 2
+
+
+def test_a_frame_read_as_windows_trains_as_it_is_served():
+    """With ``windows_above`` a 4:3 frame is one training frame per window (its pixels, the
+    labels lying mostly in it, clipped and shifted), and the served policy's region for
+    anchor ``a`` of window ``k`` is that window frame's anchor region ``a`` moved by the
+    window's offset: what is trained is what is served."""
+    import re
+
+    import torch
+
+    from active_o3_ros.backends.small_policy import SmallSensingPolicy, sensing_windows
+    from active_o3_ros.core.pipeline import ActivePerception, PipelineConfig
+    from active_o3_ros.core.types import Box
+    from active_o3_training.anchor_cache import anchor_regions
+    from active_o3_training.policy_train import frame_views
+
+    w, h = 1920, 1440  # windows (0, 0) and (0, 360), 1920x1080
+    img = np.random.default_rng(0).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    gt = [Box(10, 10, 50, 30), Box(10, 500, 50, 520), Box(10, 1070, 50, 1130), Box(10, 350, 50, 370)]
+    pol = SmallSensingPolicy(model="init", mirror_views=1, windows_above=1)
+    views = frame_views(img, gt, "k", pol.net.cfg, 1)
+    assert [v[0] for v in views] == ["k_w0", "k_w1"]
+    np.testing.assert_array_equal(views[1][1], img[360:1440])
+    assert [b.as_list() for b in views[0][2]] == [[10, 10, 50, 30], [10, 500, 50, 520], [10, 350, 50, 370]]
+    assert [b.as_list() for b in views[1][2]] == [[10, 140, 50, 160], [10, 710, 50, 770], [10, 0, 50, 10]]
+    assert views[0][3]["thumbnail"].shape[:2] == (288, 512)  # a 16:9 window: no letterbox bars
+    assert [v[0] for v in frame_views(img, gt, "k", pol.net.cfg, 0)] == ["k"]  # 0: read whole
+    # windows shorter than the weights' whole-frame short side (1280x960 -> 1280x720): read whole
+    assert [v[0] for v in frame_views(img[:960, :1280], gt, "k", pol.net.cfg, 1)] == ["k"]
+    with torch.no_grad():  # one anchor wanted in every window
+        pol.net.anchor_prior.copy_(torch.from_numpy((np.arange(len(pol.anchors)) == 5).astype(np.float32) * 30.0))
+    prop = ActivePerception(pol, None, PipelineConfig(max_regions=3)).propose(img, "text")
+    picks = [(int(k), int(a)) for k, a in re.findall(r"w(\d+)#(\d+) p=", prop.text)]
+    assert (0, 5) in picks and (1, 5) in picks
+    wins = sensing_windows(w, h, 16 / 9, 1)
+    for r, (k, a) in zip(prop.regions, picks):
+        x0, y0, ww, wh = wins[k]
+        want = anchor_regions(pol.anchors, ww, wh, pol.preferred_thumbnail_short_side)[a]
+        assert r.box.as_list() == pytest.approx([want.x1 + x0, want.y1 + y0, want.x2 + x0, want.y2 + y0], abs=1.01)
+
+
+def test_fine_tuning_on_4x3_images_read_as_windows(tmp_path):
+    """``model.windows_above``: 4:3 images become one training frame per window (the card
+    counts both), and the windows of one image stay on one side of the split."""
+    ann = _coco_scenes(tmp_path, 20_000_060, size=(1920, 1440))
+    out = tmp_path / "policy"
+    assert cli.main(["policy", "--set", f"data.ann_file={ann}", "--set", f"data.image_dir={tmp_path / 'img'}",
+                     "--set", "model.windows_above=1", "--set", "reward.signal=heuristic",
+                     "--set", "trainer.max_steps=2", "--set", "trainer.per_device_train_batch_size=8",
+                     "--set", "trainer.num_generations=4", "--set", "data.val_fraction=0.25",
+                     "--set", f"trainer.output_dir={out}"]) == 0
+    card = json.loads((out / "small_policy.json").read_text())
+    src = card["data"]["sources"]["coco:ann.json"]
+    assert src["used"] == 4 and src["training_frames (windows)"] == 8
+    assert card["data"]["train_frames"] == 6 and card["data"]["val_frames"] == 2
+    frames = [PolicyFrame(key=f"i{i}_w{j}", source="coco", width=4, height=3, thumbnail=np.zeros((1, 1, 3)), gt=[],
+                          instruction="text", image_key=f"i{i}") for i in range(4) for j in range(2)]
+    train, val = split_by_time(frames, 0.25)
+    assert {f.image_key for f in val} == {"i0"} and len(val) == 2 and len(train) == 6
