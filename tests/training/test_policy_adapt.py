@@ -393,3 +393,34 @@ def test_fine_tuning_on_4x3_images_read_as_windows(tmp_path):
                           instruction="text", image_key=f"i{i}") for i in range(4) for j in range(2)]
     train, val = split_by_time(frames, 0.25)
     assert {f.image_key for f in val} == {"i0"} and len(val) == 2 and len(train) == 6
+
+
+def test_bag_frames_of_a_large_4x3_camera_are_read_as_windows(tmp_path):
+    """A 1920x1440 recording: each recorded frame gives one training frame per window (the
+    card counts both), keyed by the recorded frame, with the recording's stamp (so the time
+    split keeps a frame's windows together) and the windows' own pixels and labels."""
+    from active_o3_ros.backends.small_policy import bundled_config
+    from active_o3_training.data.scenes import SceneConfig, render_scene
+    from active_o3_training.policy_train import DataReport, _bag_frames
+
+    scenes = [render_scene(20_000_070 + i, SceneConfig(frame_sizes=((1920, 1440),), text_free=0.0)) for i in range(2)]
+    images = [(10**9 * (i + 1), s.image) for i, s in enumerate(scenes)]
+    labels = [(t, [b.as_list() for b in s.boxes], ["text"] * len(s.boxes), "text") for (t, _), s in zip(images, scenes)]
+    path = tmp_path / "rec43"
+    write_bag(path, images, labels, labels_topic=GT_TOPIC)
+    cfg = load_policy_config(None, [f"data.bag={path}", f"data.labels_topic={GT_TOPIC}"])
+    report = DataReport()
+    seen = []
+    frames = _bag_frames(cfg, bundled_config(), report, on_image=lambda f, img: seen.append((f.key, img.shape)))
+    src = report.sources["bag:rec43"]
+    assert src["used"] == 2 and src["training_frames (windows)"] == 4
+    assert [f.key.rsplit("_", 1)[1] for f in frames] == ["w0", "w1", "w0", "w1"]
+    assert len({f.image_key for f in frames}) == 2 and all(f.key.startswith(f.image_key) for f in frames)
+    assert [f.stamp_ns for f in frames] == [10**9, 10**9, 2 * 10**9, 2 * 10**9]
+    assert all((f.width, f.height) == (1920, 1080) for f in frames) and all(s == (1080, 1920, 3) for _, s in seen)
+    for f, y0 in zip(frames[:2], (0, 360)):  # each window's labels: the scene's words lying mostly in it
+        want = [b for b in scenes[0].boxes if b.y1 >= y0 and b.y2 <= y0 + 1080]
+        assert len(f.gt) >= len(want) and all(0 <= b.y1 < b.y2 <= 1080 for b in f.gt)
+    off = _bag_frames(load_policy_config(None, [f"data.bag={path}", f"data.labels_topic={GT_TOPIC}",
+                                                "model.windows_above=0"]), bundled_config(), DataReport())
+    assert [(f.width, f.height) for f in off] == [(1920, 1440)] * 2  # 0: read whole (letterboxed)
