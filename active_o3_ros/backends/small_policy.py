@@ -814,15 +814,6 @@ def window_boxes(anchors: np.ndarray, window: tuple[int, int, int, int], width: 
         [width, height, width, height])
 
 
-def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` ``(N, 4)`` with every box of ``b`` ``(M, 4)`` (same units)."""
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-12)
-
-
 # -- the SensingPolicy -------------------------------------------------------------------
 class SmallSensingPolicy(SensingPolicy):
     """Registered as ``small_policy``.
@@ -1015,11 +1006,22 @@ class SmallSensingPolicy(SensingPolicy):
         if not images:
             return []
         images = [validate_image(im, "thumbnail") for im in images]
-        if self.windows_above and self.letterbox:
-            frames = [_frame_size(im, c) for im, c in zip(images, context or [None] * len(images))]
-            if any(self.windows_of(w, h) for w, h in frames):
-                return [self._propose_windows(im, text, max_regions, w, h)
-                        for im, text, (w, h) in zip(images, instructions, frames)]
+        frames = [_frame_size(im, c) for im, c in zip(images, context or [None] * len(images))]
+        wins = [self.windows_of(fw, fh) for fw, fh in frames]
+        whole = [i for i, w in enumerate(wins) if not w]  # read as one image each, in one batch
+        out: list[SensingOutput | None] = [None] * len(images)
+        if whole:
+            for i, o in zip(whole, self._propose_whole([images[i] for i in whole], [instructions[i] for i in whole],
+                                                       max_regions)):
+                out[i] = o
+        for i, w in enumerate(wins):
+            if w:
+                out[i] = self._propose_windows(images[i], instructions[i], max_regions, w, *frames[i])
+        return out
+
+    def _propose_whole(self, images: list[np.ndarray], instructions: Sequence[str], max_regions: int
+                       ) -> list[SensingOutput]:
+        """Thumbnails each read as one (letterboxed) image, in one batch."""
         tw, th = self.net.cfg.thumbnail_size
         padded = [letterbox(im, tw / th) if self.letterbox else (im, None) for im in images]
         images_in, windows = [p[0] for p in padded], [p[1] for p in padded]
@@ -1045,13 +1047,10 @@ class SmallSensingPolicy(SensingPolicy):
                 format_regions_answer(boxes, ["region that may contain the target"] * len(boxes), think)))
         return out
 
-    def _propose_windows(self, image: np.ndarray, instruction: str, max_regions: int, frame_w: int,
-                         frame_h: int) -> SensingOutput:
-        """One thumbnail read as :meth:`windows_of` windows (or whole, as :meth:`propose`)."""
+    def _propose_windows(self, image: np.ndarray, instruction: str, max_regions: int,
+                         wins: list[tuple[int, int, int, int]], frame_w: int, frame_h: int) -> SensingOutput:
+        """One thumbnail read as its frame's windows (:meth:`windows_of`, frame pixels)."""
         h, w = image.shape[:2]
-        wins = self.windows_of(frame_w, frame_h)
-        if not wins:
-            return self.propose([image], [instruction], max_regions, [{"frame_size": (w, h)}])[0]
         sx, sy = w / frame_w, h / frame_h  # frame windows -> thumbnail pixels
         cuts = [(int(round(x * sx)), int(round(y * sy)), max(1, int(round(ww * sx))), max(1, int(round(wh * sy))))
                 for x, y, ww, wh in wins]
@@ -1066,8 +1065,7 @@ class SmallSensingPolicy(SensingPolicy):
         if self.sample:
             chosen = [int(a) for a in sample_sets(flat[None], max_regions, 1, self.generator)[0, 0]]
         else:
-            iou = box_iou_matrix(boxes * np.array([w, h, w, h]), boxes * np.array([w, h, w, h]))
-            chosen = greedy_sets(flat[None], max_regions, iou, self.net.cfg.overlap_tau)[0]
+            chosen = greedy_sets(flat[None], max_regions, anchor_iou_matrix(boxes, w / h), self.net.cfg.overlap_tau)[0]
         p = probs.reshape(-1)  # each anchor's probability within its own window
         if self.min_prob > 0:
             chosen = adaptive_budget(chosen, p, self.min_prob, self.min_regions)
@@ -1079,14 +1077,10 @@ class SmallSensingPolicy(SensingPolicy):
 
 
 def _frame_size(image: np.ndarray, context: dict[str, Any] | None) -> tuple[int, int]:
-    """The frame a thumbnail was made from (``thumbnail_transform`` or ``frame_size`` of the
-    pipeline's context), else the thumbnail itself."""
+    """The frame a thumbnail was made from (the ``thumbnail_transform`` of the pipeline's
+    context), else the thumbnail itself."""
     h, w = image.shape[:2]
-    ctx = context or {}
-    if "frame_size" in ctx:
-        fw, fh = ctx["frame_size"]
-        return int(fw), int(fh)
-    tf = ctx.get("thumbnail_transform")
+    tf = (context or {}).get("thumbnail_transform")
     if tf is not None:
         return int(round(w / tf.scale_x)), int(round(h / tf.scale_y))
     return w, h
@@ -1095,7 +1089,7 @@ def _frame_size(image: np.ndarray, context: dict[str, Any] | None) -> tuple[int,
 __all__ = [
     "AnchorGrid", "SmallPolicyConfig", "SmallPolicyNet", "SmallSensingPolicy", "build_net", "load_weights",
     "cue_look", "look_inputs", "letterbox", "letterbox_window", "anchors_in_window", "anchors_in_frame", "inside_fraction", "unletterbox",
-    "sensing_windows", "frame_windows", "window_boxes", "box_iou_matrix", "WINDOWS_ABOVE",
+    "sensing_windows", "frame_windows", "window_boxes", "WINDOWS_ABOVE",
     "read_config", "save_weights", "sample_sets", "greedy_sets", "anchor_flip_permutation", "mirrored_cues",
     "MIRROR_VIEWS", "adaptive_budget", "make_anchors", "anchor_iou_matrix", "anchor_boxes_px",
     "BUNDLED_WEIGHTS", "INIT_WEIGHTS",
