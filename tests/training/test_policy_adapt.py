@@ -389,6 +389,9 @@ def test_fine_tuning_on_4x3_images_read_as_windows(tmp_path):
     src = card["data"]["sources"]["coco:ann.json"]
     assert src["used"] == 4 and src["training_frames (windows)"] == 8
     assert card["data"]["train_frames"] == 6 and card["data"]["val_frames"] == 2
+    for bad in ("model.windows_above=-2", "model.windows_min_side=-5"):  # a clear error, exit 2
+        assert cli.main(["policy", "--set", f"data.ann_file={ann}", "--set", f"data.image_dir={tmp_path / 'img'}",
+                         "--set", bad, "--set", f"trainer.output_dir={tmp_path / 'bad'}"]) == 2
     frames = [PolicyFrame(key=f"i{i}_w{j}", source="coco", width=4, height=3, thumbnail=np.zeros((1, 1, 3)), gt=[],
                           instruction="text", image_key=f"i{i}") for i in range(4) for j in range(2)]
     train, val = split_by_time(frames, 0.25)
