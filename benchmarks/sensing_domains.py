@@ -72,8 +72,10 @@ def rows(threads: int, previous: Path | None, policy: str = "", policy_label: st
                               "sensing_options": {"coarse_short_side": 1080, "threads": threads}}),
     ]
     if previous is not None:
+        # as those weights shipped: no sharp look at the candidates (verify_top came later)
         out.append((f"{previous_label} K=3", {**task, "sensing_backend": "small_policy",
-                                             "sensing_model": str(previous), "max_regions": 3}))
+                                             "sensing_model": str(previous), "max_regions": 3,
+                                             "sensing_options": {"verify_top": 0}}))
     for k in (1, 2, 3):
         out.append((f"{policy_label} K={k}", {**task, "sensing_backend": "small_policy", "sensing_model": policy,
                                               "max_regions": k, "sensing_options": {"num_threads": threads}}))

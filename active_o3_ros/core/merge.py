@@ -30,7 +30,7 @@ class MergeConfig:
             raise ValueError(f"max_detections must be >= 1, got {self.max_detections}")
 
 
-def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
+def iou_matrix(boxes: np.ndarray) -> np.ndarray:
     x1, y1, x2, y2 = boxes.T
     area = (x2 - x1) * (y2 - y1)
     iw = np.clip(np.minimum(x2[:, None], x2[None]) - np.maximum(x1[:, None], x1[None]), 0, None)
@@ -53,7 +53,7 @@ def nms(dets: list[Detection], iou_threshold: float = 0.5, class_aware: bool = T
     for idx in _groups(dets, class_aware).values():
         order = sorted(idx, key=lambda i: -dets[i].score)
         boxes = np.array([dets[i].box.as_list() for i in order], dtype=np.float64)
-        ious = _iou_matrix(boxes)
+        ious = iou_matrix(boxes)
         suppressed = np.zeros(len(order), bool)
         for a in range(len(order)):
             if suppressed[a]:

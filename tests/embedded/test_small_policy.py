@@ -539,8 +539,8 @@ def test_windowed_policy_reads_each_window_at_the_trained_scale_and_maps_anchors
     from active_o3_ros.core.pipeline import ActivePerception, PipelineConfig
 
     # one view: a prior on one anchor stays on it (mirror views average it with its mirror images)
-    plain = SmallSensingPolicy(model="init", mirror_views=1, windows_above=0)
-    win = SmallSensingPolicy(model="init", mirror_views=1, windows_above=1)
+    plain = SmallSensingPolicy(model="init", mirror_views=1, windows_above=0, verify_top=0)
+    win = SmallSensingPolicy(model="init", mirror_views=1, windows_above=1, verify_top=0)
     assert SmallSensingPolicy(model="init").windows_above == 2000  # the default (chosen on validation)
     short = plain.preferred_thumbnail_short_side
     assert win.thumbnail_short_side_for(1920, 1080) == plain.thumbnail_short_side_for(2560, 1920) == short
@@ -572,3 +572,74 @@ def test_windowed_policy_reads_each_window_at_the_trained_scale_and_maps_anchors
     for bad in (-2, 2.0, False):
         with pytest.raises(ValueError, match="windows_min_side"):
             SmallSensingPolicy(model="init", windows_min_side=bad)
+
+
+def _lettering(img: np.ndarray, box, seed: int = 0) -> None:
+    import cv2
+
+    x1, y1, x2, y2 = (int(v) for v in box.as_list())
+    for i, y in enumerate(range(y1 + 30, y2 - 10, 40)):
+        cv2.putText(img, f"GATE {seed}{i} EXIT", (x1 + 10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (20, 20, 20), 2)
+
+
+def test_look_at_boxes_sees_lettering_not_stripes_and_choose_by_hits_counts_each_line_once():
+    from active_o3_ros.backends.cues import choose_by_hits, look_at_boxes
+
+    img = np.full((1080, 1920, 3), 225, np.uint8)
+    img[600:900, 1200:1700:12] = 30  # vertical stripes (a fence): not text
+    from active_o3_ros.core.types import Box
+
+    _lettering(img, Box(100, 100, 600, 400))
+    norm = np.array([[100, 100, 600, 400], [1200, 600, 1700, 900], [700, 100, 1100, 400]]) / [1920, 1080, 1920, 1080]
+    text, fence, plain = look_at_boxes(img, norm, 640, 1.0, threads=1)
+    assert len(text) >= 3 and len(fence) == 0 and len(plain) == 0
+    assert np.all(text[:, 0] >= norm[0, 0] - 1e-6) and np.all(text[:, 2] <= norm[0, 2] + 1e-6)
+    assert np.all(text[:, 2] - text[:, 0] > 2 * (text[:, 3] - text[:, 1]) * 1080 / 1920)  # wide lines
+    a = np.array([[0.1, 0.1, 0.2, 0.12]])
+    b = np.array([[0.1, 0.1, 0.2, 0.12], [0.5, 0.5, 0.6, 0.52], [0.7, 0.7, 0.8, 0.72]])
+    c = np.array([[0.3, 0.3, 0.4, 0.32]])
+    # the line a shares with b counts once: after b, a adds nothing and c adds one
+    assert choose_by_hits([a, np.zeros((0, 4)), b, c], 3) == ([2, 3, 0], [1, 0, 3, 1])
+    assert choose_by_hits([np.zeros((0, 4))] * 5, 3) == ([0, 1, 2], [0] * 5)  # nothing seen: given order
+    assert choose_by_hits([a, c], 3) == ([0, 1], [1, 1])
+
+
+def test_verified_policy_keeps_the_candidates_whose_sharp_look_sees_text():
+    """``verify_top``: the pipeline hands the policy the whole frame; its network reads the
+    usual thumbnail and ranks its candidates as before; the kept regions are the candidates
+    whose look saw the most lines, in frame pixels; a frame with no text keeps the top 3."""
+    from active_o3_ros.core.pipeline import ActivePerception, PipelineConfig
+
+    plain = SmallSensingPolicy(model="init", mirror_views=1, verify_top=0)
+    ver = SmallSensingPolicy(model="init", mirror_views=1)
+    assert ver.verify_top == 6 and SmallSensingPolicy(model="init", min_prob=0.1).verify_top == 0
+    rank = np.random.default_rng(3).permutation(len(plain.anchors))
+    for pol in (plain, ver):  # a fixed order of the anchors, far above what the pixels add
+        with torch.no_grad():
+            pol.net.anchor_prior.copy_(torch.from_numpy(100.0 - 3.0 * np.argsort(rank).astype(np.float32)))
+    assert ver.thumbnail_short_side_for(3840, 2160) == 2160 and plain.thumbnail_short_side_for(3840, 2160) == 1080
+    frame = np.full((2160, 3840, 3), 225, np.uint8)
+    run = lambda pol, k: ActivePerception(pol, None, PipelineConfig(max_regions=k)).propose(frame, "text")  # noqa: E731
+    top6 = [r.box for r in run(plain, 6).regions]
+    assert len(top6) == 6
+    assert [r.box for r in run(ver, 3).regions] == top6[:3]  # nothing to see: the policy's top 3
+    _lettering(frame, top6[4], 1)
+    _lettering(frame, top6[5], 2)
+    prop = run(ver, 3)
+    got = [r.box for r in prop.regions]
+    assert len(got) == 3 and got[:2] in ([top6[4], top6[5]], [top6[5], top6[4]]) and got[2] == top6[0]
+    assert [r.rank for r in prop.regions] == [0, 1, 2] and "kept" in prop.text
+    assert [r.box for r in run(plain, 3).regions] == top6[:3]  # off by default: unchanged
+    assert len(run(ver, 6).regions) == 6  # no more candidates than regions: nothing to choose
+    tall = _image(16, 2560, 1920)  # a 4:3 frame read as two windows: candidates from both, in frame pixels
+    prop = ActivePerception(ver, None, PipelineConfig(max_regions=3)).propose(tall, "text")
+    assert len(prop.regions) == 3 and all(0 <= r.box.x1 < r.box.x2 <= 2560 and 0 <= r.box.y1 < r.box.y2 <= 1920
+                                          for r in prop.regions)
+    assert len(__import__("re").findall(r"w\d+#\d+ p=", prop.text)) == 3
+    for kw, msg in (({"verify_top": -1}, "verify_top"), ({"verify_top": 2.5}, "verify_top"),
+                    ({"verify_top": 6, "verify_side": 8}, "verify_side"), ({"verify_top": 6, "verify_context": 0.5},
+                                                                            "verify_context"),
+                    ({"verify_top": 6, "min_prob": 0.1}, "does not combine"), ({"verify_top": 6, "sample": True},
+                                                                               "does not combine")):
+        with pytest.raises(ValueError, match=msg):
+            SmallSensingPolicy(model="init", **kw)
