@@ -192,15 +192,22 @@ def anchor_features(maps: CueMaps, anchors: np.ndarray) -> np.ndarray:
     return np.nan_to_num(feats, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def hit_boxes(det: np.ndarray, threshold: float = 0.3) -> np.ndarray:
+def hit_boxes(det: np.ndarray, threshold: float = 0.3, min_score: float = 0.0, min_aspect: float = 0.0,
+              min_height: int = 0) -> np.ndarray:
     """``(M, 4)`` normalised ``xyxy`` boxes of the detector map's connected regions above
-    ``threshold`` (where the cheap look sees text; imprecise, and blind to the smallest words)."""
+    ``threshold`` (where the cheap look sees text; imprecise, and blind to the smallest words),
+    keeping only those whose mean probability is at least ``min_score`` (the DB head's box
+    score), that are at least ``min_aspect`` times as wide as tall and ``min_height`` map
+    pixels tall (all off by default)."""
     H, W = det.shape
-    n, _, stats, _ = cv2.connectedComponentsWithStats((det > threshold).astype(np.uint8), connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((det > threshold).astype(np.uint8), connectivity=8)
     if n <= 1:
         return np.zeros((0, 4))
     x, y, w, h = (stats[1:, i].astype(np.float64) for i in range(4))
-    return np.stack([x / W, y / H, (x + w) / W, (y + h) / H], 1)
+    keep = (w >= min_aspect * h) & (h >= min_height)
+    if min_score > 0:
+        keep &= (np.bincount(labels.ravel(), det.ravel(), n) / np.maximum(stats[:, 4], 1))[1:] >= min_score
+    return np.stack([x / W, y / H, (x + w) / W, (y + h) / H], 1)[keep]
 
 
 def fit_to_hits(box: np.ndarray, hits: np.ndarray, grow: float = 1.0, min_scale: float = 0.0,
@@ -325,14 +332,8 @@ def look_at_boxes(image: np.ndarray, boxes: np.ndarray, long_side: int = 480, co
             out.append(np.zeros((0, 4)))
             continue
         det = detector_map(np.ascontiguousarray(image[y1:y2, x1:x2]), long_side, threads)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats((det > threshold).astype(np.uint8), connectivity=8)
-        mean = np.bincount(labels.ravel(), det.ravel(), n) / np.maximum(stats[:, 4], 1)
-        x, y, w, h = (stats[:, i].astype(np.float64) for i in range(4))
-        keep = (np.arange(n) > 0) & (mean >= min_score) & (w >= min_aspect * h) & (h >= min_height)
-        mh, mw = det.shape
-        sx, sy = (x2 - x1) / W / mw, (y2 - y1) / H / mh
-        out.append(np.stack([x1 / W + x[keep] * sx, y1 / H + y[keep] * sy,
-                             x1 / W + (x + w)[keep] * sx, y1 / H + (y + h)[keep] * sy], 1))
+        hits = hit_boxes(det, threshold, min_score, min_aspect, min_height)  # normalised to the crop
+        out.append(hits * np.array([(x2 - x1) / W, (y2 - y1) / H] * 2) + np.array([x1 / W, y1 / H] * 2))
     return out
 
 
@@ -342,8 +343,9 @@ def choose_by_hits(hits: Sequence[np.ndarray], k: int, same_iou: float = 0.3) ->
     seen by two overlapping candidates, IoU >= ``same_iou``, counts once); ties and
     candidates that add nothing keep the given order.  Returns the picks and each
     candidate's own count of distinct hits."""
-    owner = [i for i, hs in enumerate(hits) for _ in range(len(np.asarray(hs).reshape(-1, 4)))]
-    flat = np.concatenate([np.asarray(hs, np.float64).reshape(-1, 4) for hs in hits]) if hits else np.zeros((0, 4))
+    per = [np.asarray(hs, np.float64).reshape(-1, 4) for hs in hits]
+    owner = [i for i, hs in enumerate(per) for _ in range(len(hs))]
+    flat = np.concatenate(per) if per else np.zeros((0, 4))
     same = iou_matrix(flat) >= same_iou
     ids: list[int] = []  # distinct-text id of each hit: the first earlier hit it matches
     for j in range(len(flat)):

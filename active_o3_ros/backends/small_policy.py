@@ -1073,9 +1073,8 @@ class SmallSensingPolicy(SensingPolicy):
         cand = self._propose_frames([net_image], [instruction], max(max_regions, self.verify_top), [frame])[0]
         if len(cand.regions) <= max_regions:
             return cand
-        sx, sy = w / net_image.shape[1], h / net_image.shape[0]
-        norm = np.array([[r.box.x1 * sx / w, r.box.y1 * sy / h, r.box.x2 * sx / w, r.box.y2 * sy / h]
-                         for r in cand.regions])
+        nh, nw = net_image.shape[:2]
+        norm = np.array([r.box.as_list() for r in cand.regions]) / [nw, nh, nw, nh]
         hits = look_at_boxes(image, norm, self.verify_side, self.verify_context, threads=self.num_threads)
         picks, counts = choose_by_hits(hits, max_regions)
         px = anchor_boxes_px(norm[picks], w, h)
