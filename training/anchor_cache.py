@@ -72,7 +72,9 @@ class AnchorCacheConfig:
         return ResizeCropConfig(self.crop_size, self.max_zoom, self.crop_context)
 
     def merge(self) -> MergeConfig:
-        return MergeConfig(self.merge_method, self.merge_iou)
+        # The cache keeps detections per anchor, not per crop window: the node's drop of
+        # pieces cut by a crop's edge (MergeConfig.cut_margin) does not apply to its merges.
+        return MergeConfig(self.merge_method, self.merge_iou, cut_margin=0.0)
 
     def anchor_grids(self):
         from active_o3_ros.backends.small_policy import DEFAULT_ANCHOR_GRIDS, AnchorGrid
@@ -88,7 +90,8 @@ class AnchorCacheConfig:
             "task": self.task,
             # threads change speed, not results: not part of the key
             "task_options": {k: v for k, v in self.task_options.items() if k != "threads"}, "crop": asdict(self.crop()),
-            "merge": asdict(self.merge()), "score_threshold": self.score_threshold,
+            "merge": {k: v for k, v in asdict(self.merge()).items() if k != "cut_margin"},  # keys of older caches
+            "score_threshold": self.score_threshold,
             "thumbnail_short_side": self.thumbnail_short_side,
             "grids": [asdict(g) for g in self.anchor_grids()],
             "generator": json.loads(json.dumps(asdict(SyntheticTextConfig()), default=list)),

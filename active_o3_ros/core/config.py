@@ -84,7 +84,8 @@ class PerceptionConfig:
             flat[name] = PARAMETER_INDEX[name].coerce(value)
         try:
             crop = ResizeCropConfig(flat["crop_size"], flat["max_zoom"], flat["crop_context"])
-            merge = MergeConfig(flat["merge_method"], flat["merge_iou"], flat["merge_class_aware"], flat["max_detections"])
+            merge = MergeConfig(flat["merge_method"], flat["merge_iou"], flat["merge_class_aware"], flat["max_detections"],
+                                flat["merge_cut_margin"])
             pipeline = PipelineConfig(
                 max_regions=flat["max_regions"], mode=flat["mode"],
                 thumbnail_short_side=flat["thumbnail_short_side"],
@@ -116,7 +117,8 @@ class PerceptionConfig:
             "thumbnail_max_long_side": p.thumbnail_max_long_side, "crop_size": p.crop.output_size,
             "max_zoom": p.crop.max_zoom, "crop_context": p.crop.context, "merge_method": p.merge.method,
             "merge_iou": p.merge.iou_threshold, "merge_class_aware": p.merge.class_aware,
-            "max_detections": p.merge.max_detections, "full_frame_pass": p.full_frame_pass,
+            "max_detections": p.merge.max_detections, "merge_cut_margin": p.merge.cut_margin,
+            "full_frame_pass": p.full_frame_pass,
             "score_threshold": p.score_threshold, "fallback_full_frame": p.fallback_full_frame,
         }
 
@@ -281,6 +283,10 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("merge_method", "nms", "How detections from overlapping crops are merged.", choices=MERGE_METHODS),
     Parameter("merge_iou", 0.5, "IoU above which two detections are the same object.", min_value=0.01, max_value=1.0),
     Parameter("merge_class_aware", True, "Merge only detections with the same label."),
+    # WHY 3: a piece of an object cut by a crop's edge overlaps the whole object's box too
+    # little for NMS; chosen on validation frames (docs/embedded_default.md).
+    Parameter("merge_cut_margin", 3.0, "Drop a detection within this many pixels of its crop's edge (inside "
+              "the frame) where another crop saw it whole (0 = off).", min_value=0.0, max_value=1000.0),
     Parameter("max_detections", 300, "Most detections published per frame.", min_value=1, max_value=100000),
     Parameter("full_frame_pass", False, "Also run the task model on the downscaled full frame (same batch)."),
     Parameter("score_threshold", 0.0, "Drop detections scoring below this.", min_value=0.0, max_value=1.0),

@@ -1,7 +1,10 @@
 """Merging detections from overlapping crops (and the optional full-frame pass).
 
 Zoom regions may overlap, so one object can be found twice; class-aware NMS keeps the
-best-scoring copy, weighted box fusion (WBF) averages the copies instead.
+best-scoring copy, weighted box fusion (WBF) averages the copies instead.  Before that,
+:func:`drop_cut_detections` removes the piece of an object that a crop's edge cut off
+when another crop saw the object whole (NMS keeps such a piece: it overlaps the whole
+object's box too little).
 """
 from __future__ import annotations
 
@@ -20,6 +23,10 @@ class MergeConfig:
     iou_threshold: float = 0.5
     class_aware: bool = True
     max_detections: int = 300
+    #: A detection within this many frame pixels of its crop's edge (an edge inside the
+    #: frame) was cut by the crop; it is dropped where another crop saw it whole
+    #: (:func:`drop_cut_detections`).  0 = off.
+    cut_margin: float = 3.0
 
     def __post_init__(self) -> None:
         if self.method not in MERGE_METHODS:
@@ -28,6 +35,8 @@ class MergeConfig:
             raise ValueError(f"merge iou_threshold must be in (0, 1], got {self.iou_threshold}")
         if self.max_detections < 1:
             raise ValueError(f"max_detections must be >= 1, got {self.max_detections}")
+        if not 0.0 <= self.cut_margin <= 1000.0:
+            raise ValueError(f"merge cut_margin must be in [0, 1000] pixels, got {self.cut_margin}")
 
 
 def iou_matrix(boxes: np.ndarray) -> np.ndarray:
@@ -83,6 +92,48 @@ def weighted_box_fusion(dets: list[Detection], iou_threshold: float = 0.5, class
             fused = (b * w[:, None]).sum(0) / w.sum()
             out.append(replace(dets[cl[0]], box=Box.from_any(*fused.tolist())))
     out.sort(key=lambda d: -d.score)
+    return out
+
+
+#: A cut detection goes when at least this share of its area lies inside a whole one (the
+#: "intersection over the smaller box" SAHI's merge matches on, at its default 0.5).
+CUT_CONTAINED = 0.5
+
+
+def cut_by_window(box: Box, window: Box, frame_width: int, frame_height: int, margin: float) -> bool:
+    """Whether ``box`` reaches within ``margin`` px of an edge of ``window`` (its crop, frame
+    pixels) that is not an edge of the frame: the crop may have cut the object there."""
+    return ((window.x1 > 0.5 and box.x1 <= window.x1 + margin) or (window.y1 > 0.5 and box.y1 <= window.y1 + margin)
+            or (window.x2 < frame_width - 0.5 and box.x2 >= window.x2 - margin)
+            or (window.y2 < frame_height - 0.5 and box.y2 >= window.y2 - margin))
+
+
+def drop_cut_detections(per_crop: list[list[Detection]], windows: list[Box], frame_width: int, frame_height: int,
+                        margin: float = 3.0, contained: float = CUT_CONTAINED) -> list[list[Detection]]:
+    """``per_crop`` (detections in frame pixels, one list per crop whose window is
+    ``windows[i]``) without the detections a crop's edge cut (:func:`cut_by_window`) whose
+    area lies at least ``contained`` inside a detection no edge cut, of any crop: another
+    view saw the object whole.  A cut piece nothing else saw is kept (it may still be most of
+    the object).  ``margin`` 0 returns the input.
+
+    WHY: on the validation scenes most of the embedded default's false detections that were
+    not loose boxes of tiny words were such pieces; dropping them raised precision from 0.924
+    to 0.935 (``val``) and 0.913 to 0.942 (held-out families) at no loss of recall, where
+    dropping every cut detection lost 0.006-0.021 recall (docs/embedded_default.md)."""
+    if margin <= 0:
+        return per_crop
+    flat = [(c, d, cut_by_window(d.box, windows[c], frame_width, frame_height, margin))
+            for c, dets in enumerate(per_crop) for d in dets]
+    whole = np.array([d.box.as_list() for _, d, cut in flat if not cut], np.float64).reshape(-1, 4)
+    out: list[list[Detection]] = [[] for _ in per_crop]
+    for c, d, cut in flat:
+        if cut and len(whole):
+            b = d.box
+            iw = np.clip(np.minimum(whole[:, 2], b.x2) - np.maximum(whole[:, 0], b.x1), 0, None)
+            ih = np.clip(np.minimum(whole[:, 3], b.y2) - np.maximum(whole[:, 1], b.y1), 0, None)
+            if (iw * ih).max() >= contained * max(b.width * b.height, 1e-12):
+                continue
+        out[c].append(d)
     return out
 
 

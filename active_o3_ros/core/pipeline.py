@@ -19,7 +19,7 @@ from active_o3_ros.core.config import PipelineConfig
 from active_o3_ros.core.geometry import (
     ScaleOffset, full_frame_input, make_thumbnail, map_mask_to_frame, resize_crop, validate_image,
 )
-from active_o3_ros.core.merge import merge_detections
+from active_o3_ros.core.merge import drop_cut_detections, merge_detections
 from active_o3_ros.core.prompts import normalize_instruction
 from active_o3_ros.core.types import Box, Detection, ParseStatus, PerceptionResult, Region, StageTimings
 
@@ -45,6 +45,7 @@ class RegionDetections:
     regions: list[Region]
     per_crop: list[list[Detection]]
     crop_region_index: list[int]  # -1: the full frame
+    crop_windows: list[Box]       # what each crop shows, frame pixels
     outputs: list[TaskOutput]
     model_calls: int
     crop_s: float
@@ -62,6 +63,7 @@ class _Crop:
     image: np.ndarray
     transform: ScaleOffset  # crop pixels -> frame pixels
     region_index: int       # -1: full frame
+    window: Box             # what the crop shows, frame pixels
 
 
 class ActivePerception:
@@ -166,7 +168,8 @@ class ActivePerception:
         t = time.perf_counter()
         per_crop = [self._to_frame(out.detections, crop, fw, fh) for crop, out in zip(crops, outputs)]
         map_s = time.perf_counter() - t
-        return RegionDetections(regions, per_crop, [c.region_index for c in crops], outputs, model_calls,
+        return RegionDetections(regions, per_crop, [c.region_index for c in crops], [c.window for c in crops],
+                                outputs, model_calls,
                                 crop_s, task_s, map_s, problems, text, fw, fh, mode)
 
     def crop_images(self, frame: np.ndarray, regions: Sequence[Region | Box], mode: str | None = None
@@ -180,21 +183,25 @@ class ActivePerception:
         """The crop stage: every region ResizeCropped (none in ``full_frame`` mode), then the
         full frame where the mode, ``full_frame_pass`` or the empty-proposal fallback asks."""
         cfg = self.config
-        crops = [] if mode == "full_frame" else [_Crop(*resize_crop(frame, r.box, cfg.crop)[:2], i)
-                                                 for i, r in enumerate(regions)]
+        crops = [] if mode == "full_frame" else [_Crop(img, tf, i, win) for i, r in enumerate(regions)
+                                                 for img, tf, win in [resize_crop(frame, r.box, cfg.crop)]]
         if mode == "full_frame" or cfg.full_frame_pass or (not crops and cfg.fallback_full_frame):
             img, tf = full_frame_input(frame, cfg.crop)
-            crops.append(_Crop(img, tf, -1))
+            fh, fw = frame.shape[:2]
+            crops.append(_Crop(img, tf, -1, Box(0.0, 0.0, float(fw), float(fh))))
         return crops
 
     def merge(self, each: RegionDetections, regions: Sequence[int] | None = None) -> list[Detection]:
-        """Score threshold and merge of :meth:`detect_each`'s per-crop detections; ``regions``
-        keeps only the crops of those region indices (and the full-frame crop), so a caller can
-        score any subset of the regions without running the task model again."""
+        """Score threshold, cut pieces (:func:`.merge.drop_cut_detections`) and merge of
+        :meth:`detect_each`'s per-crop detections; ``regions`` keeps only the crops of those
+        region indices (and the full-frame crop), so a caller can score any subset of the
+        regions without running the task model again."""
         keep = None if regions is None else set(regions) | {-1}
-        dets = [d for per, ri in zip(each.per_crop, each.crop_region_index) if keep is None or ri in keep
-                for d in per if d.score >= self.config.score_threshold]
-        return merge_detections(dets, self.config.merge)
+        cfg = self.config
+        idx = [i for i, ri in enumerate(each.crop_region_index) if keep is None or ri in keep]
+        per = drop_cut_detections([[d for d in each.per_crop[i] if d.score >= cfg.score_threshold] for i in idx],
+                                  [each.crop_windows[i] for i in idx], each.width, each.height, cfg.merge.cut_margin)
+        return merge_detections([d for dets in per for d in dets], cfg.merge)
 
     def detect_regions(self, frame: np.ndarray, regions: Sequence[Region | Box], instruction: str | Sequence[str],
                        mode: str | None = None) -> PerceptionResult:

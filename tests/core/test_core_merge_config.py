@@ -80,3 +80,33 @@ def test_parse_overrides_names_the_bad_item():
         parse_overrides(["crop_size"])
     with pytest.raises(ConfigError, match="unknown parameter 'crop'"):
         parse_overrides(["crop=1"])
+
+
+def test_cut_piece_is_dropped_only_where_another_crop_saw_it_whole():
+    from active_o3_ros.core.merge import cut_by_window, drop_cut_detections
+
+    fw, fh = 2000, 1000
+    win_a, win_b = Box(0, 0, 1000, 1000), Box(900, 0, 1900, 1000)
+    piece = Detection(Box(990, 100, 1000, 120), "text", 0.99)     # cut by A's right edge
+    whole = Detection(Box(990, 100, 1040, 120), "text", 0.90)     # B saw the word whole
+    lonely = Detection(Box(995, 500, 1000, 520), "text", 0.95)    # cut, and nothing else saw it
+    at_frame_edge = Detection(Box(0, 300, 30, 320), "text", 0.9)  # A's left edge is the frame's
+    assert cut_by_window(piece.box, win_a, fw, fh, 3.0) and not cut_by_window(whole.box, win_b, fw, fh, 3.0)
+    assert not cut_by_window(at_frame_edge.box, win_a, fw, fh, 3.0)
+    per = [[piece, lonely, at_frame_edge], [whole]]
+    kept = drop_cut_detections(per, [win_a, win_b], fw, fh, 3.0)
+    assert kept == [[lonely, at_frame_edge], [whole]]
+    assert drop_cut_detections(per, [win_a, win_b], fw, fh, 0.0) == per  # off
+    # NMS alone keeps both copies of the word (IoU 0.2): the piece is a false detection
+    assert len(merge_detections([piece, whole], MergeConfig())) == 2
+    # a piece inside another *cut* detection only is kept (no crop saw that word whole)
+    other_piece = Detection(Box(985, 100, 1000, 120), "text", 0.5)
+    assert drop_cut_detections([[piece, other_piece]], [win_a], fw, fh, 3.0) == [[piece, other_piece]]
+
+
+def test_cut_margin_is_validated():
+    with pytest.raises(ValueError, match="cut_margin"):
+        MergeConfig(cut_margin=-1.0)
+    with pytest.raises(ConfigError, match="merge_cut_margin"):
+        PerceptionConfig.from_flat({"merge_cut_margin": "wide"})
+    assert PerceptionConfig.from_flat({"merge_cut_margin": 0}).pipeline.merge.cut_margin == 0.0

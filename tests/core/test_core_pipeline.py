@@ -195,3 +195,20 @@ def test_crop_images_are_the_task_stage_inputs():
     assert len(fallback) == (1 if cfg.fallback_full_frame else 0)
     with pytest.raises(ValueError, match="frame"):
         p.crop_images(np.zeros((10, 10), np.float32), boxes)
+
+
+def test_merge_drops_the_piece_a_crop_edge_cut_where_another_crop_saw_it_whole():
+    frame = np.zeros((1000, 2000, 3), np.uint8)
+    frame[100:120, 990:1040] = 255  # one blob across region A's right edge, whole in region B
+    regions = [Box(0, 0, 1000, 1000), Box(900, 0, 1900, 1000)]
+    found = {}
+    for margin in (0.0, 3.0):
+        cfg = PerceptionConfig.from_flat({"crop_context": 1.0, "merge_cut_margin": margin}).pipeline
+        p = ActivePerception(None, BlobDetector(min_side=1), cfg)
+        each = p.detect_each(frame, regions, "blob")
+        assert [w.as_list() for w in each.crop_windows] == [r.as_list() for r in regions]
+        assert [len(d) for d in each.per_crop] == [1, 1]  # A saw a piece, B the whole blob
+        found[margin] = p.merge(each)
+    assert len(found[0.0]) == 2  # NMS alone: the piece overlaps the whole blob too little
+    assert len(found[3.0]) == 1 and found[3.0][0].box.iou(Box(990, 100, 1040, 120)) > 0.9
+    assert found[3.0][0].region_index == 1
