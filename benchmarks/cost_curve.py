@@ -126,9 +126,12 @@ def rows(threads: int, chosen: dict[str, Any], zoom: float) -> list[tuple[str, A
     if min_prob > 0:
         out.append((f"policy adaptive K<=3 (p>={min_prob:g})",
                     {**node, "max_regions": 3, "sensing_options": {"num_threads": threads, "min_prob": min_prob}}))
-    # the previous release's sensing: the policy's own top 3, without the sharp look at its top 6
-    out.append(("policy K=3, no verify (previous release)",
-                {**node, "max_regions": 3, "sensing_options": {"num_threads": threads, "verify_top": 0}}))
+    # the previous release: plain NMS, no drop of pieces cut by a crop's edge (merge_cut_margin)
+    out.append(("policy K=3, plain NMS (previous release)", {**node, "max_regions": 3, "merge_cut_margin": 0}))
+    # the release before: also the policy's own top 3, without the sharp look at its top 6
+    out.append(("policy K=3, no verify, plain NMS (release before)",
+                {**node, "max_regions": 3, "merge_cut_margin": 0,
+                 "sensing_options": {"num_threads": threads, "verify_top": 0}}))
     # the text module's defaults are the settings chosen on validation; this row is the policy
     # with the detector settings they replaced (fp32 model, short side enlarged to 736)
     out.append(("policy K=3, previous detector (fp32, det 736)",

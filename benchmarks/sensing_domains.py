@@ -40,7 +40,7 @@ from _common import (  # noqa: E402
 
 from active_o3_ros.backends.base import build_pipeline  # noqa: E402
 from active_o3_ros.backends.small_policy import BUNDLED_WEIGHTS  # noqa: E402
-from active_o3_ros.core.config import PerceptionConfig  # noqa: E402
+from active_o3_ros.core.config import ConfigError, PerceptionConfig  # noqa: E402
 from active_o3_ros.core.geometry import crop_window  # noqa: E402
 from active_o3_ros.core.metrics import ImageAnnotations, coco_evaluate, greedy_match  # noqa: E402
 from active_o3_training.data import scenes  # noqa: E402
@@ -60,7 +60,8 @@ def rows(threads: int, previous: Path | None, policy: str = "", policy_label: st
          compare_fits: tuple[tuple[str, float, float], ...] = (),
          compare_cue_sides: tuple[tuple[int, float], ...] = (),
          compare_weights: tuple[tuple[str, str], ...] = (),
-         compare_sensing: tuple[tuple[str, dict[str, Any]], ...] = ()) -> list[tuple[str, dict[str, Any]]]:
+         compare_sensing: tuple[tuple[str, dict[str, Any]], ...] = (),
+         compare_config: tuple[tuple[str, dict[str, Any]], ...] = ()) -> list[tuple[str, dict[str, Any]]]:
     task = {"task_module": "text", "task_options": {"threads": threads}, "crop_size": 840}
     out: list[tuple[str, dict[str, Any]]] = [
         ("full frame", {**task, "mode": "full_frame"}),
@@ -103,6 +104,11 @@ def rows(threads: int, previous: Path | None, policy: str = "", policy_label: st
         out.append((f"{policy_label} K=3, {label}", {
             **task, "sensing_backend": "small_policy", "sensing_model": policy, "max_regions": 3,
             "sensing_options": {"num_threads": threads, **options}}))
+    for label, flat in compare_config:  # other node parameters, e.g. the merge (choose on val)
+        options = {"num_threads": threads, **flat.get("sensing_options", {})}
+        out.append((f"{policy_label} K=3, {label}", {
+            **task, "sensing_backend": "small_policy", "sensing_model": policy, "max_regions": 3,
+            **flat, "sensing_options": options}))
     out.append(("anchor oracle K=3", {**task, "sensing_backend": "oracle_anchors", "max_regions": 3}))
     out.append(("oracle K=3", {**task, "sensing_backend": "oracle", "max_regions": 3}))
     return out
@@ -292,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare-sensing", action="append", default=[], metavar="LABEL=JSON",
                    help="an extra policy K=3 row with these small-policy options, e.g. "
                         "'squashed={\"letterbox\": false}' (repeatable)")
+    p.add_argument("--compare-config", action="append", default=[], metavar="LABEL=JSON",
+                   help="an extra policy K=3 row with these node parameters (flat, as in config/perceive.yaml; "
+                        "a sensing_options object is merged into the row's), e.g. "
+                        "'plain NMS={\"merge_cut_margin\": 0}' (repeatable)")
     p.add_argument("--frame-sizes", default="",
                    help="comma-separated WxH (e.g. 1280x960,4032x3024): draw each validation set's scenes "
                         "(same seeds and families) at these frame sizes instead of the generator's 16:9 ones; "
@@ -325,6 +335,17 @@ def main(argv: list[str] | None = None) -> int:
     if any(len(w) != 2 or not Path(w[1]).is_file() for w in weights):
         p.error(f"--compare-weights takes LABEL=WEIGHTS pairs of existing files, got {args.compare_weights!r}")
     sensing: list[tuple[str, dict[str, Any]]] = []
+    configs: list[tuple[str, dict[str, Any]]] = []
+    for spec in args.compare_config:
+        label, _, text = spec.partition("=")
+        try:
+            flat = json.loads(text)
+            if not label.strip() or not isinstance(flat, dict) or not isinstance(flat.get("sensing_options", {}), dict):
+                raise ValueError
+            PerceptionConfig.from_flat({k: v for k, v in flat.items() if k != "sensing_options"})
+        except (ValueError, ConfigError) as exc:
+            p.error(f"--compare-config takes LABEL=JSON with a JSON object of node parameters, got {spec!r} ({exc})")
+        configs.append((label.strip(), flat))
     for spec in args.compare_sensing:
         label, _, text = spec.partition("=")
         try:
@@ -353,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = Path(args.previous).resolve() if args.previous and Path(args.previous).is_file() else None
     selected = [s.strip().lower() for s in args.rows.split(",") if s.strip()]
     todo = [(n, f) for n, f in rows(args.threads, previous, args.policy, args.policy_label, args.previous_label, views,
-                                    fits, cue_sides, weights, tuple(sensing))
+                                    fits, cue_sides, weights, tuple(sensing), tuple(configs))
             if not selected or any(s in n.lower() for s in selected)]
     load_before = load_average()
     result: dict[str, Any] = {
