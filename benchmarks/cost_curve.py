@@ -126,8 +126,11 @@ def rows(threads: int, chosen: dict[str, Any], zoom: float) -> list[tuple[str, A
     if min_prob > 0:
         out.append((f"policy adaptive K<=3 (p>={min_prob:g})",
                     {**node, "max_regions": 3, "sensing_options": {"num_threads": threads, "min_prob": min_prob}}))
-    # the previous release: plain NMS, no drop of pieces cut by a crop's edge (merge_cut_margin)
-    out.append(("policy K=3, plain NMS (previous release)", {**node, "max_regions": 3, "merge_cut_margin": 0}))
+    # the previous release: the sharp look's regions not fitted to its lines (verify_fit), plain
+    # NMS (no drop of pieces cut by a crop's edge, merge_cut_margin)
+    out.append(("policy K=3, unfitted, plain NMS (previous release)",
+                {**node, "max_regions": 3, "merge_cut_margin": 0,
+                 "sensing_options": {"num_threads": threads, "verify_fit": False}}))
     # the release before: also the policy's own top 3, without the sharp look at its top 6
     out.append(("policy K=3, no verify, plain NMS (release before)",
                 {**node, "max_regions": 3, "merge_cut_margin": 0,

@@ -381,7 +381,7 @@ def test_fitted_regions_lie_in_the_chosen_anchors_and_check_their_options():
 
     for i, (x, y) in enumerate([(200, 200), (1300, 700), (900, 400)]):
         cv2.putText(img, f"EXIT {i} DOOR", (x, y), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (20, 20, 20), 3)
-    plain = SmallSensingPolicy(mirror_views=1)
+    plain = SmallSensingPolicy(mirror_views=1, verify_top=0)  # the anchors fit_regions starts from
     fitted = SmallSensingPolicy(mirror_views=1, fit_regions=True)
     a, b = plain.propose([img], ["text"], 3)[0], fitted.propose([img], ["text"], 3)[0]
     assert len(a.regions) == len(b.regions) == 3
@@ -611,7 +611,7 @@ def test_verified_policy_keeps_the_candidates_whose_sharp_look_sees_text():
     from active_o3_ros.core.pipeline import ActivePerception, PipelineConfig
 
     plain = SmallSensingPolicy(model="init", mirror_views=1, verify_top=0)
-    ver = SmallSensingPolicy(model="init", mirror_views=1)
+    ver = SmallSensingPolicy(model="init", mirror_views=1, verify_fit=False)  # the choice alone (fit: below)
     assert ver.verify_top == 6 and SmallSensingPolicy(model="init", min_prob=0.1).verify_top == 0
     rank = np.random.default_rng(3).permutation(len(plain.anchors))
     for pol in (plain, ver):  # a fixed order of the anchors, far above what the pixels add
@@ -643,3 +643,41 @@ def test_verified_policy_keeps_the_candidates_whose_sharp_look_sees_text():
                                                                                "does not combine")):
         with pytest.raises(ValueError, match=msg):
             SmallSensingPolicy(model="init", **kw)
+
+
+def test_verify_fit_shrinks_kept_regions_to_the_lines_their_look_saw():
+    """``verify_fit``: each kept region becomes the hull of the text lines its sharp look saw
+    (no smaller than ``verify_fit_min_scale`` of the anchor per side), so its crop zooms more;
+    a region whose look saw nothing keeps its anchor."""
+    from active_o3_ros.core.pipeline import ActivePerception, PipelineConfig
+    from active_o3_ros.core.types import Box
+
+    kw = dict(model="init", mirror_views=1)
+    rank = np.random.default_rng(3).permutation(len(SmallSensingPolicy(**kw, verify_top=0).anchors))
+    pols = {}
+    for fit in (False, True):
+        pol = SmallSensingPolicy(**kw) if fit else SmallSensingPolicy(**kw, verify_fit=False)
+        with torch.no_grad():
+            pol.net.anchor_prior.copy_(torch.from_numpy(100.0 - 3.0 * np.argsort(rank).astype(np.float32)))
+        pols[fit] = pol
+    assert pols[True].verify_fit and pols[True].verify_fit_min_scale == 0.5  # the default
+    assert not SmallSensingPolicy(model="init", min_prob=0.1).verify_fit  # off with the policy's own answer
+    frame = np.full((2160, 3840, 3), 225, np.uint8)
+    run = lambda pol: ActivePerception(pol, None, PipelineConfig(max_regions=3)).propose(frame, "text").regions  # noqa: E731
+    anchor = run(pols[False])[0].box
+    assert [r.box for r in run(pols[True])] == [r.box for r in run(pols[False])]  # nothing seen: anchors
+    text = Box(anchor.x1 + 0.3 * anchor.width, anchor.y1 + 0.3 * anchor.height, anchor.x2, anchor.y2)
+    _lettering(frame, text, 7)
+    plain, fitted = run(pols[False]), run(pols[True])
+    assert plain[0].box == anchor and fitted[0].rank == 0
+    got = fitted[0].box
+    assert got.width < 0.9 * anchor.width or got.height < 0.9 * anchor.height  # fitted to the lines
+    assert got.width >= 0.5 * anchor.width - 2 and got.height >= 0.5 * anchor.height - 2  # the hedge
+    ys, xs = np.nonzero(frame[..., 0] < 100)  # the lettering's ink, all inside the fitted region
+    assert got.x1 <= xs.min() + 2 and got.y1 <= ys.min() + 2 and got.x2 >= xs.max() - 2 and got.y2 >= ys.max() - 2
+    assert [r.box for r in fitted[1:]] == [r.box for r in plain[1:]]  # nothing seen there: anchors
+    for bad, msg in (({"verify_fit": 1}, "verify_fit"), ({"verify_fit_grow": 0.5}, "verify_fit_grow"),
+                     ({"verify_fit_min_scale": 1.5}, "verify_fit_min_scale"),
+                     ({"verify_fit": True, "verify_top": 0}, "needs verify_top")):
+        with pytest.raises(ValueError, match=msg):
+            SmallSensingPolicy(model="init", **bad)
