@@ -34,6 +34,7 @@ import numpy as np
 if str(Path(__file__).resolve().parent) not in sys.path:  # imported from outside benchmarks/
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import command, load_average, machine, write_outputs  # noqa: E402
+from sensing_domains import bootstrap  # noqa: E402
 
 from active_o3_ros.backends.base import build_pipeline  # noqa: E402
 from active_o3_ros.core.config import PerceptionConfig  # noqa: E402
@@ -60,13 +61,6 @@ def merged(each, kind: str, margin: float, merge_cfg) -> list:
     elif kind == "whole":
         per = drop_cut_detections(per, wins, each.width, each.height, margin)
     return merge_detections([d for dets in per for d in dets], merge_cfg)
-
-
-def bootstrap(num: np.ndarray, den: np.ndarray, reps: int = 2000, seed: int = 0) -> list[float]:
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(num), (reps, len(num)))
-    r = num[idx].sum(1) / np.maximum(den[idx].sum(1), 1)
-    return [round(float(np.percentile(r, 2.5)), 3), round(float(np.percentile(r, 97.5)), 3)]
 
 
 def markdown(result: dict[str, Any]) -> str:
