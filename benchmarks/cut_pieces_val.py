@@ -21,10 +21,12 @@ precision carry 95 % bootstrap intervals over frames.
 
     python benchmarks/cut_pieces_val.py            # both validation sets, all frames
     python benchmarks/cut_pieces_val.py --frames 8 # a quick look
+    python benchmarks/cut_pieces_val.py --sensing-options '{"verify_fit": false}'  # as chosen
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,8 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", default="val,val_held_out", help="validation sets, comma separated")
     p.add_argument("--frames", type=int, default=0, help="first N frames of each set (0 = all)")
     p.add_argument("--threads", type=int, default=2, help="detector threads")
+    p.add_argument("--sensing-options", default="{}", metavar="JSON",
+                   help="small-policy options on top of the defaults, e.g. '{\"verify_fit\": false}' (the "
+                        "sensing the choice was made with, before verify_fit existed)")
     p.add_argument("--out", default="benchmarks/results/cut_pieces_val", help="output path without extension")
     args = p.parse_args(argv)
+    try:
+        options = json.loads(args.sensing_options)
+        if not isinstance(options, dict):
+            raise ValueError
+    except ValueError:
+        p.error(f"--sensing-options takes a JSON object, got {args.sensing_options!r}")
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     for s in sets:
         if s not in scenes.FROZEN_SETS or not s.startswith("val"):
@@ -94,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     cfg = PerceptionConfig.from_flat({"task_options": {"threads": args.threads},
-                                      "sensing_options": {"num_threads": args.threads}})
+                                      "sensing_options": {"num_threads": args.threads, **options}})
     pipe = build_pipeline(cfg)
     load_before = load_average()
     result: dict[str, Any] = {"question": "which detections cut by a crop's edge to drop before the merge",
