@@ -207,8 +207,14 @@ def test_sensing_domains_draws_validation_scenes_at_other_frame_sizes(tmp_path: 
     assert "drawn at 640x480" in out.with_suffix(".md").read_text()
     for args, msg in ((["--sets", "test_held_out", "--frame-sizes", "1280x960"], "validation sets only"),
                       (["--frame-sizes", "1280"], "WxH"), (["--compare-sensing", "x=[1]"], "LABEL=JSON"),
-                      (["--sets", "val", "--every-size"], "needs --frame-sizes")):
+                      (["--sets", "val", "--every-size"], "needs --frame-sizes"),
+                      (["--compare-config", 'x={"merge_cut_margin": "wide"}'], "--compare-config takes"),
+                      (["--compare-config", 'x={"sensing_options": [1]}'], "--compare-config takes")):
         bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sensing_domains.py"), *args],
+                             capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and msg in bad.stderr, args
+    for args, msg in ((["--sensing-options", "[1]"], "takes a JSON object"), (["--sets", "test_in"], "validation sets only")):
+        bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cut_pieces_val.py"), *args],
                              capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and msg in bad.stderr, args
 
