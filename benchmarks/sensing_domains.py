@@ -269,6 +269,33 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def parse_compare(p: argparse.ArgumentParser, sensing_specs: list[str], config_specs: list[str]
+                  ) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, dict[str, Any]]]]:
+    """``--compare-sensing`` and ``--compare-config`` LABEL=JSON entries, checked (exit 2 with a message)."""
+    sensing: list[tuple[str, dict[str, Any]]] = []
+    configs: list[tuple[str, dict[str, Any]]] = []
+    for spec in config_specs:
+        label, _, text = spec.partition("=")
+        try:
+            flat = json.loads(text)
+            if not label.strip() or not isinstance(flat, dict) or not isinstance(flat.get("sensing_options", {}), dict):
+                raise ValueError
+            PerceptionConfig.from_flat({k: v for k, v in flat.items() if k != "sensing_options"})
+        except (ValueError, ConfigError) as exc:
+            p.error(f"--compare-config takes LABEL=JSON with a JSON object of node parameters, got {spec!r} ({exc})")
+        configs.append((label.strip(), flat))
+    for spec in sensing_specs:
+        label, _, text = spec.partition("=")
+        try:
+            options = json.loads(text)
+            if not label.strip() or not isinstance(options, dict):
+                raise ValueError
+        except ValueError:
+            p.error(f"--compare-sensing takes LABEL=JSON with a JSON object, got {spec!r}")
+        sensing.append((label.strip(), options))
+    return sensing, configs
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -334,27 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = tuple(tuple(w.split("=", 1)) for w in args.compare_weights.split(",") if w.strip())
     if any(len(w) != 2 or not Path(w[1]).is_file() for w in weights):
         p.error(f"--compare-weights takes LABEL=WEIGHTS pairs of existing files, got {args.compare_weights!r}")
-    sensing: list[tuple[str, dict[str, Any]]] = []
-    configs: list[tuple[str, dict[str, Any]]] = []
-    for spec in args.compare_config:
-        label, _, text = spec.partition("=")
-        try:
-            flat = json.loads(text)
-            if not label.strip() or not isinstance(flat, dict) or not isinstance(flat.get("sensing_options", {}), dict):
-                raise ValueError
-            PerceptionConfig.from_flat({k: v for k, v in flat.items() if k != "sensing_options"})
-        except (ValueError, ConfigError) as exc:
-            p.error(f"--compare-config takes LABEL=JSON with a JSON object of node parameters, got {spec!r} ({exc})")
-        configs.append((label.strip(), flat))
-    for spec in args.compare_sensing:
-        label, _, text = spec.partition("=")
-        try:
-            options = json.loads(text)
-            if not label.strip() or not isinstance(options, dict):
-                raise ValueError
-        except ValueError:
-            p.error(f"--compare-sensing takes LABEL=JSON with a JSON object, got {spec!r}")
-        sensing.append((label.strip(), options))
+    sensing, configs = parse_compare(p, args.compare_sensing, args.compare_config)
     try:
         frame_sizes = tuple(tuple(int(v) for v in s.lower().split("x")) for s in args.frame_sizes.split(",") if s.strip())
         if any(len(fs) != 2 or min(fs) < 64 for fs in frame_sizes):

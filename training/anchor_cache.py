@@ -96,7 +96,19 @@ class AnchorCacheConfig:
             "grids": [asdict(g) for g in self.anchor_grids()],
             "generator": json.loads(json.dumps(asdict(SyntheticTextConfig()), default=list)),
             "version": 1,
+            **self._read_filters(),
         }
+
+    def _read_filters(self) -> dict[str, Any]:
+        """The text module's read filters as they act (defaults included): a changed default
+        changes the cached values, so it must change the key."""
+        if self.task != "text":
+            return {}
+        from active_o3_ros.backends.text import TextOptions
+
+        d = TextOptions()
+        return {"text_read_filters": {k: self.task_options.get(k, getattr(d, k))
+                                      for k in ("min_chars", "single_char_max_aspect")}}
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(self.key_dict(), sort_keys=True).encode()).hexdigest()[:16]

@@ -211,11 +211,12 @@ def hit_boxes(det: np.ndarray, threshold: float = 0.3, min_score: float = 0.0, m
 
 
 def fit_to_hits(box: np.ndarray, hits: np.ndarray, grow: float = 1.0, min_scale: float = 0.0,
-                margin: float = 0.004, mode: str = "hull") -> np.ndarray:
+                margin: float = 0.004, mode: str = "hull", min_hits: int = 1) -> np.ndarray:
     """The normalised ``box`` fitted to the detector-map ``hits`` (:func:`hit_boxes`) whose
     centres lie in ``box`` grown by ``grow`` around its centre: their hull, padded by
     ``margin``, kept inside the grown box and no smaller than ``min_scale`` of ``box`` per side
-    (a hedge for words the look cannot see).  ``box`` itself when no hit is there.
+    (a hedge for words the look cannot see).  ``box`` itself when fewer than ``min_hits``
+    hits are there (hull mode).
     ``mode="union"`` instead grows ``box`` to take in whole the hits that overlap it (never
     smaller than ``box``, at most the grown box): text cut by the anchor's edge.
 
@@ -240,7 +241,7 @@ def fit_to_hits(box: np.ndarray, hits: np.ndarray, grow: float = 1.0, min_scale:
         raise ValueError(f"fit mode must be 'hull' or 'union', got {mode!r}")
     hx, hy = (hits[:, 0] + hits[:, 2]) / 2, (hits[:, 1] + hits[:, 3]) / 2
     inside = hits[(hx >= gx1) & (hx <= gx2) & (hy >= gy1) & (hy <= gy2)]
-    if len(inside) == 0:
+    if len(inside) < max(int(min_hits), 1):
         return box
     x1, y1 = max(gx1, inside[:, 0].min() - margin), max(gy1, inside[:, 1].min() - margin)
     x2, y2 = min(gx2, inside[:, 2].max() + margin), min(gy2, inside[:, 3].max() + margin)

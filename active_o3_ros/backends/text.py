@@ -51,6 +51,11 @@ log = logging.getLogger(__name__)
 INT8_DET_MODEL = Path(__file__).resolve().parents[1] / "data" / "ppocr_det_int8.onnx"
 
 
+#: ``single_char_max_aspect`` is multiplied by this for the glyphs wider than tall.
+WIDE_GLYPH_FACTOR = 1.4
+WIDE_GLYPHS = frozenset("MWmw")
+
+
 @dataclass(frozen=True)
 class _EngineSettings:
     """The RapidOCR settings that matter (shared by the engine key and the user options)."""
@@ -155,14 +160,32 @@ class TextOptions(_EngineSettings):
     #: The class every detection gets (what the detector read goes in ``Detection.text``).
     label: str = "text"
     min_score: float = 0.0
+    #: Reads shorter than this many characters are dropped (1: keep all; needs ``recognize``).
+    min_chars: int = 1
+    #: A single-character read whose box is wider than this times its height is dropped (0: off;
+    #: :data:`WIDE_GLYPH_FACTOR` times this for the wide glyphs M, W, m, w).  The detector's box
+    #: of a real single glyph (A-Z, 0-9 and symbols in 4 fonts at 16-60 px) is at most 1.12x as
+    #: wide as tall, 1.55x for "m" (``benchmarks/results/glyph_boxes.md``); on text-free
+    #: validation frames zoomed textures were read as '1' in boxes up to 2x wider than tall.
+    #: Acts on reads only (nothing with ``recognize`` off).  1.2, the measured 1.12 plus a
+    #: margin, was adopted by a rule written before the validation run
+    #: (``benchmarks/results/read_filters_val.md``, ``text_free_read_filters_val.md``).
+    single_char_max_aspect: float = 1.2
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not str(self.label).strip():
             raise ValueError("text task option label must be a non-empty string")
+        if isinstance(self.min_chars, bool) or int(self.min_chars) != self.min_chars or int(self.min_chars) < 1:
+            raise ValueError(f"text task option min_chars must be an integer >= 1, got {self.min_chars!r}")
+        if not 0.0 <= float(self.single_char_max_aspect) <= 100.0:
+            raise ValueError("text task option single_char_max_aspect must be in [0, 100] (0: off), "
+                             f"got {self.single_char_max_aspect!r}")
+        if not self.recognize and int(self.min_chars) > 1:
+            raise ValueError("text task option min_chars filters what was read: it needs recognize: true")
 
     def engine(self, use_cuda: bool) -> TextEngineConfig:
-        """The engine settings; ``label``/``min_score`` are ours, not RapidOCR's."""
+        """The engine settings; ``label``, ``min_score`` and the read filters are ours, not RapidOCR's."""
         return TextEngineConfig(**{f: getattr(self, f) for f in _EngineSettings.__dataclass_fields__},
                                 use_cuda=use_cuda)
 
@@ -294,6 +317,7 @@ class TextTaskModel(TaskModel):
         self.config = opts.engine(use_cuda)
         self.label = str(opts.label).strip()
         self.min_score = float(opts.min_score)
+        self.min_chars, self.single_char_max_aspect = int(opts.min_chars), float(opts.single_char_max_aspect)
         self._engine, self._lock = get_engine(self.config)
 
     def detect(self, images: Sequence[np.ndarray], instructions: Sequence[str]) -> list[TaskOutput]:
@@ -337,11 +361,23 @@ class TextTaskModel(TaskModel):
             if score < self.min_score:
                 continue
             text = str(txts[i]) if txts is not None and i < len(txts) else ""
+            if txts is not None and not self._plausible_read(text, box):
+                continue
             dets.append(Detection(box=box, label=self.label, score=min(max(score, 0.0), 1.0), text=text))
         answer = [{"bbox_2d": [round(v, 1) for v in d.box.as_list()], "label": d.label, "text": d.text,
                    "score": round(d.score, 4)} for d in dets]
         return TaskOutput(dets, json.dumps(answer), ParseStatus.OK if dets else ParseStatus.EMPTY,
                           extra={"cost": cost})
+
+    def _plausible_read(self, text: str, box: Box) -> bool:
+        """``min_chars`` and ``single_char_max_aspect`` on one read."""
+        read = text.strip()
+        if len(read) < self.min_chars:
+            return False
+        if len(read) != 1 or self.single_char_max_aspect <= 0:
+            return True
+        limit = self.single_char_max_aspect * (WIDE_GLYPH_FACTOR if read in WIDE_GLYPHS else 1.0)
+        return box.width <= limit * max(box.height, 1e-6)
 
     def _cost(self, res: Any, h: int, w: int, engine_s: float) -> dict[str, float]:
         """What the engine spent on one crop.  RapidOCR reports no stage times when it found
@@ -356,7 +392,8 @@ class TextTaskModel(TaskModel):
 
     def describe(self) -> dict[str, Any]:
         """The effective engine settings (for logs and benchmark JSON)."""
-        return {"label": self.label, "min_score": self.min_score, **asdict(self.config)}
+        return {"label": self.label, "min_score": self.min_score, "min_chars": self.min_chars,
+                "single_char_max_aspect": self.single_char_max_aspect, **asdict(self.config)}
 
 
 __all__ = ["INT8_DET_MODEL", "TextTaskModel", "TextEngineConfig", "TextOptions", "det_input_shape", "get_engine",

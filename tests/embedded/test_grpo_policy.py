@@ -554,3 +554,16 @@ def test_cli_renders_the_scenes_cue_maps_at_the_trained_look(tmp_path, monkeypat
     assert sizes[1] > sizes[0]
     card = json.loads((tmp_path / "sharp" / "small_policy.json").read_text())["network"]
     assert (card["cue_detector_long_side"], card["cue_detector_fraction"]) == (1280, 1.0)
+
+
+def test_anchor_cache_key_follows_the_text_read_filters_as_they_act(tmp_path):
+    """A changed default of the text module's read filters changes the cached detections, so
+    it must change the key: the key holds the filters as they act, defaults included."""
+    from active_o3_ros.backends.text import TextOptions
+    from active_o3_training.anchor_cache import AnchorCacheConfig
+
+    default = AnchorCacheConfig(cache_dir=str(tmp_path))
+    assert default.key_dict()["text_read_filters"] == {"min_chars": TextOptions().min_chars,
+                                                       "single_char_max_aspect": TextOptions().single_char_max_aspect}
+    off = AnchorCacheConfig(cache_dir=str(tmp_path), task_options={"single_char_max_aspect": 0.0})
+    assert off.key_dict()["text_read_filters"]["single_char_max_aspect"] == 0.0 and default.key() != off.key()

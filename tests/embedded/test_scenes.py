@@ -75,6 +75,15 @@ def test_frozen_sets_do_not_overlap_each_other_or_training() -> None:
     assert scenes.FROZEN_SETS["test_in"].frames >= 24 and scenes.FROZEN_SETS["test_held_out"].frames >= 24
 
 
+def test_text_free_sets_hold_no_text_and_keep_their_domain() -> None:
+    for name, domain in (("val_text_free", "in"), ("test_held_out_text_free", "held_out")):
+        assert scenes.set_config(name).domain == domain and scenes.set_config(name).text_free == 1.0
+        for f in scenes.iter_set(name, 2):
+            assert f.boxes == [] and f.words == [] and f.families["text_free"] is True
+            assert f.families["distractors"], name  # something that looks like text is there
+    assert scenes.set_config("val").text_free == scenes.SceneConfig().text_free  # the mixed sets are unchanged
+
+
 def test_training_refuses_the_frozen_test_sets() -> None:
     from active_o3_ros.backends.small_policy import SmallPolicyConfig
     from active_o3_ros.core.rewards import RewardConfig

@@ -338,6 +338,9 @@ def test_fit_to_hits_fits_the_hull_of_the_hits_in_the_anchor_and_hedges():
     # no hit in the anchor (or none at all): the anchor itself
     np.testing.assert_allclose(fit_to_hits(np.array([0.5, 0.0, 0.7, 0.3]), hits), [0.5, 0.0, 0.7, 0.3])
     np.testing.assert_allclose(fit_to_hits(anchor, hit_boxes(np.zeros_like(det))), anchor)
+    # min_hits: fitted only where the anchor holds that many hits (two here), else the anchor
+    np.testing.assert_allclose(fit_to_hits(anchor, hits, margin=0.0, min_hits=2), fitted)
+    np.testing.assert_allclose(fit_to_hits(anchor, hits, margin=0.0, min_hits=3), anchor)
     # grown anchor: a hit whose centre is just outside the anchor now counts, clipped to the grown box
     edge = fit_to_hits(np.array([0.0, 0.0, 0.26, 0.5]), hits, grow=1.3, margin=0.0)
     assert edge[2] == pytest.approx(0.13 + 0.26 * 1.3 / 2)  # past the anchor, up to the grown box's edge
@@ -661,6 +664,7 @@ def test_verify_fit_shrinks_kept_regions_to_the_lines_their_look_saw():
             pol.net.anchor_prior.copy_(torch.from_numpy(100.0 - 3.0 * np.argsort(rank).astype(np.float32)))
         pols[fit] = pol
     assert pols[True].verify_fit and pols[True].verify_fit_min_scale == 0.5  # the default
+    assert pols[True].verify_fit_min_lines == 2  # fitted where the look saw two lines or more
     assert not SmallSensingPolicy(model="init", min_prob=0.1).verify_fit  # off with the policy's own answer
     frame = np.full((2160, 3840, 3), 225, np.uint8)
     run = lambda pol: ActivePerception(pol, None, PipelineConfig(max_regions=3)).propose(frame, "text").regions  # noqa: E731
@@ -676,8 +680,14 @@ def test_verify_fit_shrinks_kept_regions_to_the_lines_their_look_saw():
     ys, xs = np.nonzero(frame[..., 0] < 100)  # the lettering's ink, all inside the fitted region
     assert got.x1 <= xs.min() + 2 and got.y1 <= ys.min() + 2 and got.x2 >= xs.max() - 2 and got.y2 >= ys.max() - 2
     assert [r.box for r in fitted[1:]] == [r.box for r in plain[1:]]  # nothing seen there: anchors
+    strict = SmallSensingPolicy(**kw, verify_fit_min_lines=50)  # fewer lines seen than asked: the anchors
+    with torch.no_grad():
+        strict.net.anchor_prior.copy_(pols[True].net.anchor_prior)
+    assert [r.box for r in run(strict)] == [r.box for r in plain]
     for bad, msg in (({"verify_fit": 1}, "verify_fit"), ({"verify_fit_grow": 0.5}, "verify_fit_grow"),
                      ({"verify_fit_min_scale": 1.5}, "verify_fit_min_scale"),
+                     ({"verify_fit_min_lines": 0}, "verify_fit_min_lines"),
+                     ({"verify_fit_min_lines": 1.5}, "verify_fit_min_lines"),
                      ({"verify_fit": True, "verify_top": 0}, "needs verify_top")):
         with pytest.raises(ValueError, match=msg):
             SmallSensingPolicy(model="init", **bad)

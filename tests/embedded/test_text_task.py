@@ -185,3 +185,29 @@ def test_session_settings_follow_the_options_and_change_no_answer(model: TextTas
     for bad in ({"mem_arena": "yes"}, {"spin_wait": 1}):
         with pytest.raises(ValueError, match="true or false"):
             TextTaskModel(**bad)
+
+
+def test_read_filters_keep_a_single_glyph_and_drop_reads_of_the_wrong_shape_or_length() -> None:
+    """``single_char_max_aspect``: a single-character read whose box is wider than a glyph's
+    is dropped (zoomed textures read as '1'); a real digit, taller than wide, is kept.
+    ``min_chars`` drops short reads and needs the recogniser."""
+    for glyph in ("7", "N"):  # N: its box is about as wide as tall (72x71 px here)
+        img, gt = _word_image(glyph, 60)
+        for opts in ({"single_char_max_aspect": 0.0}, {}):  # off, and the default (1.2)
+            dets = TextTaskModel(threads=1, **opts).detect([img], ["text"])[0].detections
+            assert any(d.text.strip() == glyph and d.box.iou(gt) > 0.3 for d in dets), (glyph, opts)
+    img, _ = _word_image("7", 60)
+    assert TextTaskModel(threads=1, min_chars=2).detect([img], ["text"])[0].detections == []
+    word, _ = _word_image("HELLO", 40)
+    assert TextTaskModel(threads=1, min_chars=2).detect([word], ["text"])[0].detections  # long reads stay
+    # the shape rule on one read: wider than tall drops a single character, never a word
+    m = TextTaskModel(threads=1)
+    assert m.single_char_max_aspect == 1.2 and m.min_chars == 1  # the defaults
+    assert m._plausible_read("1", Box(0, 0, 24, 20)) and not m._plausible_read("1", Box(0, 0, 30, 20))
+    assert m._plausible_read("m", Box(0, 0, 30, 20)) and not m._plausible_read("m", Box(0, 0, 40, 20))  # wide glyph
+    assert m._plausible_read("11", Box(0, 0, 90, 20)) and m._plausible_read(" 7 ", Box(0, 0, 20, 20))
+    for bad, msg in (({"min_chars": 0}, "min_chars"), ({"min_chars": 1.5}, "min_chars"),
+                     ({"single_char_max_aspect": -1}, "single_char_max_aspect"),
+                     ({"recognize": False, "min_chars": 2}, "needs recognize")):
+        with pytest.raises(ValueError, match=msg):
+            TextTaskModel(threads=1, **bad)

@@ -21,7 +21,9 @@ it was near random.  Here a frame is drawn from *families* that can be held out 
 :data:`HELD_OUT` names the families that training never sees.  Frames are a pure function
 of the seed.  :data:`FROZEN_SETS` are seed ranges written here once: ``val`` is where every
 decision is made; ``test_in`` (training families) and ``test_held_out`` (held-out families
-only) are looked at once per release, never to pick anything.
+only) are looked at once per release, never to pick anything.  The ``*_text_free`` sets hold
+frames with no text at all, to count false detections on more frames than the mixed sets'
+few text-free ones.
 
 CLI: ``python -m active_o3_training.data.scenes --help`` (writes a set as COCO JSON).
 """
@@ -95,6 +97,9 @@ class FrozenSet:
     frames: int
     domain: str  # "train", "in" (training families) or "held_out"
     purpose: str
+    #: Share of frames with no text (``None``: :class:`SceneConfig`'s own, 0.1).  The text-free
+    #: sets (1.0) measure false detections on many more frames than the mixed sets hold.
+    text_free: float | None = None
 
 
 #: Written once; never changed (a change makes earlier numbers incomparable).  Training
@@ -106,6 +111,11 @@ FROZEN_SETS: dict[str, FrozenSet] = {
                               "diagnosis only; frames of held-out families must not steer training"),
     "test_in": FrozenSet(30_000_000, 24, "in", "frozen: looked at once per release"),
     "test_held_out": FrozenSet(31_000_000, 24, "held_out", "frozen: looked at once per release"),
+    # text-free frames only (distractors: barcodes, stripes, grids, foliage, fences): false detections
+    "val_text_free": FrozenSet(22_000_000, 48, "in", "every decision that can add false detections", 1.0),
+    "val_held_out_text_free": FrozenSet(23_000_000, 24, "held_out", "diagnosis only", 1.0),
+    "test_text_free": FrozenSet(32_000_000, 24, "in", "frozen: looked at once per release", 1.0),
+    "test_held_out_text_free": FrozenSet(33_000_000, 24, "held_out", "frozen: looked at once per release", 1.0),
 }
 
 
@@ -466,7 +476,8 @@ def set_config(name: str) -> SceneConfig:
     """The :class:`SceneConfig` of a frozen set ("train" = the training families)."""
     if name == "train":
         return SceneConfig("in")
-    return SceneConfig(FROZEN_SETS[name].domain)
+    s = FROZEN_SETS[name]
+    return SceneConfig(s.domain) if s.text_free is None else SceneConfig(s.domain, text_free=s.text_free)
 
 
 def train_seed(index: int) -> int:
