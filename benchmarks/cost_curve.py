@@ -126,15 +126,17 @@ def rows(threads: int, chosen: dict[str, Any], zoom: float) -> list[tuple[str, A
     if min_prob > 0:
         out.append((f"policy adaptive K<=3 (p>={min_prob:g})",
                     {**node, "max_regions": 3, "sensing_options": {"num_threads": threads, "min_prob": min_prob}}))
-    # the previous release: the sharp look's regions not fitted to its lines (verify_fit), plain
+    # the previous release: regions fitted to the look's lines from one line on
+    # (verify_fit_min_lines 1), no glyph-shape filter on single-character reads
+    unfiltered = {"threads": threads, "single_char_max_aspect": 0.0}
+    out.append(("policy K=3, fit from 1 line, no glyph filter (previous release)",
+                {**node, "max_regions": 3, "task_options": unfiltered,
+                 "sensing_options": {"num_threads": threads, "verify_fit_min_lines": 1}}))
+    # the release before: the sharp look's regions not fitted to its lines (verify_fit), plain
     # NMS (no drop of pieces cut by a crop's edge, merge_cut_margin)
-    out.append(("policy K=3, unfitted, plain NMS (previous release)",
-                {**node, "max_regions": 3, "merge_cut_margin": 0,
+    out.append(("policy K=3, unfitted, plain NMS (release before)",
+                {**node, "max_regions": 3, "merge_cut_margin": 0, "task_options": unfiltered,
                  "sensing_options": {"num_threads": threads, "verify_fit": False}}))
-    # the release before: also the policy's own top 3, without the sharp look at its top 6
-    out.append(("policy K=3, no verify, plain NMS (release before)",
-                {**node, "max_regions": 3, "merge_cut_margin": 0,
-                 "sensing_options": {"num_threads": threads, "verify_top": 0}}))
     # the text module's defaults are the settings chosen on validation; this row is the policy
     # with the detector settings they replaced (fp32 model, short side enlarged to 736)
     out.append(("policy K=3, previous detector (fp32, det 736)",

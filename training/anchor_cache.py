@@ -108,7 +108,7 @@ class AnchorCacheConfig:
 
         d = TextOptions()
         return {"text_read_filters": {k: self.task_options.get(k, getattr(d, k))
-                                      for k in ("min_chars", "single_char_max_aspect")}}
+                                      for k in ("min_chars", "single_char_max_aspect", "min_box_height")}}
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(self.key_dict(), sort_keys=True).encode()).hexdigest()[:16]

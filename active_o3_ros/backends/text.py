@@ -171,6 +171,11 @@ class TextOptions(_EngineSettings):
     #: margin, was adopted by a rule written before the validation run
     #: (``benchmarks/results/read_filters_val.md``, ``text_free_read_filters_val.md``).
     single_char_max_aspect: float = 1.2
+    #: A detection whose box is shorter than this, in the pixels of the crop the module was
+    #: given, is dropped (0: off).  No read was correct below a few pixels
+    #: (``benchmarks/read_heights.py``); on text-free frames zoomed textures were read in boxes of
+    #: 2-5 px.  Measured on validation, not the default yet (``docs/embedded_default.md``).
+    min_box_height: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -178,6 +183,8 @@ class TextOptions(_EngineSettings):
             raise ValueError("text task option label must be a non-empty string")
         if isinstance(self.min_chars, bool) or int(self.min_chars) != self.min_chars or int(self.min_chars) < 1:
             raise ValueError(f"text task option min_chars must be an integer >= 1, got {self.min_chars!r}")
+        if not 0.0 <= float(self.min_box_height) <= 1000.0:
+            raise ValueError(f"text task option min_box_height must be in [0, 1000] px (0: off), got {self.min_box_height!r}")
         if not 0.0 <= float(self.single_char_max_aspect) <= 100.0:
             raise ValueError("text task option single_char_max_aspect must be in [0, 100] (0: off), "
                              f"got {self.single_char_max_aspect!r}")
@@ -318,6 +325,7 @@ class TextTaskModel(TaskModel):
         self.label = str(opts.label).strip()
         self.min_score = float(opts.min_score)
         self.min_chars, self.single_char_max_aspect = int(opts.min_chars), float(opts.single_char_max_aspect)
+        self.min_box_height = float(opts.min_box_height)
         self._engine, self._lock = get_engine(self.config)
 
     def detect(self, images: Sequence[np.ndarray], instructions: Sequence[str]) -> list[TaskOutput]:
@@ -355,7 +363,7 @@ class TextTaskModel(TaskModel):
         dets: list[Detection] = []
         for i, quad in enumerate(boxes):
             box = quad_to_box(quad, w, h)
-            if box is None:
+            if box is None or box.height < self.min_box_height:
                 continue
             score = float(scores[i]) if scores is not None and i < len(scores) else 1.0
             if score < self.min_score:
@@ -393,7 +401,8 @@ class TextTaskModel(TaskModel):
     def describe(self) -> dict[str, Any]:
         """The effective engine settings (for logs and benchmark JSON)."""
         return {"label": self.label, "min_score": self.min_score, "min_chars": self.min_chars,
-                "single_char_max_aspect": self.single_char_max_aspect, **asdict(self.config)}
+                "single_char_max_aspect": self.single_char_max_aspect, "min_box_height": self.min_box_height,
+                **asdict(self.config)}
 
 
 __all__ = ["INT8_DET_MODEL", "TextTaskModel", "TextEngineConfig", "TextOptions", "det_input_shape", "get_engine",

@@ -563,7 +563,8 @@ def test_anchor_cache_key_follows_the_text_read_filters_as_they_act(tmp_path):
     from active_o3_training.anchor_cache import AnchorCacheConfig
 
     default = AnchorCacheConfig(cache_dir=str(tmp_path))
-    assert default.key_dict()["text_read_filters"] == {"min_chars": TextOptions().min_chars,
-                                                       "single_char_max_aspect": TextOptions().single_char_max_aspect}
+    d = TextOptions()
+    assert default.key_dict()["text_read_filters"] == {"min_chars": d.min_chars, "min_box_height": d.min_box_height,
+                                                       "single_char_max_aspect": d.single_char_max_aspect}
     off = AnchorCacheConfig(cache_dir=str(tmp_path), task_options={"single_char_max_aspect": 0.0})
     assert off.key_dict()["text_read_filters"]["single_char_max_aspect"] == 0.0 and default.key() != off.key()

@@ -89,7 +89,7 @@ def test_training_refuses_the_frozen_test_sets() -> None:
     from active_o3_ros.core.rewards import RewardConfig
     from active_o3_training.grpo_policy import scene_problems
 
-    for name in ("test_in", "test_held_out"):
+    for name in ("test_in", "test_held_out", "test_text_free", "test_held_out_text_free"):
         with pytest.raises(ValueError, match="frozen test set"):
             scene_problems(name, 1, 0, SmallPolicyConfig(cue_features=True, use_cnn=False), RewardConfig())
 

@@ -206,7 +206,12 @@ def test_read_filters_keep_a_single_glyph_and_drop_reads_of_the_wrong_shape_or_l
     assert m._plausible_read("1", Box(0, 0, 24, 20)) and not m._plausible_read("1", Box(0, 0, 30, 20))
     assert m._plausible_read("m", Box(0, 0, 30, 20)) and not m._plausible_read("m", Box(0, 0, 40, 20))  # wide glyph
     assert m._plausible_read("11", Box(0, 0, 90, 20)) and m._plausible_read(" 7 ", Box(0, 0, 20, 20))
+    word_dets = TextTaskModel(threads=1).detect([word], ["text"])[0].detections
+    tallest = max(d.box.height for d in word_dets)
+    assert TextTaskModel(threads=1, min_box_height=tallest + 1).detect([word], ["text"])[0].detections == []
+    assert TextTaskModel(threads=1, min_box_height=tallest - 1).detect([word], ["text"])[0].detections  # min_box_height
     for bad, msg in (({"min_chars": 0}, "min_chars"), ({"min_chars": 1.5}, "min_chars"),
+                     ({"min_box_height": -1}, "min_box_height"),
                      ({"single_char_max_aspect": -1}, "single_char_max_aspect"),
                      ({"recognize": False, "min_chars": 2}, "needs recognize")):
         with pytest.raises(ValueError, match=msg):
