@@ -172,9 +172,10 @@ class TextOptions(_EngineSettings):
     #: (``benchmarks/results/read_filters_val.md``, ``text_free_read_filters_val.md``).
     single_char_max_aspect: float = 1.2
     #: A detection whose box is shorter than this, in the pixels of the crop the module was
-    #: given, is dropped (0: off).  No read was correct below a few pixels
-    #: (``benchmarks/read_heights.py``); on text-free frames zoomed textures were read in boxes of
-    #: 2-5 px.  Measured on validation, not the default yet (``docs/embedded_default.md``).
+    #: given, is dropped (0: off).  No read was correct below 5 px
+    #: (``benchmarks/results/read_heights.md``); on text-free frames textures were read in boxes
+    #: of 2-5 frame px.  4 px changed nothing on validation
+    #: (``benchmarks/results/min_box_height_val.md``), so it stays off.
     min_box_height: float = 0.0
 
     def __post_init__(self) -> None:
