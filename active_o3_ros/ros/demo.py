@@ -225,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901 - one linear s
         procs["camera"] = subprocess.Popen(cam_cmd, env=env, stdout=logs["camera"], stderr=subprocess.STDOUT)
         t0 = time.monotonic()
         camera_done_at = None
+        finished = False
         while rclpy.ok():
             rclpy.spin_once(node, timeout_sec=0.1)
             for name in ("node", "recorder"):
@@ -245,11 +246,14 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901 - one linear s
                     until = time.monotonic() + 10.0
                     while time.monotonic() < until and not set(results) <= debug_written:
                         rclpy.spin_once(node, timeout_sec=0.1)
+                    finished = True
                     break
                 if time.monotonic() - camera_done_at > args.drain_timeout:
                     raise RuntimeError(f"no detections for the last frame within {args.drain_timeout}s")
             elif not camera_stamps and time.monotonic() - t0 > args.startup_timeout + 30:
                 raise RuntimeError(f"no camera frame within {args.startup_timeout}s; see {out / 'node.log'}")
+        if not finished:  # a signal shut the context down between two spins: the loop ended, no exception
+            raise ExternalShutdownException()
     except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C, or SIGTERM: stop the parts, then summarise
         print("active-o3-demo: interrupted", file=sys.stderr)
     except RuntimeError as exc:
