@@ -104,11 +104,10 @@ class AnchorCacheConfig:
         changes the cached values, so it must change the key."""
         if self.task != "text":
             return {}
-        from active_o3_ros.backends.text import TextOptions
+        from active_o3_ros.backends.text import READ_FILTERS, TextOptions
 
         d = TextOptions()
-        return {"text_read_filters": {k: self.task_options.get(k, getattr(d, k))
-                                      for k in ("min_chars", "single_char_max_aspect", "min_box_height")}}
+        return {"text_read_filters": {k: self.task_options.get(k, getattr(d, k)) for k in READ_FILTERS}}
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(self.key_dict(), sort_keys=True).encode()).hexdigest()[:16]

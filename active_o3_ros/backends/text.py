@@ -54,6 +54,9 @@ INT8_DET_MODEL = Path(__file__).resolve().parents[1] / "data" / "ppocr_det_int8.
 #: ``single_char_max_aspect`` is multiplied by this for the glyphs wider than tall.
 WIDE_GLYPH_FACTOR = 1.4
 WIDE_GLYPHS = frozenset("MWmw")
+#: The :class:`TextOptions` that drop detections after the engine ran (ours, not RapidOCR's):
+#: whatever caches the module's output must key on them as they act, defaults included.
+READ_FILTERS = ("min_chars", "single_char_max_aspect", "min_box_height")
 
 
 @dataclass(frozen=True)
@@ -406,5 +409,5 @@ class TextTaskModel(TaskModel):
                 **asdict(self.config)}
 
 
-__all__ = ["INT8_DET_MODEL", "TextTaskModel", "TextEngineConfig", "TextOptions", "det_input_shape", "get_engine",
+__all__ = ["INT8_DET_MODEL", "READ_FILTERS", "TextTaskModel", "TextEngineConfig", "TextOptions", "det_input_shape", "get_engine",
            "int8_exact_here", "quad_to_box"]
