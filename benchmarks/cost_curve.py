@@ -126,17 +126,17 @@ def rows(threads: int, chosen: dict[str, Any], zoom: float) -> list[tuple[str, A
     if min_prob > 0:
         out.append((f"policy adaptive K<=3 (p>={min_prob:g})",
                     {**node, "max_regions": 3, "sensing_options": {"num_threads": threads, "min_prob": min_prob}}))
-    # the previous release: regions fitted to the look's lines from one line on
+    # the previous release: every kept region zoomed even where its sharp look saw no line
+    # (verify_unseen "keep"), sharp looks with rapidocr's fp32 detector
+    before = {"verify_unseen": "keep", "verify_precision": "fp32"}
+    out.append(("policy K=3, unseen regions kept, fp32 sharp looks (previous release)",
+                {**node, "max_regions": 3, "sensing_options": {"num_threads": threads, **before}}))
+    # the release before: also regions fitted to the look's lines from one line on
     # (verify_fit_min_lines 1), no glyph-shape filter on single-character reads
     unfiltered = {"threads": threads, "single_char_max_aspect": 0.0}
-    out.append(("policy K=3, fit from 1 line, no glyph filter (previous release)",
+    out.append(("policy K=3, fit from 1 line, no glyph filter (release before)",
                 {**node, "max_regions": 3, "task_options": unfiltered,
-                 "sensing_options": {"num_threads": threads, "verify_fit_min_lines": 1}}))
-    # the release before: the sharp look's regions not fitted to its lines (verify_fit), plain
-    # NMS (no drop of pieces cut by a crop's edge, merge_cut_margin)
-    out.append(("policy K=3, unfitted, plain NMS (release before)",
-                {**node, "max_regions": 3, "merge_cut_margin": 0, "task_options": unfiltered,
-                 "sensing_options": {"num_threads": threads, "verify_fit": False}}))
+                 "sensing_options": {"num_threads": threads, "verify_fit_min_lines": 1, **before}}))
     # the text module's defaults are the settings chosen on validation; this row is the policy
     # with the detector settings they replaced (fp32 model, short side enlarged to 736)
     out.append(("policy K=3, previous detector (fp32, det 736)",

@@ -88,26 +88,35 @@ class AnchorCacheConfig:
         return {
             "generator_fingerprint": generator_fingerprint(),
             "task": self.task,
-            # threads change speed, not results: not part of the key
-            "task_options": {k: v for k, v in self.task_options.items() if k != "threads"}, "crop": asdict(self.crop()),
+            # threads change speed, not results: not part of the key; the text module's options
+            # are keyed as they run (:meth:`_text_as_run`), an explicit default as the default
+            "task_options": {} if self.task == "text" else {k: v for k, v in self.task_options.items() if k != "threads"},
+            "crop": asdict(self.crop()),
             "merge": {k: v for k, v in asdict(self.merge()).items() if k != "cut_margin"},  # keys of older caches
             "score_threshold": self.score_threshold,
             "thumbnail_short_side": self.thumbnail_short_side,
             "grids": [asdict(g) for g in self.anchor_grids()],
             "generator": json.loads(json.dumps(asdict(SyntheticTextConfig()), default=list)),
-            "version": 1,
-            **self._read_filters(),
+            "version": 2,
+            **self._text_as_run(),
         }
 
-    def _read_filters(self) -> dict[str, Any]:
-        """The text module's read filters as they act (defaults included): a changed default
-        changes the cached values, so it must change the key."""
+    def _text_as_run(self) -> dict[str, Any]:
+        """The text module's options as they act (every default included, and the detector's
+        precision as it runs on this CPU: int8 only where it is exact, :func:`int8_exact_here`):
+        a changed default or another CPU changes the cached detections, so it must change the
+        key.  Threads, arena and spin-wait change speed only and are left out.  Version 1
+        keys held the explicit options and the read filters only."""
         if self.task != "text":
             return {}
-        from active_o3_ros.backends.text import READ_FILTERS, TextOptions
+        from active_o3_ros.backends.base import options_from_kwargs
+        from active_o3_ros.backends.text import TextOptions
 
-        d = TextOptions()
-        return {"text_read_filters": {k: self.task_options.get(k, getattr(d, k)) for k in READ_FILTERS}}
+        opts = options_from_kwargs(TextOptions, dict(self.task_options), "text task")
+        d = {k: v for k, v in asdict(opts).items() if k not in ("threads", "mem_arena", "spin_wait")}
+        if not opts.det_model_path:
+            d["det_precision"] = opts.engine(use_cuda=False).effective_det_precision()
+        return {"text_options_as_run": d}
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(self.key_dict(), sort_keys=True).encode()).hexdigest()[:16]

@@ -99,6 +99,30 @@ def detector_model_path() -> Path:
     return found[-1]
 
 
+#: ``precision`` values of :func:`look_detector`.
+LOOK_PRECISIONS: tuple[str, ...] = ("fp32", "int8")
+
+
+def look_detector(precision: str = "fp32") -> Path:
+    """The detector model a look runs: ``fp32``, rapidocr's own (:func:`detector_model_path`);
+    ``int8``, the text module's shipped int8 detector where this CPU computes it exactly
+    (:func:`active_o3_ros.backends.text.int8_exact_here`), else the fp32 one with a warning."""
+    if precision not in LOOK_PRECISIONS:
+        raise ValueError(f"look precision must be one of {', '.join(LOOK_PRECISIONS)}, got {precision!r}")
+    if precision == "int8":
+        from active_o3_ros.backends.text import INT8_DET_MODEL, int8_exact_here
+
+        if int8_exact_here():
+            if not INT8_DET_MODEL.is_file():
+                raise FileNotFoundError(f"the int8 text detector {INT8_DET_MODEL} is missing")
+            return INT8_DET_MODEL
+        import warnings
+
+        warnings.warn("this CPU has no VNNI int8 dot products, where the int8 detector saturates; the looks "
+                      "run the fp32 detector", stacklevel=2)
+    return detector_model_path()
+
+
 def _session(path: Path, threads: int):
     key = (str(path), int(threads))
     with _LOCK:
@@ -114,15 +138,16 @@ def _session(path: Path, threads: int):
         return _SESSIONS[key]
 
 
-def detector_map(image: np.ndarray, long_side: int, threads: int = 0) -> np.ndarray:
+def detector_map(image: np.ndarray, long_side: int, threads: int = 0, model: Path | None = None) -> np.ndarray:
     """The detector's text probability map (float32, 0..1) of ``image`` downscaled to
-    ``long_side`` (sides rounded to multiples of 32, as the model needs)."""
+    ``long_side`` (sides rounded to multiples of 32, as the model needs); ``model``: the
+    detector file (None: rapidocr's fp32 one; see :func:`look_detector`)."""
     h, w = image.shape[:2]
     s = min(1.0, long_side / max(h, w))
     nw, nh = max(32, int(round(w * s / 32)) * 32), max(32, int(round(h * s / 32)) * 32)
     x = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA).astype(np.float32)
     x = (x / 255.0 - 0.5) / 0.5  # rapidocr's det normalisation (its input is BGR; the map is colour-blind)
-    sess = _session(detector_model_path(), threads)
+    sess = _session(model if model is not None else detector_model_path(), threads)
     out = sess.run(None, {sess.get_inputs()[0].name: x[:, :, ::-1].transpose(2, 0, 1)[None].copy()})[0]
     return np.asarray(out[0, 0], np.float32)
 
@@ -143,9 +168,9 @@ def stroke_maps(image: np.ndarray, short_side: int = 1080) -> tuple[np.ndarray, 
 
 
 def cue_maps(image: np.ndarray, detector_long_side: int = 640, stroke_short_side: int = 1080,
-             threads: int = 0) -> CueMaps:
+             threads: int = 0, model: Path | None = None) -> CueMaps:
     stroke, lap = stroke_maps(image, stroke_short_side)
-    return CueMaps(detector_map(image, detector_long_side, threads), stroke, lap)
+    return CueMaps(detector_map(image, detector_long_side, threads, model), stroke, lap)
 
 
 def _box_stats(m: np.ndarray, boxes: np.ndarray, dense: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -312,7 +337,7 @@ def anchor_cues(image: np.ndarray, anchors: np.ndarray, detector_long_side: int 
 
 def look_at_boxes(image: np.ndarray, boxes: np.ndarray, long_side: int = 480, context: float = WINDOW,
                   threshold: float = 0.3, min_score: float = 0.6, min_aspect: float = 1.5, min_height: int = 3,
-                  threads: int = 0) -> list[np.ndarray]:
+                  threads: int = 0, model: Path | None = None) -> list[np.ndarray]:
     """Per normalised ``box`` (grown by ``context`` around its centre, clipped to the image),
     the text lines the detector sees on its crop of ``image`` read at up to ``long_side`` px
     (never enlarged), as ``(M, 4)`` boxes normalised to the whole image: connected regions of
@@ -332,7 +357,7 @@ def look_at_boxes(image: np.ndarray, boxes: np.ndarray, long_side: int = 480, co
         if x2 - x1 < 2 or y2 - y1 < 2:
             out.append(np.zeros((0, 4)))
             continue
-        det = detector_map(np.ascontiguousarray(image[y1:y2, x1:x2]), long_side, threads)
+        det = detector_map(np.ascontiguousarray(image[y1:y2, x1:x2]), long_side, threads, model)
         hits = hit_boxes(det, threshold, min_score, min_aspect, min_height)  # normalised to the crop
         out.append(hits * np.array([(x2 - x1) / W, (y2 - y1) / H] * 2) + np.array([x1 / W, y1 / H] * 2))
     return out
@@ -368,4 +393,4 @@ def choose_by_hits(hits: Sequence[np.ndarray], k: int, same_iou: float = 0.3) ->
 
 
 __all__ = ["CUE_FEATURES", "MAP_INPUTS", "MAP_SCALE", "CueMaps", "anchor_cues", "anchor_features", "choose_by_hits", "cue_maps", "detector_map",
-           "detector_model_path", "fit_to_hits", "hit_boxes", "look_at_boxes", "shift_to_hits", "stroke_maps"]
+           "detector_model_path", "LOOK_PRECISIONS", "look_detector", "fit_to_hits", "hit_boxes", "look_at_boxes", "shift_to_hits", "stroke_maps"]

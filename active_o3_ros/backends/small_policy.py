@@ -45,8 +45,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from active_o3_ros.backends.base import SensingOutput, SensingPolicy
-from active_o3_ros.backends.cues import (CUE_FEATURES, MAP_INPUTS, MAP_SCALE, CueMaps, anchor_features,
-                                        choose_by_hits, cue_maps, fit_to_hits, hit_boxes, look_at_boxes, shift_to_hits)
+from active_o3_ros.backends.cues import (CUE_FEATURES, LOOK_PRECISIONS, MAP_INPUTS, MAP_SCALE, CueMaps,
+                                        anchor_features, choose_by_hits, cue_maps, fit_to_hits, hit_boxes,
+                                        look_at_boxes, look_detector, shift_to_hits)
 from active_o3_ros.core.geometry import make_thumbnail, resize_image, validate_image
 from active_o3_ros.core.parsing import format_regions_answer
 from active_o3_ros.core.types import Box, Region
@@ -266,10 +267,12 @@ class SmallPolicyConfig:
         return int(self.cue_short_side if self.reads_cues else self.thumbnail_size[1])
 
 
-def cue_look(image: np.ndarray, cfg: SmallPolicyConfig, threads: int = 0) -> CueMaps:
+def cue_look(image: np.ndarray, cfg: SmallPolicyConfig, threads: int = 0, model: Path | None = None) -> CueMaps:
     """The cheap look (:func:`.cues.cue_maps`) a cue-reading network takes of the image it
-    is given (in the node: the frame at ``cue_short_side``)."""
-    return cue_maps(validate_image(image, "frame"), cfg.detector_side(image.shape), cfg.cue_short_side, threads)
+    is given (in the node: the frame at ``cue_short_side``); ``model``: the detector file
+    (None: the fp32 one the weights were trained on; :func:`.cues.look_detector`)."""
+    return cue_maps(validate_image(image, "frame"), cfg.detector_side(image.shape), cfg.cue_short_side, threads,
+                    model)
 
 
 def look_inputs(look: CueMaps, cfg: SmallPolicyConfig, anchors: np.ndarray
@@ -773,6 +776,37 @@ VERIFY_FIT = True
 #: the run (``benchmarks/results/text_free_min_lines_val.md``, ``min_lines_val.md``): one false
 #: read fewer on 48 text-free frames (4 -> 3), recall 0.819 -> 0.808 on ``val``.
 VERIFY_FIT_MIN_LINES = 2
+#: Defaults of ``cue_precision`` / ``verify_precision``: the detector the network's whole-frame
+#: cue look and the sharp looks at its candidates run (:func:`.cues.look_detector`; ``int8``
+#: only where the CPU computes it exactly, else fp32).  The cue look stays fp32, the detector the
+#: weights were trained on.  Alone, int8 sharp looks kept recall (``val`` 0.808 -> 0.814) at 15-20 %
+#: less sensing time but read one more texture on 48 text-free frames (3 -> 4), so a rule written
+#: before the run kept fp32 (``benchmarks/results/look_precision_val.md``,
+#: ``text_free_look_precision_val.md``); with ``verify_unseen`` "frame" they won the second rule
+#: (:data:`VERIFY_UNSEEN`).
+CUE_PRECISION = "fp32"
+VERIFY_PRECISION = "int8"
+#: Values of ``verify_unseen``, what happens to kept regions whose sharp look saw no text line:
+#: ``keep`` them all; ``frame``: none is kept when no candidate's look saw a line (the pipeline
+#: then runs its empty-proposal fallback, the full frame); ``region``: each kept region whose
+#: own look saw no line is dropped.
+VERIFY_UNSEEN_MODES: tuple[str, ...] = ("keep", "frame", "region")
+#: Default of ``verify_unseen``: "frame", with int8 sharp looks, chosen by a rule written before
+#: the run (``benchmarks/results/unseen_val.md``, ``text_free_unseen_val.md``): of "frame" and
+#: "region", each with fp32 or int8 sharp looks, the only one keeping recall within 0.005 on both
+#: validation sets (``val`` 0.808 -> 0.810, ``val_held_out`` 0.855 -> 0.851) with fewer false
+#: detections on 48 text-free frames (3 -> 2), 0.87-0.91x the time per frame.
+VERIFY_UNSEEN = "frame"
+
+
+def unseen_kept(picks: Sequence[int], counts: Sequence[int], mode: str) -> list[int]:
+    """The ``picks`` (indices of candidates) that ``verify_unseen`` ``mode`` keeps, given each
+    candidate's count of lines its sharp look saw (:func:`.cues.choose_by_hits`)."""
+    if mode == "frame":
+        return list(picks) if any(counts) else []
+    if mode == "region":
+        return [i for i in picks if counts[i] > 0]
+    return list(picks)
 
 
 def sensing_windows(width: int, height: int, aspect: float, windows_above: int, min_side: int = 0,
@@ -915,6 +949,16 @@ class SmallSensingPolicy(SensingPolicy):
     recall 0.771 -> 0.806 on ``val``, 0.845 -> 0.849 on the held-out families, precision
     0.935 -> 0.952 and 0.942 -> 0.974; 0.1 s more per ``val`` frame).  ``verify_fit_min_lines``
     2 rather than 1: :data:`VERIFY_FIT_MIN_LINES`.
+
+    ``verify_unseen`` (default "frame" with ``verify_top``; :data:`VERIFY_UNSEEN_MODES`): when no
+    candidate's sharp look saw a text line, no region is proposed and the pipeline runs its
+    empty-proposal fallback, the full frame (``fallback_full_frame``), instead of zooming into
+    textures the detector may misread; "region" drops each kept region whose own look saw none;
+    "keep" keeps them all (the previous releases).  ``verify_precision`` (default "int8") /
+    ``cue_precision`` (default "fp32"): the detector the sharp looks / the network's cue look run
+    (:func:`.cues.look_detector`: int8 only where the CPU computes it exactly).  Both defaults
+    were chosen together on validation scenes by a rule written before the run
+    (:data:`VERIFY_UNSEEN`, :data:`VERIFY_PRECISION`).
     """
 
     name = "small_policy"
@@ -929,7 +973,8 @@ class SmallSensingPolicy(SensingPolicy):
                  letterbox: bool = True, windows_above: int = WINDOWS_ABOVE, windows_min_side: int = -1,
                  verify_top: int | None = None, verify_side: int = 480, verify_context: float = 1.0,
                  verify_fit: bool | None = None, verify_fit_grow: float = 1.3, verify_fit_min_scale: float = 0.5,
-                 verify_fit_min_lines: int = VERIFY_FIT_MIN_LINES, **_: Any) -> None:
+                 verify_fit_min_lines: int = VERIFY_FIT_MIN_LINES, cue_precision: str = CUE_PRECISION,
+                 verify_precision: str = VERIFY_PRECISION, verify_unseen: str | None = None, **_: Any) -> None:
         if not 0.0 <= float(min_prob) <= 1.0:
             raise ValueError(f"small_policy option min_prob must be in [0, 1], got {min_prob!r}")
         if int(min_regions) < 0:
@@ -1025,6 +1070,21 @@ class SmallSensingPolicy(SensingPolicy):
                 or int(verify_fit_min_lines) < 1:
             raise ValueError(f"small_policy option verify_fit_min_lines must be an integer >= 1, got {verify_fit_min_lines!r}")
         self.verify_fit_min_lines = int(verify_fit_min_lines)
+        for name, value in (("cue_precision", cue_precision), ("verify_precision", verify_precision)):
+            if value not in LOOK_PRECISIONS:
+                raise ValueError(f"small_policy option {name} must be one of {', '.join(LOOK_PRECISIONS)}, "
+                                 f"got {value!r}")
+        self.cue_precision, self.verify_precision = cue_precision, verify_precision
+        if verify_unseen is None:
+            verify_unseen = VERIFY_UNSEEN if verify_top else "keep"  # keep with the policy's own answer
+        if verify_unseen not in VERIFY_UNSEEN_MODES:
+            raise ValueError(f"small_policy option verify_unseen must be one of {', '.join(VERIFY_UNSEEN_MODES)}, "
+                             f"got {verify_unseen!r}")
+        if verify_unseen != "keep" and not verify_top:
+            raise ValueError("small_policy option verify_unseen acts on what the sharp look saw: it needs verify_top")
+        self.verify_unseen = verify_unseen
+        self.cue_model = look_detector(cue_precision)  # int8 only where the CPU computes it exactly
+        self.verify_model = look_detector(verify_precision)
         self.sample = bool(sample)
         self.generator = torch.Generator().manual_seed(int(seed))
         self.anchors = self.net.anchors.cpu().numpy().astype(np.float64)
@@ -1061,6 +1121,13 @@ class SmallSensingPolicy(SensingPolicy):
     def logits(self, images: Sequence[np.ndarray], instructions: Sequence[str],
                looks: Sequence[CueMaps] | None = None) -> torch.Tensor:
         return self.net.view_logits(images, instructions, self.mirror_views, self.num_threads, looks)
+
+    def _looks(self, images: Sequence[np.ndarray]) -> list[CueMaps] | None:
+        """The cue looks of the images the network reads (None: it reads none), with the
+        ``cue_precision`` detector."""
+        if not self.net.cfg.reads_cues:
+            return None
+        return [cue_look(im, self.net.cfg, self.num_threads, self.cue_model) for im in images]
 
     def region_boxes(self, idx: Sequence[int], look: CueMaps | None) -> np.ndarray:
         """Normalised boxes of the chosen anchors, fitted to the look's detector hits
@@ -1112,15 +1179,17 @@ class SmallSensingPolicy(SensingPolicy):
             return cand
         nh, nw = net_image.shape[:2]
         norm = np.array([r.box.as_list() for r in cand.regions]) / [nw, nh, nw, nh]
-        hits = look_at_boxes(image, norm, self.verify_side, self.verify_context, threads=self.num_threads)
+        hits = look_at_boxes(image, norm, self.verify_side, self.verify_context, threads=self.num_threads,
+                             model=self.verify_model)
         picks, counts = choose_by_hits(hits, max_regions)
+        picks = unseen_kept(picks, counts, self.verify_unseen)
         kept = norm[picks]
-        if self.verify_fit:  # each kept region fitted to the lines its look saw
+        if self.verify_fit and picks:  # each kept region fitted to the lines its look saw
             kept = np.stack([fit_to_hits(norm[i], hits[i], self.verify_fit_grow, self.verify_fit_min_scale,
                                          min_hits=self.verify_fit_min_lines) for i in picks])
-        px = anchor_boxes_px(kept, w, h)
+        px = anchor_boxes_px(kept, w, h) if len(picks) else []
         named = re.findall(r"(?:w\d+)?#\d+ p=[0-9.]+", cand.text.split("</think>")[0])  # the candidates' anchors
-        think = ("anchors " + ", ".join(named[i] for i in picks) + f"; kept of the policy's top {len(norm)} by the "
+        think = ("anchors " + (", ".join(named[i] for i in picks) or "none") + f"; kept of the policy's top {len(norm)} by the "
                  "text lines a sharp look saw in each: " + ", ".join(map(str, counts)))
         return SensingOutput([replace(cand.regions[i], box=b, rank=r) for r, (i, b) in enumerate(zip(picks, px))],
                              format_regions_answer(px, ["region that may contain the target"] * len(px), think))
@@ -1131,7 +1200,7 @@ class SmallSensingPolicy(SensingPolicy):
         tw, th = self.net.cfg.thumbnail_size
         padded = [letterbox(im, tw / th) if self.letterbox else (im, None) for im in images]
         images_in, windows = [p[0] for p in padded], [p[1] for p in padded]
-        looks = [cue_look(im, self.net.cfg, self.num_threads) for im in images_in] if self.fit_regions else None
+        looks = self._looks(images_in)
         lg = self.logits(images_in, instructions, looks)
         for i, win in enumerate(windows):
             if win is not None:  # anchors mostly on a letterbox bar are never chosen
@@ -1161,7 +1230,7 @@ class SmallSensingPolicy(SensingPolicy):
         cuts = [(int(round(x * sx)), int(round(y * sy)), max(1, int(round(ww * sx))), max(1, int(round(wh * sy))))
                 for x, y, ww, wh in wins]
         crops = [np.ascontiguousarray(image[y:y + ch, x:x + cw]) for x, y, cw, ch in cuts]
-        looks = [cue_look(c, self.net.cfg, self.num_threads) for c in crops] if self.fit_regions else None
+        looks = self._looks(crops)
         lg = self.logits(crops, [instruction] * len(crops), looks)  # (windows, anchors)
         probs = torch.softmax(lg, -1).numpy()
         n = self.anchors.shape[0]
@@ -1196,6 +1265,7 @@ __all__ = [
     "AnchorGrid", "SmallPolicyConfig", "SmallPolicyNet", "SmallSensingPolicy", "build_net", "load_weights",
     "cue_look", "look_inputs", "letterbox", "letterbox_window", "anchors_in_window", "anchors_in_frame", "inside_fraction", "unletterbox",
     "sensing_windows", "frame_windows", "window_boxes", "WINDOWS_ABOVE", "VERIFY_TOP", "VERIFY_FIT",
+    "CUE_PRECISION", "VERIFY_PRECISION", "VERIFY_UNSEEN", "VERIFY_UNSEEN_MODES", "unseen_kept",
     "read_config", "save_weights", "sample_sets", "greedy_sets", "anchor_flip_permutation", "mirrored_cues",
     "MIRROR_VIEWS", "adaptive_budget", "make_anchors", "anchor_iou_matrix", "anchor_boxes_px",
     "BUNDLED_WEIGHTS", "INIT_WEIGHTS",

@@ -556,15 +556,30 @@ def test_cli_renders_the_scenes_cue_maps_at_the_trained_look(tmp_path, monkeypat
     assert (card["cue_detector_long_side"], card["cue_detector_fraction"]) == (1280, 1.0)
 
 
-def test_anchor_cache_key_follows_the_text_read_filters_as_they_act(tmp_path):
-    """A changed default of the text module's read filters changes the cached detections, so
-    it must change the key: the key holds the filters as they act, defaults included."""
-    from active_o3_ros.backends.text import TextOptions
+def test_anchor_cache_key_follows_the_text_options_as_they_run(tmp_path):
+    """A changed default of the text module, or a CPU where its detector runs at another
+    precision, changes the cached detections, so it must change the key: the key holds every
+    option as it acts (defaults included, the detector's precision as it runs here); speed
+    settings do not change it; a misspelt option is refused."""
+    from dataclasses import asdict
+
+    from active_o3_ros.backends.text import TextOptions, int8_exact_here
     from active_o3_training.anchor_cache import AnchorCacheConfig
 
     default = AnchorCacheConfig(cache_dir=str(tmp_path))
-    d = TextOptions()
-    assert default.key_dict()["text_read_filters"] == {"min_chars": d.min_chars, "min_box_height": d.min_box_height,
-                                                       "single_char_max_aspect": d.single_char_max_aspect}
+    d = asdict(TextOptions())
+    run = default.key_dict()["text_options_as_run"]
+    assert run["det_precision"] == ("int8" if int8_exact_here() else "fp32")
+    assert {k: v for k, v in run.items() if k != "det_precision"} == {
+        k: v for k, v in d.items() if k not in ("threads", "mem_arena", "spin_wait", "det_precision")}
     off = AnchorCacheConfig(cache_dir=str(tmp_path), task_options={"single_char_max_aspect": 0.0})
-    assert off.key_dict()["text_read_filters"]["single_char_max_aspect"] == 0.0 and default.key() != off.key()
+    assert off.key_dict()["text_options_as_run"]["single_char_max_aspect"] == 0.0 and default.key() != off.key()
+    same = AnchorCacheConfig(cache_dir=str(tmp_path), task_options={"single_char_max_aspect": d["single_char_max_aspect"]})
+    assert same.key() == default.key()  # an explicit default acts as the default
+    fast = AnchorCacheConfig(cache_dir=str(tmp_path), task_options={"threads": 2, "mem_arena": False})
+    assert fast.key() == default.key()
+    fp32 = AnchorCacheConfig(cache_dir=str(tmp_path), task_options={"det_precision": "fp32"})
+    assert fp32.key_dict()["text_options_as_run"]["det_precision"] == "fp32"
+    assert (fp32.key() == default.key()) == (not int8_exact_here())
+    with pytest.raises(ValueError, match="unknown text task option"):
+        AnchorCacheConfig(cache_dir=str(tmp_path), task_options={"min_char": 2}).key()

@@ -20,7 +20,8 @@ def _image(seed: int, w: int = 512, h: int = 288) -> np.ndarray:
 
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_propose_inside_image_at_most_k_and_deterministic(k):
-    pol = build_sensing("small_policy", model="init")
+    # the network's own choice; on noise the default proposes none (test_verify_unseen_...)
+    pol = build_sensing("small_policy", model="init", verify_unseen="keep")
     imgs = [_image(0), _image(1, 640, 480)]
     a = pol.propose(imgs, ["text", "text"], k)
     b = pol.propose(imgs, ["text", "text"], k)
@@ -103,7 +104,7 @@ def test_init_is_seeded_and_save_load_roundtrip(tmp_path):
     x = a.preprocess([_image(3)])
     with torch.no_grad():
         assert torch.allclose(a(x, ["text"]), c(x, ["text"]))
-    pol = SmallSensingPolicy(model=str(path))
+    pol = SmallSensingPolicy(model=str(path), verify_unseen="keep")
     assert pol.propose([_image(3)], ["text"], 3)[0].regions
 
 
@@ -277,7 +278,7 @@ def test_adaptive_budget_keeps_the_confident_prefix():
 
 def test_adaptive_policy_proposes_fewer_regions_and_checks_its_options():
     imgs = [_image(s, 960, 540) for s in range(4)]
-    fixed = SmallSensingPolicy(model="").propose(imgs, ["text"] * 4, 3)
+    fixed = SmallSensingPolicy(model="", verify_unseen="keep").propose(imgs, ["text"] * 4, 3)
     probs = [r.score for out in fixed for r in out.regions]
     cut = float(np.median(probs))
     adaptive = SmallSensingPolicy(model="", min_prob=cut).propose(imgs, ["text"] * 4, 3)
@@ -314,7 +315,7 @@ def test_mirror_views_average_the_mirrored_answers_and_check_their_option():
     torch.testing.assert_close(net.view_logits([img[::-1].copy()], ["text"], 4), four[:, tb], atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="mirror_views"):
         SmallSensingPolicy(model="init", mirror_views=3)
-    pol = SmallSensingPolicy(model="init", mirror_views=4)
+    pol = SmallSensingPolicy(model="init", mirror_views=4, verify_unseen="keep")
     assert len(pol.propose([img], ["text"], 3)[0].regions) == 3
 
 
@@ -403,7 +404,7 @@ def test_fitted_regions_lie_in_the_chosen_anchors_and_check_their_options():
 
 def test_cue_long_side_caps_the_detector_look_and_checks_its_option():
     own = SmallSensingPolicy(mirror_views=1)
-    cheap = SmallSensingPolicy(mirror_views=1, cue_long_side=640)
+    cheap = SmallSensingPolicy(mirror_views=1, cue_long_side=640, verify_unseen="keep")
     assert own.net.cfg.detector_side((1080, 1920)) == 960 and cheap.net.cfg.detector_side((1080, 1920)) == 640
     assert cheap.net.cfg.detector_side((720, 1280)) == 640
     assert load_weights(BUNDLED_WEIGHTS).cfg.cue_detector_long_side == 960  # the weights file is untouched
@@ -414,7 +415,7 @@ def test_cue_long_side_caps_the_detector_look_and_checks_its_option():
 
 
 def test_cue_fraction_makes_the_look_sharper_and_checks_its_option():
-    sharp = SmallSensingPolicy(mirror_views=1, cue_long_side=1920, cue_fraction=1.0)
+    sharp = SmallSensingPolicy(mirror_views=1, cue_long_side=1920, cue_fraction=1.0, verify_unseen="keep")
     assert sharp.net.cfg.detector_side((1080, 1920)) == 1920 and sharp.net.cfg.detector_side((720, 1280)) == 1280
     assert load_weights(BUNDLED_WEIGHTS).cfg.cue_detector_fraction == 0.5  # the weights file is untouched
     img = np.full((1080, 1920, 3), 200, np.uint8)
@@ -451,7 +452,8 @@ def test_letterboxed_policy_keeps_16_9_answers_and_never_picks_the_bars():
 
     from active_o3_ros.backends.small_policy import inside_fraction, letterbox
 
-    on, off = SmallSensingPolicy(model="init", letterbox=True), SmallSensingPolicy(model="init", letterbox=False)
+    on = SmallSensingPolicy(model="init", letterbox=True, verify_unseen="keep")
+    off = SmallSensingPolicy(model="init", letterbox=False, verify_unseen="keep")
     tw, th = on.net.cfg.thumbnail_size
     bars = inside_fraction(on.anchors, letterbox(_image(0, 960, 720), tw / th)[1]) < 0.5
     for pol in (on, off):  # a prior that wants the anchors on a 4:3 frame's bars: only the mask stops it
@@ -607,6 +609,76 @@ def test_look_at_boxes_sees_lettering_not_stripes_and_choose_by_hits_counts_each
     assert choose_by_hits([a, c], 3) == ([0, 1], [1, 1])
 
 
+def test_look_precision_picks_the_detector_and_int8_looks_see_the_same_lines():
+    """``cue_precision`` / ``verify_precision``: fp32 is rapidocr's detector; int8 the text
+    module's shipped int8 one where this CPU computes it exactly (else fp32); the int8 look
+    sees the same lettering lines and the same stripes as the fp32 one."""
+    from active_o3_ros.backends.cues import detector_model_path, look_at_boxes, look_detector
+    from active_o3_ros.backends.text import INT8_DET_MODEL, int8_exact_here
+    from active_o3_ros.core.types import Box
+
+    assert look_detector("fp32") == detector_model_path()
+    if int8_exact_here():
+        assert look_detector("int8") == INT8_DET_MODEL
+    else:
+        with pytest.warns(UserWarning, match="VNNI"):
+            assert look_detector("int8") == detector_model_path()
+    with pytest.raises(ValueError, match="look precision"):
+        look_detector("fp16")
+    for name in ("cue_precision", "verify_precision"):
+        with pytest.raises(ValueError, match=name):
+            SmallSensingPolicy(model="init", **{name: "fp16"})
+    img = np.full((1080, 1920, 3), 225, np.uint8)
+    img[600:900, 1200:1700:12] = 30
+    _lettering(img, Box(100, 100, 600, 400))
+    norm = np.array([[100, 100, 600, 400], [1200, 600, 1700, 900]]) / [1920, 1080, 1920, 1080]
+    fp = look_at_boxes(img, norm, 480, 1.0, threads=1)
+    q = look_at_boxes(img, norm, 480, 1.0, threads=1, model=look_detector("int8"))
+    assert len(fp[0]) >= 3 and len(q[0]) == len(fp[0]) and len(q[1]) == len(fp[1])  # (both see one fence line at 480 px)
+    pol = SmallSensingPolicy(model="init", mirror_views=1, cue_precision="int8", verify_precision="int8")
+    out = pol.propose([img], ["text"], 3)[0]
+    assert len(out.regions) == 3
+
+
+def test_verify_unseen_drops_regions_whose_sharp_look_saw_no_line():
+    """``verify_unseen``: ``keep`` keeps the picks; ``frame`` keeps none when no candidate saw
+    a line (and all when one did); ``region`` drops each pick that saw none.  On a blank frame
+    ``frame`` proposes nothing and the pipeline runs its fallback, the full frame; with
+    lettering the region on it is kept."""
+    from active_o3_ros.backends.base import build_task
+    from active_o3_ros.backends.small_policy import unseen_kept
+    from active_o3_ros.core.pipeline import ActivePerception, PipelineConfig
+    from active_o3_ros.core.types import Box
+
+    assert unseen_kept([2, 0, 1], [1, 0, 0, 4], "keep") == [2, 0, 1]
+    assert unseen_kept([2, 0, 1], [1, 0, 0, 4], "frame") == [2, 0, 1]
+    assert unseen_kept([2, 0, 1], [0, 0, 0, 0], "frame") == []
+    assert unseen_kept([2, 0, 1], [1, 0, 0, 4], "region") == [0]
+    with pytest.raises(ValueError, match="verify_unseen"):
+        SmallSensingPolicy(model="init", verify_unseen="drop")
+    blank = np.full((1080, 1920, 3), 200, np.uint8)
+    keep = SmallSensingPolicy(model="init", mirror_views=1, verify_unseen="keep")
+    assert len(keep.propose([blank], ["text"], 3)[0].regions) == 3
+    assert SmallSensingPolicy(model="init").verify_unseen == "frame"  # the default (chosen on validation)
+    assert SmallSensingPolicy(model="init", verify_top=0).verify_unseen == "keep"  # no sharp look
+    with pytest.raises(ValueError, match="needs verify_top"):
+        SmallSensingPolicy(model="init", verify_top=0, verify_unseen="frame")
+    for mode in ("frame", "region"):
+        pol = SmallSensingPolicy(model="init", mirror_views=1, verify_unseen=mode)
+        out = pol.propose([blank], ["text"], 3)[0]
+        assert out.regions == [] and "anchors none;" in out.text and out.text.endswith("<answer>[]</answer>")
+    ap = ActivePerception(SmallSensingPolicy(model="init", mirror_views=1, verify_unseen="frame"),
+                          build_task("text", threads=1), PipelineConfig(max_regions=3))
+    res = ap(blank, "text")
+    assert res.regions == [] and len(res.task_statuses) == 1 and res.detections == []  # the full frame ran
+    img = blank.copy()
+    for x in range(0, 1920, 320):  # lines everywhere: every candidate sees some
+        _lettering(img, Box(x, 0, x + 320, 1080), seed=x)
+    for mode in ("frame", "region"):
+        pol = SmallSensingPolicy(model="init", mirror_views=1, verify_unseen=mode)
+        assert len(pol.propose([img], ["text"], 3)[0].regions) == 3
+
+
 def test_verified_policy_keeps_the_candidates_whose_sharp_look_sees_text():
     """``verify_top``: the pipeline hands the policy the whole frame; its network reads the
     usual thumbnail and ranks its candidates as before; the kept regions are the candidates
@@ -614,7 +686,8 @@ def test_verified_policy_keeps_the_candidates_whose_sharp_look_sees_text():
     from active_o3_ros.core.pipeline import ActivePerception, PipelineConfig
 
     plain = SmallSensingPolicy(model="init", mirror_views=1, verify_top=0)
-    ver = SmallSensingPolicy(model="init", mirror_views=1, verify_fit=False)  # the choice alone (fit: below)
+    # the choice alone (fit: below; regions that see nothing: test_verify_unseen_...)
+    ver = SmallSensingPolicy(model="init", mirror_views=1, verify_fit=False, verify_unseen="keep")
     assert ver.verify_top == 6 and SmallSensingPolicy(model="init", min_prob=0.1).verify_top == 0
     rank = np.random.default_rng(3).permutation(len(plain.anchors))
     for pol in (plain, ver):  # a fixed order of the anchors, far above what the pixels add
