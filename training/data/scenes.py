@@ -116,6 +116,10 @@ FROZEN_SETS: dict[str, FrozenSet] = {
     "val_held_out_text_free": FrozenSet(23_000_000, 24, "held_out", "diagnosis only", 1.0),
     "test_text_free": FrozenSet(32_000_000, 24, "in", "frozen: looked at once per release", 1.0),
     "test_held_out_text_free": FrozenSet(33_000_000, 24, "held_out", "frozen: looked at once per release", 1.0),
+    # a second validation draw, for decisions the first sets are too small to resolve
+    "val_b": FrozenSet(24_000_000, 64, "in", "decisions that need more frames than val"),
+    "val_held_out_b": FrozenSet(25_000_000, 64, "held_out", "decisions that need more frames; diagnosis"),
+    "val_text_free_b": FrozenSet(26_000_000, 48, "in", "decisions that can add false detections, more frames", 1.0),
 }
 
 
