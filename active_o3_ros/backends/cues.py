@@ -110,12 +110,10 @@ def look_detector(precision: str = "fp32") -> Path:
     if precision not in LOOK_PRECISIONS:
         raise ValueError(f"look precision must be one of {', '.join(LOOK_PRECISIONS)}, got {precision!r}")
     if precision == "int8":
-        from active_o3_ros.backends.text import INT8_DET_MODEL, int8_exact_here
+        from active_o3_ros.backends.text import int8_detector, int8_exact_here
 
         if int8_exact_here():
-            if not INT8_DET_MODEL.is_file():
-                raise FileNotFoundError(f"the int8 text detector {INT8_DET_MODEL} is missing")
-            return INT8_DET_MODEL
+            return int8_detector()
         import warnings
 
         warnings.warn("this CPU has no VNNI int8 dot products, where the int8 detector saturates; the looks "

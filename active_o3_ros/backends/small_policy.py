@@ -45,9 +45,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from active_o3_ros.backends.base import SensingOutput, SensingPolicy
-from active_o3_ros.backends.cues import (CUE_FEATURES, LOOK_PRECISIONS, MAP_INPUTS, MAP_SCALE, CueMaps,
-                                        anchor_features, choose_by_hits, cue_maps, fit_to_hits, hit_boxes,
-                                        look_at_boxes, look_detector, shift_to_hits)
+from active_o3_ros.backends.cues import (CUE_FEATURES, MAP_INPUTS, MAP_SCALE, CueMaps, anchor_features,
+                                        choose_by_hits, cue_maps, fit_to_hits, hit_boxes, look_at_boxes,
+                                        look_detector, shift_to_hits)
 from active_o3_ros.core.geometry import make_thumbnail, resize_image, validate_image
 from active_o3_ros.core.parsing import format_regions_answer
 from active_o3_ros.core.types import Box, Region
@@ -1072,11 +1072,14 @@ class SmallSensingPolicy(SensingPolicy):
                 or int(verify_fit_min_lines) < 1:
             raise ValueError(f"small_policy option verify_fit_min_lines must be an integer >= 1, got {verify_fit_min_lines!r}")
         self.verify_fit_min_lines = int(verify_fit_min_lines)
+        models = {}
         for name, value in (("cue_precision", cue_precision), ("verify_precision", verify_precision)):
-            if value not in LOOK_PRECISIONS:
-                raise ValueError(f"small_policy option {name} must be one of {', '.join(LOOK_PRECISIONS)}, "
-                                 f"got {value!r}")
+            try:  # int8 only where the CPU computes it exactly
+                models[name] = look_detector(value)
+            except ValueError as exc:
+                raise ValueError(f"small_policy option {name}: {exc}") from None
         self.cue_precision, self.verify_precision = cue_precision, verify_precision
+        self.cue_model, self.verify_model = models["cue_precision"], models["verify_precision"]
         if verify_unseen is None:
             verify_unseen = VERIFY_UNSEEN if verify_top else "keep"  # keep with the policy's own answer
         if verify_unseen not in VERIFY_UNSEEN_MODES:
@@ -1085,8 +1088,6 @@ class SmallSensingPolicy(SensingPolicy):
         if verify_unseen != "keep" and not verify_top:
             raise ValueError("small_policy option verify_unseen acts on what the sharp look saw: it needs verify_top")
         self.verify_unseen = verify_unseen
-        self.cue_model = look_detector(cue_precision)  # int8 only where the CPU computes it exactly
-        self.verify_model = look_detector(verify_precision)
         self.sample = bool(sample)
         self.generator = torch.Generator().manual_seed(int(seed))
         self.anchors = self.net.anchors.cpu().numpy().astype(np.float64)
@@ -1189,7 +1190,7 @@ class SmallSensingPolicy(SensingPolicy):
         if self.verify_fit and picks:  # each kept region fitted to the lines its look saw
             kept = np.stack([fit_to_hits(norm[i], hits[i], self.verify_fit_grow, self.verify_fit_min_scale,
                                          min_hits=self.verify_fit_min_lines) for i in picks])
-        px = anchor_boxes_px(kept, w, h) if len(picks) else []
+        px = anchor_boxes_px(kept, w, h)
         named = re.findall(r"(?:w\d+)?#\d+ p=[0-9.]+", cand.text.split("</think>")[0])  # the candidates' anchors
         think = ("anchors " + (", ".join(named[i] for i in picks) or "none") + f"; kept of the policy's top {len(norm)} by the "
                  "text lines a sharp look saw in each: " + ", ".join(map(str, counts)))

@@ -54,9 +54,6 @@ INT8_DET_MODEL = Path(__file__).resolve().parents[1] / "data" / "ppocr_det_int8.
 #: ``single_char_max_aspect`` is multiplied by this for the glyphs wider than tall.
 WIDE_GLYPH_FACTOR = 1.4
 WIDE_GLYPHS = frozenset("MWmw")
-#: The :class:`TextOptions` that drop detections after the engine ran (ours, not RapidOCR's):
-#: whatever caches the module's output must key on them as they act, defaults included.
-READ_FILTERS = ("min_chars", "single_char_max_aspect", "min_box_height")
 
 
 @dataclass(frozen=True)
@@ -147,10 +144,7 @@ class TextEngineConfig(_EngineSettings):
         if self.det_model_path:  # a given model file wins over det_precision
             p["Det.model_path"] = self.det_model_path
         elif self.effective_det_precision() == "int8":
-            if not INT8_DET_MODEL.is_file():
-                raise FileNotFoundError(f"the int8 text detector {INT8_DET_MODEL} is missing; build it with "
-                                        "`python -m active_o3_training.quantize`")
-            p["Det.model_path"] = str(INT8_DET_MODEL)
+            p["Det.model_path"] = str(int8_detector())
         if self.rec_model_path:
             p["Rec.model_path"] = self.rec_model_path
         return p
@@ -199,6 +193,14 @@ class TextOptions(_EngineSettings):
         """The engine settings; ``label``, ``min_score`` and the read filters are ours, not RapidOCR's."""
         return TextEngineConfig(**{f: getattr(self, f) for f in _EngineSettings.__dataclass_fields__},
                                 use_cuda=use_cuda)
+
+
+def int8_detector() -> Path:
+    """:data:`INT8_DET_MODEL`, or a FileNotFoundError that says how to build it."""
+    if not INT8_DET_MODEL.is_file():
+        raise FileNotFoundError(f"the int8 text detector {INT8_DET_MODEL} is missing; build it with "
+                                "`python -m active_o3_training.quantize`")
+    return INT8_DET_MODEL
 
 
 _X86 = ("x86_64", "amd64", "i386", "i686", "x86")
@@ -409,5 +411,5 @@ class TextTaskModel(TaskModel):
                 **asdict(self.config)}
 
 
-__all__ = ["INT8_DET_MODEL", "READ_FILTERS", "TextTaskModel", "TextEngineConfig", "TextOptions", "det_input_shape", "get_engine",
-           "int8_exact_here", "quad_to_box"]
+__all__ = ["INT8_DET_MODEL", "TextTaskModel", "TextEngineConfig", "TextOptions", "det_input_shape", "get_engine",
+           "int8_detector", "int8_exact_here", "quad_to_box"]
